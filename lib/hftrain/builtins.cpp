@@ -1,0 +1,21 @@
+#include "hftrain/builtins.h"
+
+#include "hftrain/data/tokenizer.h"
+#include "hftrain/models/gpt2.h"
+#include "hftrain/models/hf_model_dir.h"
+
+#include <mutex>
+
+namespace hftrain {
+
+void register_builtins() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    model_registry().add("gpt2", [](const nlohmann::json& c, const std::string& where) {
+      return std::make_unique<Gpt2LMHeadModel>(gpt2_config_from_json(c, where));
+    });
+    tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
+  });
+}
+
+}  // namespace hftrain

@@ -1,0 +1,72 @@
+// The config: YAML/JSON file + --set overrides -> one tree -> typed, validated Config.
+// Precedence: built-in defaults (the struct initialisers) < config file < command line.
+#pragma once
+
+#include "hftrain/config/training_arguments.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hftrain {
+
+enum class DatasetFormat { kGenerated, kText };
+
+struct DatasetOptions {
+  DatasetFormat format = DatasetFormat::kGenerated;
+  std::string path;           // text: a UTF-8 file
+  int64_t num_bytes = 400000; // generated: size of the generated text
+  int64_t seed = 0;           // generated: the text generator's seed
+};
+
+struct DataOptions {
+  std::string tokenizer = "byte";
+  int64_t block_size = 128;
+  // Share of the train data held out for evaluation when there is no `eval` dataset.
+  double validation_split_percentage = 5;
+  DatasetOptions train;
+  std::optional<DatasetOptions> eval;
+};
+
+struct ModelOptions {
+  std::string type = "gpt2";
+  std::string pretrained;  // an HF model directory; empty: build from `config`
+  nlohmann::json config = nlohmann::json::object();  // HF config.json keys for `type`
+};
+
+struct Config {
+  TrainingArguments args;
+  ModelOptions model;
+  DataOptions data;
+};
+
+// The raw tree with where each value came from ("run.yaml:4", "--set").
+struct ConfigSource {
+  nlohmann::json tree = nlohmann::json::object();
+  std::map<std::string, std::string> origin;  // dotted key path -> origin
+  std::string where(const std::string& path) const;
+};
+
+// Reads YAML (.yaml/.yml) or JSON (.json) into `src`, replacing keys it sets.
+void config_merge_file(ConfigSource& src, const std::string& path);
+// Merges a JSON tree (e.g. a checkpoint's saved config) under the origin name `name`.
+void config_merge_json(ConfigSource& src, const nlohmann::json& tree, const std::string& name);
+// Merges YAML text (the built-in default config) under the origin name `name`.
+void config_merge_text(ConfigSource& src, const std::string& text, const std::string& name);
+// `key=value` with a dotted key (model.config.n_layer=4); the value is a YAML scalar.
+void config_merge_set(ConfigSource& src, const std::string& assignment);
+
+// Typed and validated; every error names the key, the value and where it came from.
+Config config_resolve(const ConfigSource& src);
+
+// The resolved config as a tree of hftrain's keys (for `hftrain config` and checkpoints).
+nlohmann::json config_to_json(const Config& c);
+// TrainingArguments with HF's field names, as training_args.json holds them.
+nlohmann::json training_args_to_json(const TrainingArguments& a);
+// YAML text of a JSON tree (block style), for printing.
+std::string json_to_yaml(const nlohmann::json& j);
+
+}  // namespace hftrain

@@ -1,0 +1,42 @@
+#include "hftrain/config/training_arguments.h"
+
+#include <cmath>
+
+namespace hftrain {
+
+int64_t TrainingArguments::get_warmup_steps(int64_t num_training_steps) const {
+  return warmup_steps > 0 ? warmup_steps : static_cast<int64_t>(std::ceil(num_training_steps * warmup_ratio));
+}
+
+const NameTable<SchedulerType>& scheduler_type_names() {
+  static const NameTable<SchedulerType> t = {{"linear", SchedulerType::kLinear},
+                                             {"cosine", SchedulerType::kCosine},
+                                             {"constant_with_warmup", SchedulerType::kConstantWithWarmup}};
+  return t;
+}
+
+const NameTable<IntervalStrategy>& interval_strategy_names() {
+  static const NameTable<IntervalStrategy> t = {
+      {"no", IntervalStrategy::kNo}, {"steps", IntervalStrategy::kSteps}, {"epoch", IntervalStrategy::kEpoch}};
+  return t;
+}
+
+const NameTable<OptimizerName>& optimizer_names() {
+  static const NameTable<OptimizerName> t = {{"adamw_torch", OptimizerName::kAdamWTorch}};
+  return t;
+}
+
+namespace {
+template <typename E>
+std::string lookup(const NameTable<E>& table, E e) {
+  for (const auto& [name, v] : table)
+    if (v == e) return name;
+  return "?";
+}
+}  // namespace
+
+std::string to_string(SchedulerType t) { return lookup(scheduler_type_names(), t); }
+std::string to_string(IntervalStrategy s) { return lookup(interval_strategy_names(), s); }
+std::string to_string(OptimizerName o) { return lookup(optimizer_names(), o); }
+
+}  // namespace hftrain

@@ -1,0 +1,21 @@
+// Small string helpers shared by config parsing and registries.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hftrain {
+
+// Levenshtein distance, for "did you mean" suggestions.
+size_t edit_distance(const std::string& a, const std::string& b);
+
+// The candidate closest to `name`, or "" when none is plausibly a typo of it.
+std::string nearest_name(const std::string& name, const std::vector<std::string>& candidates);
+
+// `unknown optimizer "adamw_torh"; known: a, b, c; did you mean "adamw_torch"?`
+std::string unknown_name_message(const std::string& what, const std::string& name,
+                                 const std::vector<std::string>& known);
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep);
+
+}  // namespace hftrain

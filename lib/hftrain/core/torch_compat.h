@@ -1,0 +1,25 @@
+// Every difference between LibTorch versions lives here (DESIGN.md §5): Debian's CPU
+// LibTorch 1.13 and a CUDA LibTorch 2.x from a PyTorch installation.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/version.h>
+
+#include <optional>
+
+namespace hftrain::compat {
+
+constexpr bool kHasSdpa = TORCH_VERSION_MAJOR >= 2;
+
+// softmax(q k^T * scale + bias) v. q (B,H,T,D), k/v (B,H,S,D); bias is additive,
+// broadcastable to (B,H,T,S), large negative where masked (causal and padding);
+// dropout_p applies to the attention probabilities (training only).
+// LibTorch 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on
+// CUDA); 1.13: the exact math, as transformers' eager attention computes it.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& bias, double dropout_p, double scale);
+
+// Number of intra-op threads: all cores unless OMP_NUM_THREADS says otherwise.
+void set_default_threads();
+
+}  // namespace hftrain::compat

@@ -1,0 +1,25 @@
+// Which windows each batch holds. Training order is torch's RandomSampler as accelerate's
+// SeedableRandomSampler drives it: each epoch e draws randperm(n) from a fresh CPU
+// generator seeded with seed + e (seed = data_seed, else seed). Evaluation is sequential.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace hftrain {
+
+class BatchSampler {
+ public:
+  // order: int64 (n) window indices; the last batch may be short unless drop_last.
+  BatchSampler(at::Tensor order, int64_t batch_size, bool drop_last);
+  static BatchSampler random(int64_t n, int64_t batch_size, bool drop_last, int64_t seed, int64_t epoch);
+  static BatchSampler sequential(int64_t n, int64_t batch_size);
+
+  int64_t size() const { return num_batches_; }  // len(dataloader)
+  at::Tensor batch(int64_t b) const;             // window indices of batch b, by index: O(1)
+
+ private:
+  at::Tensor order_;
+  int64_t batch_size_, num_batches_;
+};
+
+}  // namespace hftrain

@@ -1,0 +1,459 @@
+// GPT-2 as transformers 4.48.3 models/gpt2/modeling_gpt2.py computes it (eager attention):
+// GPT2Model (wte + wpe -> drop -> h[i] -> ln_f) and GPT2LMHeadModel (logits = h @ wte^T,
+// ForCausalLMLoss), with GPT2Config's keys and GPT2PreTrainedModel._init_weights.
+#include "hftrain/models/gpt2.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
+#include "hftrain/core/torch_compat.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+namespace hftrain {
+
+namespace {
+
+using nlohmann::json;
+
+// ---- config -----------------------------------------------------------------------------
+
+enum class Activation { kGeluNew, kGelu, kRelu, kGeluPytorchTanh };
+
+// transformers' ACT2FN names that GPT-2 configs use.
+const std::vector<std::pair<std::string, Activation>> kActivations = {
+    {"gelu_new", Activation::kGeluNew},
+    {"gelu", Activation::kGelu},
+    {"relu", Activation::kRelu},
+    {"gelu_pytorch_tanh", Activation::kGeluPytorchTanh},
+};
+
+Activation activation_from_name(const std::string& name, const std::string& where) {
+  std::vector<std::string> names;
+  for (const auto& [n, a] : kActivations) {
+    if (n == name) return a;
+    names.push_back(n);
+  }
+  fail("{}: {}", where, unknown_name_message("activation_function", name, names));
+}
+
+// GPT2Config.attribute_map: the generic name is stored under GPT-2's own. When both are
+// given the generic one wins, as in HF (it is set after GPT2Config.__init__ assigns its own).
+const std::vector<std::pair<std::string, std::string>> kAliases = {
+    {"hidden_size", "n_embd"},
+    {"max_position_embeddings", "n_positions"},
+    {"num_attention_heads", "n_head"},
+    {"num_hidden_layers", "n_layer"},
+};
+
+// Keys gpt2_config_to_json always writes itself.
+const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype",
+                                               "transformers_version"};
+
+// Reads the typed keys of one config.json object; every read key is remembered so that the
+// rest can be kept in other_keys.
+class ConfigReader {
+ public:
+  ConfigReader(const json& j, const std::string& where) : j_(j), where_(where) {}
+
+  // The key (or its alias) when present; nullptr otherwise. Sets `key` to the name found.
+  const json* find(std::string& key) {
+    read_.push_back(key);
+    const json* found = j_.contains(key) ? &j_.at(key) : nullptr;
+    for (const auto& [alias, name] : kAliases) {
+      if (name != key) continue;
+      read_.push_back(alias);
+      if (j_.contains(alias)) {
+        key = alias;
+        found = &j_.at(alias);
+      }
+    }
+    return found;
+  }
+  [[noreturn]] void bad(const std::string& key, const json& v, const char* expected) const {
+    fail("{}: key \"{}\" must be {}, got {}", where_, key, expected, v.dump());
+  }
+
+  void get(std::string key, int64_t& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (!v->is_number_integer()) bad(key, *v, "an integer");
+    out = v->get<int64_t>();
+  }
+  // null is "unset".
+  void get(std::string key, std::optional<int64_t>& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (v->is_null()) {
+      out.reset();
+      return;
+    }
+    if (!v->is_number_integer()) bad(key, *v, "an integer or null");
+    out = v->get<int64_t>();
+  }
+  void get(std::string key, double& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (!v->is_number()) bad(key, *v, "a number");
+    out = v->get<double>();
+  }
+  void get(std::string key, bool& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (!v->is_boolean()) bad(key, *v, "true or false");
+    out = v->get<bool>();
+  }
+  void get(std::string key, std::string& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (!v->is_string()) bad(key, *v, "a string");
+    out = v->get<std::string>();
+  }
+
+  // Every key not read, for export.
+  json rest() const {
+    json out = json::object();
+    for (const auto& [k, v] : j_.items()) {
+      if (std::find(read_.begin(), read_.end(), k) != read_.end()) continue;
+      if (std::find(kRegenerated.begin(), kRegenerated.end(), k) != kRegenerated.end()) continue;
+      out[k] = v;
+    }
+    return out;
+  }
+
+ private:
+  const json& j_;
+  const std::string& where_;
+  std::vector<std::string> read_;
+};
+
+// Values the model cannot be built with; HF fails later or not at all for most of them.
+void gpt2_config_check(const Gpt2Config& c, const std::string& where) {
+  auto positive = [&](const char* key, int64_t v) {
+    HFT_CHECK(v > 0, "{}: key \"{}\" must be > 0, got {}", where, key, v);
+  };
+  positive("vocab_size", c.vocab_size);
+  positive("n_positions", c.n_positions);
+  positive("n_embd", c.n_embd);
+  positive("n_head", c.n_head);
+  HFT_CHECK(c.n_layer >= 0, "{}: key \"n_layer\" must be >= 0, got {}", where, c.n_layer);
+  if (c.n_inner) positive("n_inner", *c.n_inner);
+  HFT_CHECK(c.n_embd % c.n_head == 0, "{}: key \"n_embd\" must be divisible by n_head ({}), got {}",
+            where, c.n_head, c.n_embd);
+  for (auto [key, p] : {std::pair<const char*, double>{"resid_pdrop", c.resid_pdrop},
+                        {"embd_pdrop", c.embd_pdrop},
+                        {"attn_pdrop", c.attn_pdrop}}) {
+    HFT_CHECK(p >= 0 && p <= 1, "{}: key \"{}\" must be in [0, 1], got {}", where, key, p);
+  }
+  HFT_CHECK(c.layer_norm_epsilon > 0, "{}: key \"layer_norm_epsilon\" must be > 0, got {}", where,
+            c.layer_norm_epsilon);
+  HFT_CHECK(c.initializer_range >= 0, "{}: key \"initializer_range\" must be >= 0, got {}", where,
+            c.initializer_range);
+  activation_from_name(c.activation_function, where);
+}
+
+// ---- modules ------------------------------------------------------------------------------
+
+at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training) {
+  return training && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
+}
+
+at::Tensor activate(const at::Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::kGeluNew:
+      // NewGELUActivation, in its operation order:
+      // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
+      return x.mul(0.5).mul(
+          at::tanh(x.add(at::pow(x, 3.0).mul(0.044715)).mul(std::sqrt(2.0 / M_PI))).add(1.0));
+    case Activation::kGelu:
+      return at::gelu(x);
+    case Activation::kGeluPytorchTanh:
+      return at::gelu(x, "tanh");
+    case Activation::kRelu:
+      return at::relu(x);
+  }
+  return x;
+}
+
+// The most negative value of a floating dtype (torch.finfo(dtype).min): the additive bias
+// of a masked attention score.
+c10::Scalar lowest(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return std::numeric_limits<double>::lowest();
+    case at::kHalf: return std::numeric_limits<c10::Half>::lowest();
+    case at::kBFloat16: return std::numeric_limits<c10::BFloat16>::lowest();
+    default: return std::numeric_limits<float>::lowest();
+  }
+}
+
+// transformers' Conv1D: a linear layer whose weight is stored [in, out]; y = x @ W + b.
+class Conv1D : public torch::nn::Module {
+ public:
+  Conv1D(int64_t nx, int64_t nf) {
+    weight = register_parameter("weight", at::empty({nx, nf}));
+    bias = register_parameter("bias", at::zeros({nf}));
+  }
+  // x (..., nx) -> (..., nf)
+  at::Tensor forward(const at::Tensor& x) {
+    std::vector<int64_t> size_out = x.sizes().vec();
+    size_out.back() = weight.size(1);
+    return at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(size_out);
+  }
+  at::Tensor weight, bias;
+};
+
+class Gpt2Attention : public torch::nn::Module {
+ public:
+  Gpt2Attention(const Gpt2Config& c, int64_t layer_idx)
+      : n_head_(c.n_head), head_dim_(c.n_embd / c.n_head), attn_pdrop_(c.attn_pdrop),
+        resid_pdrop_(c.resid_pdrop) {
+    c_attn_ = register_module("c_attn", std::make_shared<Conv1D>(c.n_embd, 3 * c.n_embd));
+    c_proj_ = register_module("c_proj", std::make_shared<Conv1D>(c.n_embd, c.n_embd));
+    scale_ = c.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(head_dim_)) : 1.0;
+    if (c.scale_attn_by_inverse_layer_idx) scale_ /= static_cast<double>(layer_idx + 1);
+    // reorder_and_upcast_attn only changes where fp16 scores are upcast; in float32 it is
+    // the same computation.
+  }
+
+  // x (B,T,C), bias broadcastable to (B,H,T,T) -> (B,T,C)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
+    const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+    std::vector<at::Tensor> qkv = c_attn_->forward(x).split(C, 2);  // 3 x (B,T,C)
+    auto heads = [&](const at::Tensor& t) { return t.view({B, T, n_head_, head_dim_}).transpose(1, 2); };
+    at::Tensor y = compat::attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), bias,
+                                     is_training() ? attn_pdrop_ : 0.0, scale_);  // (B,H,T,D)
+    y = y.transpose(1, 2).contiguous().view({B, T, C});
+    return maybe_dropout(c_proj_->forward(y), resid_pdrop_, is_training());
+  }
+
+ private:
+  int64_t n_head_, head_dim_;
+  double attn_pdrop_, resid_pdrop_, scale_;
+  std::shared_ptr<Conv1D> c_attn_, c_proj_;
+};
+
+class Gpt2Mlp : public torch::nn::Module {
+ public:
+  Gpt2Mlp(const Gpt2Config& c, Activation act) : act_(act), resid_pdrop_(c.resid_pdrop) {
+    const int64_t inner = c.n_inner.value_or(4 * c.n_embd);
+    c_fc_ = register_module("c_fc", std::make_shared<Conv1D>(c.n_embd, inner));
+    c_proj_ = register_module("c_proj", std::make_shared<Conv1D>(inner, c.n_embd));
+  }
+  // x (B,T,C) -> (B,T,C)
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor h = activate(c_fc_->forward(x), act_);  // (B,T,inner)
+    return maybe_dropout(c_proj_->forward(h), resid_pdrop_, is_training());
+  }
+
+ private:
+  Activation act_;
+  double resid_pdrop_;
+  std::shared_ptr<Conv1D> c_fc_, c_proj_;
+};
+
+torch::nn::LayerNorm layer_norm(const Gpt2Config& c) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_embd}).eps(c.layer_norm_epsilon));
+}
+
+// Pre-norm block: x + attn(ln_1(x)), then + mlp(ln_2(.)).
+class Gpt2Block : public torch::nn::Module {
+ public:
+  Gpt2Block(const Gpt2Config& c, Activation act, int64_t layer_idx) {
+    ln_1_ = register_module("ln_1", layer_norm(c));
+    attn_ = register_module("attn", std::make_shared<Gpt2Attention>(c, layer_idx));
+    ln_2_ = register_module("ln_2", layer_norm(c));
+    mlp_ = register_module("mlp", std::make_shared<Gpt2Mlp>(c, act));
+  }
+  // x (B,T,C) -> (B,T,C)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
+    at::Tensor h = attn_->forward(ln_1_->forward(x), bias).add(x);
+    return h.add(mlp_->forward(ln_2_->forward(h)));
+  }
+
+ private:
+  torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
+  std::shared_ptr<Gpt2Attention> attn_;
+  std::shared_ptr<Gpt2Mlp> mlp_;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_layer_norm_weight(const std::string& name) {
+  return ends_with(name, ".ln_1.weight") || ends_with(name, ".ln_2.weight") || ends_with(name, ".ln_f.weight");
+}
+
+}  // namespace
+
+// ---- config.json --------------------------------------------------------------------------
+
+Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where) {
+  HFT_CHECK(j.is_object(), "{}: a GPT-2 config must be a JSON object, got {}", where, j.dump());
+  ConfigReader r(j, where);
+  std::string model_type = "gpt2";
+  r.get("model_type", model_type);
+  HFT_CHECK(model_type == "gpt2", "{}: key \"model_type\" must be \"gpt2\", got \"{}\"", where, model_type);
+
+  Gpt2Config c;
+  r.get("vocab_size", c.vocab_size);
+  r.get("n_positions", c.n_positions);
+  r.get("n_embd", c.n_embd);
+  r.get("n_layer", c.n_layer);
+  r.get("n_head", c.n_head);
+  r.get("n_inner", c.n_inner);
+  r.get("activation_function", c.activation_function);
+  r.get("resid_pdrop", c.resid_pdrop);
+  r.get("embd_pdrop", c.embd_pdrop);
+  r.get("attn_pdrop", c.attn_pdrop);
+  r.get("layer_norm_epsilon", c.layer_norm_epsilon);
+  r.get("initializer_range", c.initializer_range);
+  r.get("scale_attn_weights", c.scale_attn_weights);
+  r.get("scale_attn_by_inverse_layer_idx", c.scale_attn_by_inverse_layer_idx);
+  r.get("reorder_and_upcast_attn", c.reorder_and_upcast_attn);
+  r.get("bos_token_id", c.bos_token_id);
+  r.get("eos_token_id", c.eos_token_id);
+  r.get("pad_token_id", c.pad_token_id);
+
+  // Variants of the architecture hftrain does not build.
+  bool tie_word_embeddings = true, add_cross_attention = false;
+  r.get("tie_word_embeddings", tie_word_embeddings);
+  r.get("add_cross_attention", add_cross_attention);
+  HFT_CHECK(tie_word_embeddings, "{}: key \"tie_word_embeddings\" false is not supported: "
+            "hftrain's GPT-2 always ties lm_head to wte", where);
+  HFT_CHECK(!add_cross_attention, "{}: key \"add_cross_attention\" true is not supported", where);
+
+  c.other_keys = r.rest();
+  gpt2_config_check(c, where);
+  return c;
+}
+
+nlohmann::json gpt2_config_to_json(const Gpt2Config& c) {
+  // GPT2Config keys for the sequence-summary heads and generation, at HF's defaults; a
+  // value read from a config.json (other_keys) replaces them.
+  json j = {
+      {"summary_type", "cls_index"},   {"summary_use_proj", true},
+      {"summary_activation", nullptr}, {"summary_proj_to_labels", true},
+      {"summary_first_dropout", 0.1},  {"use_cache", true},
+  };
+  if (c.other_keys.is_object()) {
+    for (const auto& [k, v] : c.other_keys.items()) j[k] = v;
+  }
+  j["vocab_size"] = c.vocab_size;
+  j["n_positions"] = c.n_positions;
+  j["n_embd"] = c.n_embd;
+  j["n_layer"] = c.n_layer;
+  j["n_head"] = c.n_head;
+  j["n_inner"] = c.n_inner ? json(*c.n_inner) : json(nullptr);
+  j["activation_function"] = c.activation_function;
+  j["resid_pdrop"] = c.resid_pdrop;
+  j["embd_pdrop"] = c.embd_pdrop;
+  j["attn_pdrop"] = c.attn_pdrop;
+  j["layer_norm_epsilon"] = c.layer_norm_epsilon;
+  j["initializer_range"] = c.initializer_range;
+  j["scale_attn_weights"] = c.scale_attn_weights;
+  j["scale_attn_by_inverse_layer_idx"] = c.scale_attn_by_inverse_layer_idx;
+  j["reorder_and_upcast_attn"] = c.reorder_and_upcast_attn;
+  j["bos_token_id"] = c.bos_token_id;
+  j["eos_token_id"] = c.eos_token_id;
+  if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
+  j["architectures"] = json::array({"GPT2LMHeadModel"});
+  j["model_type"] = "gpt2";
+  j["torch_dtype"] = "float32";
+  j["transformers_version"] = "4.48.3";
+  return j;
+}
+
+// ---- the model ----------------------------------------------------------------------------
+
+Gpt2LMHeadModel::Gpt2LMHeadModel(const Gpt2Config& config) : config_(config) {
+  gpt2_config_check(config_, "GPT-2 config");
+  const Activation act = activation_from_name(config_.activation_function, "GPT-2 config");
+  const Gpt2Config& c = config_;
+
+  transformer_ = register_module("transformer", std::make_shared<torch::nn::Module>("GPT2Model"));
+  wte_ = transformer_->register_module("wte", torch::nn::Embedding(c.vocab_size, c.n_embd));
+  wpe_ = transformer_->register_module("wpe", torch::nn::Embedding(c.n_positions, c.n_embd));
+  h_ = transformer_->register_module("h", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.n_layer; ++i) h_->push_back(std::make_shared<Gpt2Block>(c, act, i));
+  ln_f_ = transformer_->register_module("ln_f", layer_norm(c));
+
+  // GPT2PreTrainedModel._init_weights: Conv1D and embedding weights N(0, initializer_range),
+  // biases 0, LayerNorm weight 1; then every c_proj.weight N(0, range / sqrt(2 n_layer))
+  // ("scale the weights of residual layers", GPT-2 paper §2.3).
+  torch::NoGradGuard no_grad;
+  const double std_proj = c.initializer_range / std::sqrt(2.0 * static_cast<double>(c.n_layer));
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    at::Tensor& p = item.value();
+    if (ends_with(name, ".bias")) p.zero_();
+    else if (is_layer_norm_weight(name)) p.fill_(1.0);
+    else if (ends_with(name, "c_proj.weight")) p.normal_(0.0, std_proj);
+    else p.normal_(0.0, c.initializer_range);
+  }
+}
+
+ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
+  auto get = [&](const char* key) {
+    auto it = batch.find(key);
+    return it == batch.end() ? at::Tensor() : it->second;
+  };
+  const at::Tensor input_ids = get("input_ids");  // (B,T) int64
+  HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "GPT-2: the batch needs input_ids of shape (B,T)");
+  const int64_t T = input_ids.size(1);
+  HFT_CHECK(T <= config_.n_positions, "GPT-2: sequence length {} is longer than n_positions {}", T,
+            config_.n_positions);
+
+  at::Tensor positions = at::arange(T, input_ids.options().dtype(at::kLong));  // (T)
+  at::Tensor x = wte_->forward(input_ids).add(wpe_->forward(positions));      // (B,T,C)
+  x = maybe_dropout(x, config_.embd_pdrop, is_training());
+
+  // One additive bias for the causal and the padding mask, (B or 1,1,T,T): 0 where a query
+  // may attend, the dtype's lowest value where not. HF adds finfo.min twice where both masks
+  // apply; either way the softmax weight there is exactly 0.
+  at::Tensor masked = at::ones({T, T}, input_ids.options().dtype(at::kBool)).triu(1).view({1, 1, T, T});
+  const at::Tensor attention_mask = get("attention_mask");  // (B,T), 1 real, 0 pad
+  if (attention_mask.defined()) masked = masked.logical_or(attention_mask.eq(0).view({-1, 1, 1, T}));
+  at::Tensor bias = at::zeros(masked.sizes(), x.options()).masked_fill(masked, lowest(x.scalar_type()));
+
+  for (size_t i = 0; i < h_->size(); ++i) x = h_->ptr<Gpt2Block>(i)->forward(x, bias);
+  x = ln_f_->forward(x);
+
+  ModelOutput out;
+  out.logits = at::linear(x, wte_->weight);  // (B,T,V), lm_head tied to wte
+  const at::Tensor labels = get("labels");    // (B,T), -100 ignored
+  if (labels.defined()) {
+    // ForCausalLMLoss: position t predicts label t+1; float32 cross-entropy.
+    const int64_t V = out.logits.size(-1);
+    at::Tensor shift_logits = out.logits.slice(1, 0, T - 1).to(at::kFloat).reshape({-1, V});
+    at::Tensor shift_labels = labels.slice(1, 1).to(out.logits.device()).reshape({-1});
+    if (num_items_in_batch) {
+      out.loss = at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Sum, -100)
+                     .div(*num_items_in_batch);
+    } else {
+      out.loss = at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Mean, -100);
+    }
+  }
+  return out;
+}
+
+nlohmann::json Gpt2LMHeadModel::hf_config() const { return gpt2_config_to_json(config_); }
+
+std::vector<std::string> Gpt2LMHeadModel::embedding_parameter_names() const {
+  return {"transformer.wte.weight", "transformer.wpe.weight"};
+}
+
+// Trainer.get_decay_parameter_names: biases and the weights of LayerNorm modules.
+bool Gpt2LMHeadModel::is_no_decay(const std::string& name) const {
+  return ends_with(name, ".bias") || is_layer_norm_weight(name);
+}
+
+}  // namespace hftrain

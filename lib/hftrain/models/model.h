@@ -1,0 +1,39 @@
+// The model interface. A batch is a map of named tensors (input_ids, attention_mask,
+// labels, ...); forward returns {loss, logits}. Parameters are registered under HF's
+// names, so named_parameters() is the HF state dict minus tied aliases.
+#pragma once
+
+#include "hftrain/core/batch.h"
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/nn/module.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hftrain {
+
+struct ModelOutput {
+  torch::Tensor loss;    // 0-d; undefined when the batch has no labels
+  torch::Tensor logits;  // (B,T,V) for LM heads
+};
+
+class Model : public torch::nn::Module {
+ public:
+  // num_items_in_batch: label tokens (after the causal shift) of the whole accumulation
+  // window; when given the loss is sum(CE) / num_items_in_batch, else the mean over label
+  // tokens (transformers >= 4.46 semantics, v5 counting).
+  virtual ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) = 0;
+
+  virtual std::string model_type() const = 0;
+  // HF config.json contents (model_type, architectures, sizes, torch_dtype, ...).
+  virtual nlohmann::json hf_config() const = 0;
+  // Parameters of nn.Embedding modules: excluded from HF's floating_point_ops count.
+  virtual std::vector<std::string> embedding_parameter_names() const = 0;
+  // Names of parameters that HF's Trainer puts in the no-decay group (biases, norm weights).
+  virtual bool is_no_decay(const std::string& name) const = 0;
+};
+
+}  // namespace hftrain

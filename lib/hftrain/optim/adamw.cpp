@@ -1,0 +1,166 @@
+#include "hftrain/optim/adamw.h"
+
+#include "hftrain/core/error.h"
+
+#include <ATen/Functions.h>
+#include <ATen/core/Dict.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+namespace hftrain {
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g.params)
+      if (p.grad().defined()) p.mutable_grad().reset();
+}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(options) {
+  groups_ = std::move(groups);
+  for (const auto& g : groups_) state_.emplace_back(g.params.size());
+}
+
+void AdamW::step() {
+  at::NoGradGuard no_grad;
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    // Parameters are batched by their step count, so the bias corrections are scalars.
+    std::vector<at::Tensor> params, grads, m, v, vmax;
+    std::vector<at::Scalar> step_size, bc2_sqrt;
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      at::Tensor& p = g.params[i];
+      if (!p.grad().defined()) continue;
+      State& s = state_[gi][i];
+      if (!s.exp_avg.defined()) {
+        s.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+        s.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+        if (options_.amsgrad) s.max_exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      s.step += 1;
+      // Python computes these in double from the float32 step tensor's value.
+      double t = static_cast<double>(static_cast<float>(s.step));
+      step_size.emplace_back(-(g.lr / (1 - std::pow(b1, t))));
+      bc2_sqrt.emplace_back(std::sqrt(1 - std::pow(b2, t)));
+      params.push_back(p);
+      grads.push_back(p.grad());
+      m.push_back(s.exp_avg);
+      v.push_back(s.exp_avg_sq);
+      if (options_.amsgrad) vmax.push_back(s.max_exp_avg_sq);
+    }
+    if (params.empty()) continue;
+    at::_foreach_mul_(params, 1 - g.lr * g.weight_decay);
+    at::_foreach_mul_(m, b1);
+    at::_foreach_add_(m, grads, 1 - b1);
+    at::_foreach_mul_(v, b2);
+    at::_foreach_addcmul_(v, grads, grads, 1 - b2);
+    std::vector<at::Tensor> denom;
+    if (options_.amsgrad) {
+      for (size_t i = 0; i < vmax.size(); ++i) at::maximum_out(vmax[i], vmax[i], v[i]);
+      denom = at::_foreach_sqrt(vmax);
+    } else {
+      denom = at::_foreach_sqrt(v);
+    }
+    at::_foreach_div_(denom, bc2_sqrt);
+    at::_foreach_add_(denom, options_.eps);
+    at::_foreach_addcdiv_(params, m, denom, step_size);
+  }
+}
+
+c10::IValue AdamW::state_dict() const {
+  c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
+  c10::impl::GenericList groups(c10::AnyType::get());
+  int64_t index = 0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const ParamGroup& g = groups_[gi];
+    c10::impl::GenericList ids(c10::IntType::get());
+    for (size_t i = 0; i < g.params.size(); ++i, ++index) {
+      ids.push_back(index);
+      const State& s = state_[gi][i];
+      if (!s.exp_avg.defined()) continue;  // torch omits parameters never stepped
+      c10::impl::GenericDict ps(c10::StringType::get(), c10::AnyType::get());
+      ps.insert("step", at::scalar_tensor(static_cast<double>(s.step), at::kFloat));
+      ps.insert("exp_avg", s.exp_avg);
+      ps.insert("exp_avg_sq", s.exp_avg_sq);
+      if (options_.amsgrad) ps.insert("max_exp_avg_sq", s.max_exp_avg_sq);
+      state.insert(index, ps);
+    }
+    // Key order of torch's packed group: the Trainer's weight_decay first, then defaults.
+    c10::impl::GenericDict pg(c10::StringType::get(), c10::AnyType::get());
+    pg.insert("weight_decay", g.weight_decay);
+    pg.insert("lr", g.lr);
+    pg.insert("betas", c10::ivalue::Tuple::create({options_.beta1, options_.beta2}));
+    pg.insert("eps", options_.eps);
+    pg.insert("amsgrad", options_.amsgrad);
+    pg.insert("foreach", c10::IValue());
+    pg.insert("maximize", false);
+    pg.insert("capturable", false);
+    if (g.initial_lr >= 0) pg.insert("initial_lr", g.initial_lr);
+    pg.insert("params", ids);
+    groups.push_back(pg);
+  }
+  c10::impl::GenericDict out(c10::StringType::get(), c10::AnyType::get());
+  out.insert("state", state);
+  out.insert("param_groups", groups);
+  return out;
+}
+
+namespace {
+c10::IValue dict_get(const c10::IValue& d, const std::string& key, const std::string& where) {
+  HFT_CHECK(d.isGenericDict(), "{}: expected a dict holding \"{}\"", where, key);
+  auto dict = d.toGenericDict();
+  auto it = dict.find(key);
+  HFT_CHECK(it != dict.end(), "{}: missing key \"{}\"", where, key);
+  return it->value();
+}
+
+double as_double(const c10::IValue& v, const std::string& what, const std::string& where) {
+  HFT_CHECK(v.isDouble() || v.isInt(), "{}: {} must be a number", where, what);
+  return v.isDouble() ? v.toDouble() : static_cast<double>(v.toInt());
+}
+}  // namespace
+
+void AdamW::load_state_dict(const c10::IValue& sd, const std::string& where) {
+  c10::IValue groups_v = dict_get(sd, "param_groups", where);
+  HFT_CHECK(groups_v.isList(), "{}: param_groups must be a list", where);
+  auto groups = groups_v.toList();
+  HFT_CHECK(groups.size() == groups_.size(), "{}: {} parameter groups, this model has {}", where, groups.size(),
+            groups_.size());
+  auto state = dict_get(sd, "state", where).toGenericDict();
+  std::vector<std::vector<State>> loaded(groups_.size());
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    c10::IValue pg = groups.get(gi);
+    auto ids = dict_get(pg, "params", where).toList();
+    HFT_CHECK(ids.size() == groups_[gi].params.size(), "{}: group {} has {} parameters, this model has {}", where, gi,
+              ids.size(), groups_[gi].params.size());
+    auto betas = dict_get(pg, "betas", where);
+    HFT_CHECK(betas.isTuple() || betas.isList(), "{}: betas must be a pair", where);
+    groups_[gi].lr = as_double(dict_get(pg, "lr", where), "lr", where);
+    groups_[gi].weight_decay = as_double(dict_get(pg, "weight_decay", where), "weight_decay", where);
+    auto pgd = pg.toGenericDict();
+    if (pgd.contains("initial_lr")) groups_[gi].initial_lr = as_double(pgd.at("initial_lr"), "initial_lr", where);
+    loaded[gi].resize(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      c10::IValue id = ids.get(i);
+      auto it = state.find(id);
+      if (it == state.end()) continue;
+      const at::Tensor& p = groups_[gi].params[i];
+      State& s = loaded[gi][i];
+      auto tensor = [&](const char* key) {
+        at::Tensor t = dict_get(it->value(), key, where).toTensor();
+        HFT_CHECK(t.sizes() == p.sizes(), "{}: state {} of parameter {} has shape [{}], the parameter has [{}]", where, key,
+                  id.toInt(), fmt::join(t.sizes(), ","), fmt::join(p.sizes(), ","));
+        return t.to(p.options()).clone();
+      };
+      at::Tensor step = dict_get(it->value(), "step", where).toTensor();
+      s.step = static_cast<int64_t>(step.item<double>());
+      s.exp_avg = tensor("exp_avg");
+      s.exp_avg_sq = tensor("exp_avg_sq");
+      if (options_.amsgrad) s.max_exp_avg_sq = tensor("max_exp_avg_sq");
+    }
+  }
+  state_ = std::move(loaded);
+}
+
+}  // namespace hftrain

@@ -1,0 +1,31 @@
+// AdamW as torch.optim.AdamW (torch 1.13 _single_tensor_adamw / _multi_tensor_adamw,
+// which compute the same numbers): decoupled weight decay p *= 1 - lr*wd, then
+// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+#pragma once
+
+#include "hftrain/optim/optimizer.h"
+
+namespace hftrain {
+
+struct AdamWOptions {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool amsgrad = false;
+};
+
+class AdamW : public Optimizer {
+ public:
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options);
+  void step() override;
+  c10::IValue state_dict() const override;
+  void load_state_dict(const c10::IValue& state, const std::string& where) override;
+
+ private:
+  struct State {
+    int64_t step = 0;  // torch keeps a float32 0-d tensor; it is written as one
+    at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
+  };
+  AdamWOptions options_;
+  std::vector<std::vector<State>> state_;  // [group][param]
+};
+
+}  // namespace hftrain

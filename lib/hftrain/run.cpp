@@ -1,0 +1,143 @@
+#include "hftrain/run.h"
+
+#include "hftrain/builtins.h"
+#include "hftrain/core/error.h"
+#include "hftrain/data/dataset.h"
+#include "hftrain/data/tokenizer.h"
+#include "hftrain/io/atomic_file.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/train/checkpoint.h"
+#include "hftrain/train/trainer.h"
+
+#include <ATen/Functions.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace hftrain {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+ConfigSource config_source(const std::optional<std::string>& config_path, const std::vector<std::string>& sets) {
+  ConfigSource src;
+  if (config_path) config_merge_file(src, *config_path);
+  else config_merge_text(src, kDefaultConfigYaml, "built-in default config");
+  for (const auto& s : sets) config_merge_set(src, s);
+  return src;
+}
+
+ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const std::vector<std::string>& sets) {
+  const std::string path = checkpoint + "/" + kCheckpointConfigFile;
+  std::error_code ec;
+  HFT_CHECK(fs::is_regular_file(path, ec), "{} is not an hftrain checkpoint: {} not found", checkpoint,
+            kCheckpointConfigFile);
+  json manifest;
+  try {
+    manifest = json::parse(io::read_file(path));
+  } catch (const json::exception& e) {
+    fail("{}: invalid JSON: {}", path, e.what());
+  }
+  HFT_CHECK(manifest.is_object() && manifest.value("format_version", 0) == kCheckpointFormatVersion,
+            "{}: unsupported checkpoint format_version {} (this hftrain reads {})", path,
+            manifest.is_object() ? manifest.value("format_version", json(nullptr)).dump() : "?",
+            kCheckpointFormatVersion);
+  ConfigSource src;
+  config_merge_json(src, manifest.at("config"), path);
+  for (const auto& s : sets) config_merge_set(src, s);
+  return src;
+}
+
+namespace {
+
+struct Components {
+  std::shared_ptr<const Tokenizer> tokenizer;
+  Datasets data;
+  std::shared_ptr<Model> model;
+};
+
+// Everything that reads user input, before anything is written.
+Components build(const Config& c, const std::string& pretrained_override = "") {
+  register_builtins();
+  Components out;
+  out.tokenizer = tokenizer_registry().create(c.data.tokenizer);
+  out.data = datasets_load(c.data, *out.tokenizer);
+  at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
+  ModelOptions mo = c.model;
+  if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
+  out.model = model_create(mo);
+  json hf = out.model->hf_config();
+  for (const char* key : {"n_positions", "max_position_embeddings"})
+    if (hf.contains(key))
+      HFT_CHECK(c.data.block_size <= hf[key].get<int64_t>(), "data.block_size {} exceeds the model's {} {}",
+                c.data.block_size, key, hf[key].get<int64_t>());
+  if (hf.contains("vocab_size"))
+    HFT_CHECK(out.tokenizer->vocab_size() <= hf["vocab_size"].get<int64_t>(),
+              "tokenizer \"{}\" has {} tokens, more than the model's vocab_size {}", c.data.tokenizer,
+              out.tokenizer->vocab_size(), hf["vocab_size"].get<int64_t>());
+  return out;
+}
+
+// Refuses an output_dir that cannot be written, or whose checkpoints a fresh run would mix with.
+void prepare_output_dir(const TrainingArguments& a, bool resuming) {
+  fs::path d(a.output_dir);
+  std::error_code ec;
+  if (fs::exists(d, ec)) {
+    HFT_CHECK(fs::is_directory(d, ec), "output_dir {} exists and is not a directory", a.output_dir);
+    HFT_CHECK(::access(d.c_str(), W_OK | X_OK) == 0, "output_dir {} is not writable", a.output_dir);
+    auto existing = checkpoint_list(a.output_dir);
+    HFT_CHECK(resuming || a.overwrite_output_dir || existing.empty(),
+              "output_dir {} already holds {}; set resume_from_checkpoint: true to continue that run, or "
+              "overwrite_output_dir: true to train over it",
+              a.output_dir, fs::path(existing.empty() ? "" : existing.back().path).filename().string());
+  } else {
+    fs::create_directories(d, ec);
+    HFT_CHECK(!ec, "cannot create output_dir {}: {}", a.output_dir, ec.message());
+  }
+}
+
+void print_config(const Config& c) {
+  std::printf("hftrain %s: resolved config\n%s", HFTRAIN_VERSION, json_to_yaml(config_to_json(c)).c_str());
+}
+
+}  // namespace
+
+void run_train(const Config& config) {
+  std::optional<std::string> resume;
+  if (config.args.resume_from_checkpoint) {
+    const std::string& r = *config.args.resume_from_checkpoint;
+    if (r == "true") {
+      resume = checkpoint_latest(config.args.output_dir);
+      HFT_CHECK(resume.has_value(), "resume_from_checkpoint: true, but output_dir {} holds no checkpoint",
+                config.args.output_dir);
+    } else {
+      std::error_code ec;
+      HFT_CHECK(fs::is_regular_file(fs::path(r) / "trainer_state.json", ec),
+                "resume_from_checkpoint {} is not a checkpoint directory (no trainer_state.json)", r);
+      resume = r;
+    }
+  }
+  Components parts = build(config);
+  prepare_output_dir(config.args, resume.has_value());
+  print_config(config);
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  json summary = trainer.train(resume);
+  trainer.save_model(config.args.output_dir);
+  io::write_file_atomic(config.args.output_dir + "/train_results.json", summary.dump(2) + "\n");
+  std::printf("saved the model to %s\n", config.args.output_dir.c_str());
+}
+
+void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint) {
+  Components parts = build(config, checkpoint.value_or(""));
+  HFT_CHECK(parts.data.eval.has_value(),
+            "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
+  prepare_output_dir(config.args, /*resuming=*/true);
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  json metrics = trainer.evaluate();
+  const std::string out = (checkpoint ? *checkpoint : config.args.output_dir) + "/eval_results.json";
+  io::write_file_atomic(out, metrics.dump(2) + "\n");
+  std::printf("wrote %s\n", out.c_str());
+}
+
+}  // namespace hftrain

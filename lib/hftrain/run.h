@@ -1,0 +1,24 @@
+// The commands behind the CLI: config in, components built, the Trainer run. User
+// errors (hftrain::Error kUser) are all raised before anything is written to output_dir.
+#pragma once
+
+#include "hftrain/config/config.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hftrain {
+
+// The built-in default config (configs/default.yaml, compiled in).
+extern const char* const kDefaultConfigYaml;
+
+// Defaults < config file (the built-in default when none) < --set overrides.
+ConfigSource config_source(const std::optional<std::string>& config_path, const std::vector<std::string>& sets);
+// A checkpoint's saved config, then --set overrides.
+ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const std::vector<std::string>& sets);
+
+void run_train(const Config& config);
+void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint);
+
+}  // namespace hftrain

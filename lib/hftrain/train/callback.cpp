@@ -1,0 +1,88 @@
+#include "hftrain/train/callback.h"
+
+#include "hftrain/core/error.h"
+
+#include <cstdio>
+#include <fstream>
+
+namespace hftrain {
+
+#define HFT_FORWARD(event)                                                                  \
+  void CallbackHandler::event(const Callback::Args& a, TrainerState& s, TrainerControl& c) { \
+    for (auto& cb : callbacks_) cb->event(a, s, c);                                         \
+  }
+HFT_FORWARD(on_init_end)
+HFT_FORWARD(on_train_end)
+HFT_FORWARD(on_epoch_end)
+HFT_FORWARD(on_substep_end)
+HFT_FORWARD(on_pre_optimizer_step)
+HFT_FORWARD(on_optimizer_step)
+HFT_FORWARD(on_step_end)
+HFT_FORWARD(on_prediction_step)
+#undef HFT_FORWARD
+
+void CallbackHandler::on_train_begin(const Callback::Args& a, TrainerState& s, TrainerControl& c) {
+  c.should_training_stop = false;
+  for (auto& cb : callbacks_) cb->on_train_begin(a, s, c);
+}
+
+void CallbackHandler::on_epoch_begin(const Callback::Args& a, TrainerState& s, TrainerControl& c) {
+  c.should_epoch_stop = false;
+  for (auto& cb : callbacks_) cb->on_epoch_begin(a, s, c);
+}
+
+void CallbackHandler::on_step_begin(const Callback::Args& a, TrainerState& s, TrainerControl& c) {
+  c.should_log = c.should_evaluate = c.should_save = false;
+  for (auto& cb : callbacks_) cb->on_step_begin(a, s, c);
+}
+
+void CallbackHandler::on_evaluate(const Callback::Args& a, TrainerState& s, TrainerControl& c,
+                                  const nlohmann::json& metrics) {
+  c.should_evaluate = false;
+  for (auto& cb : callbacks_) cb->on_evaluate(a, s, c, metrics);
+}
+
+void CallbackHandler::on_predict(const Callback::Args& a, TrainerState& s, TrainerControl& c,
+                                 const nlohmann::json& metrics) {
+  for (auto& cb : callbacks_) cb->on_predict(a, s, c, metrics);
+}
+
+void CallbackHandler::on_save(const Callback::Args& a, TrainerState& s, TrainerControl& c) {
+  c.should_save = false;
+  for (auto& cb : callbacks_) cb->on_save(a, s, c);
+}
+
+void CallbackHandler::on_log(const Callback::Args& a, TrainerState& s, TrainerControl& c,
+                             const nlohmann::json& logs) {
+  c.should_log = false;
+  for (auto& cb : callbacks_) cb->on_log(a, s, c, logs);
+}
+
+void DefaultFlowCallback::on_step_end(const Args& a, State& s, Control& c) {
+  if (s.global_step == 1 && a.logging_first_step) c.should_log = true;
+  if (a.logging_strategy == IntervalStrategy::kSteps && s.global_step % s.logging_steps == 0) c.should_log = true;
+  if (a.eval_strategy == IntervalStrategy::kSteps && s.global_step % s.eval_steps == 0) c.should_evaluate = true;
+  if (a.save_strategy == IntervalStrategy::kSteps && s.global_step % s.save_steps == 0) c.should_save = true;
+  if (s.global_step >= s.max_steps) {
+    c.should_training_stop = true;
+    if (a.save_strategy != IntervalStrategy::kNo) c.should_save = true;  // always save the last step
+  }
+}
+
+void DefaultFlowCallback::on_epoch_end(const Args& a, State& s, Control& c) {
+  if (a.logging_strategy == IntervalStrategy::kEpoch) c.should_log = true;
+  if (a.eval_strategy == IntervalStrategy::kEpoch) c.should_evaluate = true;
+  if (a.save_strategy == IntervalStrategy::kEpoch) c.should_save = true;
+}
+
+void LogCallback::on_log(const Args& a, State& s, Control& c, const Json& logs) {
+  if (!s.is_world_process_zero) return;
+  std::string line = logs.dump();
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  std::ofstream out(path_, std::ios::app);
+  if (!out) fail_runtime("cannot append to {}", path_);
+  out << line << '\n';
+}
+
+}  // namespace hftrain

@@ -1,0 +1,86 @@
+// Callbacks with transformers' events (trainer_callback.py). A callback reads the
+// arguments and state and steers the loop through TrainerControl; when to log, evaluate
+// and save is decided by DefaultFlowCallback, not inside the loop.
+#pragma once
+
+#include "hftrain/config/training_arguments.h"
+#include "hftrain/train/trainer_state.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hftrain {
+
+class Callback {
+ public:
+  using Args = TrainingArguments;
+  using State = TrainerState;
+  using Control = TrainerControl;
+  using Json = nlohmann::json;
+  virtual ~Callback() = default;
+  virtual std::string name() const = 0;
+  virtual void on_init_end(const Args&, State&, Control&) {}
+  virtual void on_train_begin(const Args&, State&, Control&) {}
+  virtual void on_train_end(const Args&, State&, Control&) {}
+  virtual void on_epoch_begin(const Args&, State&, Control&) {}
+  virtual void on_epoch_end(const Args&, State&, Control&) {}
+  virtual void on_step_begin(const Args&, State&, Control&) {}
+  virtual void on_substep_end(const Args&, State&, Control&) {}
+  virtual void on_pre_optimizer_step(const Args&, State&, Control&) {}
+  virtual void on_optimizer_step(const Args&, State&, Control&) {}
+  virtual void on_step_end(const Args&, State&, Control&) {}
+  virtual void on_evaluate(const Args&, State&, Control&, const Json& metrics) {}
+  virtual void on_predict(const Args&, State&, Control&, const Json& metrics) {}
+  virtual void on_prediction_step(const Args&, State&, Control&) {}
+  virtual void on_save(const Args&, State&, Control&) {}
+  virtual void on_log(const Args&, State&, Control&, const Json& logs) {}
+};
+
+// Calls every callback in order and resets the control flags as HF's CallbackHandler does.
+class CallbackHandler {
+ public:
+  void add(std::unique_ptr<Callback> cb) { callbacks_.push_back(std::move(cb)); }
+  const std::vector<std::unique_ptr<Callback>>& callbacks() const { return callbacks_; }
+
+  void on_init_end(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_train_begin(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_train_end(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_epoch_begin(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_epoch_end(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_step_begin(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_substep_end(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_pre_optimizer_step(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_optimizer_step(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_step_end(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_evaluate(const Callback::Args& a, TrainerState& s, TrainerControl& c, const nlohmann::json& metrics);
+  void on_predict(const Callback::Args& a, TrainerState& s, TrainerControl& c, const nlohmann::json& metrics);
+  void on_prediction_step(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_save(const Callback::Args& a, TrainerState& s, TrainerControl& c);
+  void on_log(const Callback::Args& a, TrainerState& s, TrainerControl& c, const nlohmann::json& logs);
+
+ private:
+  std::vector<std::unique_ptr<Callback>> callbacks_;
+};
+
+// HF's DefaultFlowCallback: log / evaluate / save on the steps or epochs the strategies
+// say, and stop (with a save) at max_steps.
+class DefaultFlowCallback : public Callback {
+ public:
+  std::string name() const override { return "DefaultFlowCallback"; }
+  void on_step_end(const Args& a, State& s, Control& c) override;
+  void on_epoch_end(const Args& a, State& s, Control& c) override;
+};
+
+// Prints each log as one line and appends it to <output_dir>/log.jsonl (rank 0).
+class LogCallback : public Callback {
+ public:
+  explicit LogCallback(std::string path) : path_(std::move(path)) {}
+  std::string name() const override { return "LogCallback"; }
+  void on_log(const Args& a, State& s, Control& c, const Json& logs) override;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace hftrain

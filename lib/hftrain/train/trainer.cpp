@@ -1,0 +1,319 @@
+#include "hftrain/train/trainer.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/data/collator.h"
+#include "hftrain/data/sampler.h"
+#include "hftrain/io/atomic_file.h"
+#include "hftrain/io/pickle.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/optim/adamw.h"
+#include "hftrain/optim/grad_clip.h"
+#include "hftrain/train/checkpoint.h"
+#include "hftrain/train/rng_state.h"
+
+#include <ATen/Functions.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+namespace hftrain {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Python's round(x, ndigits): the correctly rounded decimal, read back as a double.
+double round_to(double x, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+  return std::strtod(buf, nullptr);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// logging/eval/save steps below 1 are a ratio of max_steps (HF: math.ceil(max_steps * x)).
+int64_t resolve_steps(double v, int64_t max_steps) {
+  return v < 1 ? static_cast<int64_t>(std::ceil(max_steps * v)) : static_cast<int64_t>(v);
+}
+
+}  // namespace
+
+struct Trainer::Schedule {
+  int64_t batches_per_epoch;  // len(train_dataloader)
+  int64_t steps_per_epoch;    // optimizer steps an epoch really takes: ceil(batches / GA)
+  int64_t max_steps;
+  int64_t num_epochs;  // the epoch loop's bound
+};
+
+Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer,
+                 Datasets data)
+    : config_(std::move(config)),
+      args_(config_.args),
+      model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      data_(std::move(data)) {
+  HFT_CHECK(data_.train.has_value(), "no train dataset");
+  // HF's floating_point_ops: 6 x non-embedding parameters x input tokens.
+  auto embeddings = model_->embedding_parameter_names();
+  for (const auto& p : model_->named_parameters())
+    if (std::find(embeddings.begin(), embeddings.end(), p.key()) == embeddings.end())
+      non_embedding_params_ += static_cast<double>(p.value().numel());
+  callbacks_.add(std::make_unique<DefaultFlowCallback>());
+  callbacks_.add(std::make_unique<LogCallback>((fs::path(args_.output_dir) / "log.jsonl").string()));
+  callbacks_.on_init_end(args_, state_, control_);
+}
+
+Trainer::Schedule Trainer::plan() const {
+  Schedule s;
+  const int64_t ga = args_.gradient_accumulation_steps;
+  s.batches_per_epoch = BatchSampler(at::empty({data_.train->size()}), args_.train_batch_size(),
+                                     args_.dataloader_drop_last).size();
+  HFT_CHECK(s.batches_per_epoch > 0, "the train set has {} windows, fewer than one batch of {} with drop_last",
+            data_.train->size(), args_.train_batch_size());
+  s.steps_per_epoch = (s.batches_per_epoch + ga - 1) / ga;
+  // HF (trainer.py _inner_training_loop) counts floor(batches / GA) updates per epoch to
+  // size the run, although an epoch's shorter last window is an optimizer step too.
+  int64_t updates = std::max<int64_t>(s.batches_per_epoch / ga, 1);
+  if (args_.max_steps > 0) {
+    s.max_steps = args_.max_steps;
+    s.num_epochs = s.max_steps / updates + (s.max_steps % updates > 0);
+  } else {
+    s.max_steps = static_cast<int64_t>(std::ceil(args_.num_train_epochs * updates));
+    s.num_epochs = static_cast<int64_t>(std::ceil(args_.num_train_epochs));
+  }
+  return s;
+}
+
+void Trainer::create_optimizer(const Schedule& s) {
+  // HF's two groups: weight decay for all but biases and norm weights.
+  ParamGroup decay, no_decay;
+  decay.lr = no_decay.lr = args_.learning_rate;
+  decay.weight_decay = args_.weight_decay;
+  for (const auto& p : model_->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    (model_->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
+  }
+  AdamWOptions o{args_.adam_beta1, args_.adam_beta2, args_.adam_epsilon, false};
+  optimizer_ = std::make_unique<AdamW>(std::vector<ParamGroup>{decay, no_decay}, o);
+  scheduler_ = std::make_unique<LambdaLR>(*optimizer_, args_.lr_scheduler_type, args_.get_warmup_steps(s.max_steps),
+                                          s.max_steps);
+}
+
+json Trainer::train(const std::optional<std::string>& resume_dir) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Schedule s = plan();
+  const int64_t ga = args_.gradient_accumulation_steps;
+  create_optimizer(s);
+  state_ = TrainerState{};
+  state_.max_steps = s.max_steps;
+  state_.num_train_epochs = s.num_epochs;
+  state_.train_batch_size = args_.train_batch_size();
+  state_.logging_steps = resolve_steps(args_.logging_steps, s.max_steps);
+  state_.eval_steps = resolve_steps(args_.eval_steps.value_or(args_.logging_steps), s.max_steps);
+  state_.save_steps = resolve_steps(args_.save_steps, s.max_steps);
+  if (resume_dir) load_checkpoint(*resume_dir);
+
+  // The data position follows from global_step: no batch before it is loaded.
+  const int64_t first_epoch = state_.global_step / s.steps_per_epoch;
+  const int64_t skip_batches = (state_.global_step % s.steps_per_epoch) * ga;
+  const int64_t start_step = state_.global_step;
+  const int64_t data_seed = args_.data_seed.value_or(args_.seed);
+  std::printf("***** Running training *****\n  windows = %lld, epochs = %lld, batch size = %lld, "
+              "accumulation = %lld, optimization steps = %lld, parameters = %lld\n",
+              (long long)data_.train->size(), (long long)s.num_epochs, (long long)args_.train_batch_size(),
+              (long long)ga, (long long)s.max_steps, (long long)non_embedding_params_);
+  if (resume_dir)
+    std::printf("  resuming from %s at step %lld (epoch %lld, skipping %lld batches)\n", resume_dir->c_str(),
+                (long long)start_step, (long long)first_epoch, (long long)skip_batches);
+
+  model_->train();
+  at::Tensor tr_loss = at::zeros({}, at::kFloat);  // summed on the device; read only to log
+  at::Tensor grad_norm;
+  total_loss_scalar_ = 0;
+  globalstep_last_logged_ = state_.global_step;
+  callbacks_.on_train_begin(args_, state_, control_);
+  std::vector<Batch> window;
+  for (int64_t epoch = first_epoch; epoch < s.num_epochs && state_.global_step < s.max_steps; ++epoch) {
+    BatchSampler sampler = BatchSampler::random(data_.train->size(), args_.train_batch_size(),
+                                                args_.dataloader_drop_last, data_seed, epoch);
+    callbacks_.on_epoch_begin(args_, state_, control_);
+    for (int64_t b0 = epoch == first_epoch ? skip_batches : 0; b0 < s.batches_per_epoch; b0 += ga) {
+      // One optimizer step: prefetch the window's micro-batches and count its label tokens.
+      const int64_t b1 = std::min(b0 + ga, s.batches_per_epoch);
+      window.clear();
+      int64_t num_items = 0;
+      for (int64_t b = b0; b < b1; ++b) {
+        window.push_back(collate_causal_lm(data_.train->gather(sampler.batch(b))));
+        num_items += count_label_tokens(window.back());
+      }
+      callbacks_.on_step_begin(args_, state_, control_);
+      const double steps_since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
+      for (size_t m = 0; m < window.size(); ++m) {
+        at::Tensor loss = model_->forward(window[m], static_cast<double>(num_items)).loss;
+        loss.backward();
+        at::Tensor l = loss.detach();
+        // logging_nan_inf_filter without a host sync: a non-finite loss counts as the mean so far.
+        tr_loss.add_(at::where(at::isfinite(l), l, tr_loss / steps_since_log));
+        current_flos_ += 6.0 * non_embedding_params_ * static_cast<double>(window[m].at("input_ids").numel());
+        if (m + 1 < window.size()) callbacks_.on_substep_end(args_, state_, control_);
+      }
+      if (args_.max_grad_norm > 0) grad_norm = clip_grad_norm(optimizer_params(), args_.max_grad_norm);
+      callbacks_.on_pre_optimizer_step(args_, state_, control_);
+      optimizer_->step();
+      callbacks_.on_optimizer_step(args_, state_, control_);
+      scheduler_->step();
+      optimizer_->zero_grad();
+      state_.global_step += 1;
+      state_.epoch = static_cast<double>(epoch) + static_cast<double>(b1) / static_cast<double>(s.batches_per_epoch);
+      callbacks_.on_step_end(args_, state_, control_);
+      maybe_log_save_evaluate(tr_loss, grad_norm);
+      if (control_.should_epoch_stop || control_.should_training_stop) break;
+    }
+    callbacks_.on_epoch_end(args_, state_, control_);
+    maybe_log_save_evaluate(tr_loss, grad_norm);
+    if (control_.should_training_stop) break;
+  }
+
+  // Summary as HF's speed_metrics("train", ...). train_loss is the mean step loss of the
+  // steps this process ran (HF divides by all steps, which undercounts after a resume).
+  total_loss_scalar_ += tr_loss.item<double>();
+  const double runtime = seconds_since(t0);
+  const int64_t steps_run = std::max<int64_t>(state_.global_step - start_step, 1);
+  const double samples = static_cast<double>(s.max_steps * args_.train_batch_size() * ga);
+  store_flos();
+  json summary{{"train_runtime", round_to(runtime, 4)},
+               {"train_samples_per_second", round_to(samples / runtime, 3)},
+               {"train_steps_per_second", round_to(static_cast<double>(s.max_steps) / runtime, 3)},
+               {"total_flos", state_.total_flos},
+               {"train_loss", total_loss_scalar_ / static_cast<double>(steps_run)}};
+  log(summary);
+  callbacks_.on_train_end(args_, state_, control_);
+  return summary;
+}
+
+std::vector<at::Tensor> Trainer::optimizer_params() const {
+  std::vector<at::Tensor> out;
+  for (const auto& g : optimizer_->param_groups()) out.insert(out.end(), g.params.begin(), g.params.end());
+  return out;
+}
+
+void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm) {
+  if (control_.should_log && state_.global_step > globalstep_last_logged_) {
+    const double tr_loss_scalar = tr_loss.item<double>();  // the one host sync, when logging
+    tr_loss.zero_();
+    json logs{{"loss", round_to(tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_), 4)},
+              {"learning_rate", scheduler_->last_lr()[0]}};
+    if (grad_norm.defined()) logs["grad_norm"] = grad_norm.item<double>();
+    total_loss_scalar_ += tr_loss_scalar;
+    globalstep_last_logged_ = state_.global_step;
+    store_flos();
+    log(logs);
+  }
+  if (control_.should_evaluate) evaluate();
+  if (control_.should_save) {
+    save_checkpoint();
+    callbacks_.on_save(args_, state_, control_);
+  }
+}
+
+void Trainer::log(json logs) {
+  logs["epoch"] = state_.epoch;
+  logs["step"] = state_.global_step;
+  state_.log_history.push_back(logs);
+  callbacks_.on_log(args_, state_, control_, logs);
+}
+
+json Trainer::evaluate() {
+  HFT_CHECK(data_.eval.has_value(), "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool was_training = model_->is_training();
+  model_->eval();
+  at::NoGradGuard no_grad;
+  BatchSampler sampler = BatchSampler::sequential(data_.eval->size(), args_.eval_batch_size());
+  std::vector<at::Tensor> losses;  // each batch's mean loss, repeated batch-size times (HF)
+  for (int64_t b = 0; b < sampler.size(); ++b) {
+    Batch batch = collate_causal_lm(data_.eval->gather(sampler.batch(b)));
+    at::Tensor loss = model_->forward(batch, std::nullopt).loss;
+    losses.push_back(loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
+  }
+  const double eval_loss = at::cat(losses).mean().item<double>();
+  const double runtime = seconds_since(t0);
+  json metrics{{"eval_loss", eval_loss},
+               {"eval_perplexity", std::exp(eval_loss)},
+               {"eval_runtime", round_to(runtime, 4)},
+               {"eval_samples_per_second", round_to(static_cast<double>(data_.eval->size()) / runtime, 3)},
+               {"eval_steps_per_second", round_to(static_cast<double>(sampler.size()) / runtime, 3)}};
+  log(metrics);
+  callbacks_.on_evaluate(args_, state_, control_, metrics);
+  if (was_training) model_->train();
+  return metrics;
+}
+
+void Trainer::store_flos() {
+  state_.total_flos += current_flos_;
+  current_flos_ = 0;
+}
+
+void Trainer::write_model_files(const std::string& dir) {
+  model_save_pretrained(*model_, dir);
+  io::write_file_atomic(dir + "/tokenizer.json", tokenizer_->to_hf_json().dump(2) + "\n");
+  json tok_cfg{{"tokenizer_class", "PreTrainedTokenizerFast"},
+               {"model_max_length", config_.data.block_size},
+               {"clean_up_tokenization_spaces", false}};
+  io::write_file_atomic(dir + "/tokenizer_config.json", tok_cfg.dump(2) + "\n");
+  io::write_file_atomic(dir + "/training_args.json", training_args_to_json(args_).dump(2) + "\n");
+  json manifest{{"format_version", kCheckpointFormatVersion}, {"config", config_to_json(config_)}};
+  io::write_file_atomic(dir + "/" + kCheckpointConfigFile, manifest.dump(2) + "\n");
+}
+
+void Trainer::save_model(const std::string& dir) {
+  fs::create_directories(dir);
+  write_model_files(dir);
+  io::write_file_atomic(dir + "/trainer_state.json", trainer_state_to_json(state_).dump(2) + "\n");
+}
+
+void Trainer::save_checkpoint() {
+  store_flos();
+  state_.stateful_callbacks["TrainerControl"] = trainer_control_to_json(control_);
+  const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
+  checkpoint_write_atomic(dir, [&](const std::string& tmp) {
+    write_model_files(tmp);
+    io::write_file_atomic(tmp + "/trainer_state.json", trainer_state_to_json(state_).dump(2) + "\n");
+    io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
+    io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
+    io::pickle_save_file(tmp + "/rng_state.pth", rng_state_capture());
+  });
+  if (args_.save_total_limit) checkpoint_rotate(args_.output_dir, *args_.save_total_limit, state_.best_model_checkpoint);
+}
+
+void Trainer::load_checkpoint(const std::string& dir) {
+  const std::string state_path = dir + "/trainer_state.json";
+  json state_json;
+  try {
+    state_json = json::parse(io::read_file(state_path));
+  } catch (const json::exception& e) {
+    fail("{}: invalid JSON: {}", state_path, e.what());
+  }
+  TrainerState loaded = trainer_state_from_json(state_json, state_path);
+  HFT_CHECK(loaded.train_batch_size == args_.train_batch_size(),
+            "{}: the checkpoint was trained with batch size {}, this run has {}; resume needs the same batch size",
+            state_path, loaded.train_batch_size, args_.train_batch_size());
+  model_load_weights(*model_, dir + "/model.safetensors");
+  optimizer_->load_state_dict(io::pickle_load_file(dir + "/optimizer.pt"), dir + "/optimizer.pt");
+  scheduler_->load_state_dict(io::pickle_load_file(dir + "/scheduler.pt"), dir + "/scheduler.pt");
+  // The run's bounds come from this run's arguments (max_steps may be raised to continue).
+  loaded.max_steps = state_.max_steps;
+  loaded.num_train_epochs = state_.num_train_epochs;
+  loaded.logging_steps = state_.logging_steps;
+  loaded.eval_steps = state_.eval_steps;
+  loaded.save_steps = state_.save_steps;
+  state_ = loaded;
+  rng_state_restore(io::pickle_load_file(dir + "/rng_state.pth"), dir + "/rng_state.pth");
+}
+
+}  // namespace hftrain

@@ -1,0 +1,63 @@
+// The Trainer: HF's training loop (DESIGN.md §4) over a Model, a tokenizer and token
+// windows, with checkpoints that resume bit for bit.
+#pragma once
+
+#include "hftrain/config/config.h"
+#include "hftrain/data/dataset.h"
+#include "hftrain/data/tokenizer.h"
+#include "hftrain/models/model.h"
+#include "hftrain/optim/optimizer.h"
+#include "hftrain/optim/scheduler.h"
+#include "hftrain/train/callback.h"
+#include "hftrain/train/trainer_state.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace hftrain {
+
+class Trainer {
+ public:
+  Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, Datasets data);
+
+  CallbackHandler& callbacks() { return callbacks_; }
+  const TrainerState& state() const { return state_; }
+
+  // Trains until max_steps; from `resume_dir` (a checkpoint-N directory) when given.
+  // Returns the train summary (train_runtime, train_loss, ...).
+  nlohmann::json train(const std::optional<std::string>& resume_dir);
+  // Evaluates on the eval set: eval_loss, eval_perplexity, eval_runtime, ...; logged.
+  nlohmann::json evaluate();
+  // An HF model directory: model.safetensors, config.json, tokenizer files, training_args.json.
+  void save_model(const std::string& dir);
+
+ private:
+  struct Schedule;  // step and epoch bounds of this run
+  Schedule plan() const;
+  void create_optimizer(const Schedule& s);
+  void load_checkpoint(const std::string& dir);
+  void save_checkpoint();
+  void log(nlohmann::json logs);
+  void maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm);
+  void write_model_files(const std::string& dir);
+  void store_flos();
+  std::vector<at::Tensor> optimizer_params() const;
+
+  Config config_;
+  const TrainingArguments& args_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  Datasets data_;
+  CallbackHandler callbacks_;
+  TrainerState state_;
+  TrainerControl control_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<LambdaLR> scheduler_;
+  double non_embedding_params_ = 0;
+  double current_flos_ = 0;
+  double total_loss_scalar_ = 0;
+  int64_t globalstep_last_logged_ = 0;
+};
+
+}  // namespace hftrain

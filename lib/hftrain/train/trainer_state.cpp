@@ -1,0 +1,78 @@
+#include "hftrain/train/trainer_state.h"
+
+#include "hftrain/core/error.h"
+
+namespace hftrain {
+
+using json = nlohmann::json;
+
+json trainer_state_to_json(const TrainerState& s) {
+  auto opt = [](const auto& o) -> json { return o ? json(*o) : json(nullptr); };
+  return json{{"best_global_step", opt(s.best_global_step)},
+              {"best_metric", opt(s.best_metric)},
+              {"best_model_checkpoint", opt(s.best_model_checkpoint)},
+              {"epoch", s.epoch},
+              {"eval_steps", s.eval_steps},
+              {"global_step", s.global_step},
+              {"is_hyper_param_search", s.is_hyper_param_search},
+              {"is_local_process_zero", s.is_local_process_zero},
+              {"is_world_process_zero", s.is_world_process_zero},
+              {"log_history", s.log_history},
+              {"logging_steps", s.logging_steps},
+              {"max_steps", s.max_steps},
+              {"num_input_tokens_seen", s.num_input_tokens_seen},
+              {"num_train_epochs", s.num_train_epochs},
+              {"save_steps", s.save_steps},
+              {"stateful_callbacks", s.stateful_callbacks},
+              {"total_flos", s.total_flos},
+              {"train_batch_size", s.train_batch_size},
+              {"trial_name", nullptr},
+              {"trial_params", nullptr}};
+}
+
+json trainer_control_to_json(const TrainerControl& c) {
+  return json{{"args",
+               {{"should_epoch_stop", c.should_epoch_stop},
+                {"should_evaluate", c.should_evaluate},
+                {"should_log", c.should_log},
+                {"should_save", c.should_save},
+                {"should_training_stop", c.should_training_stop}}},
+              {"attributes", json::object()}};
+}
+
+TrainerState trainer_state_from_json(const json& j, const std::string& where) {
+  HFT_CHECK(j.is_object(), "{}: expected a JSON object", where);
+  TrainerState s;
+  auto need = [&](const char* key, auto& out, bool nullable) {
+    using T = std::decay_t<decltype(out)>;
+    HFT_CHECK(j.contains(key), "{}: missing key \"{}\"", where, key);
+    const json& v = j.at(key);
+    if (nullable && v.is_null()) return;
+    try {
+      out = v.get<T>();
+    } catch (const json::exception&) {
+      fail("{}: key \"{}\" has the wrong type: {}", where, key, v.dump());
+    }
+  };
+  need("epoch", s.epoch, false);
+  need("global_step", s.global_step, false);
+  need("max_steps", s.max_steps, false);
+  need("logging_steps", s.logging_steps, false);
+  need("eval_steps", s.eval_steps, false);
+  need("save_steps", s.save_steps, false);
+  need("train_batch_size", s.train_batch_size, true);
+  need("num_train_epochs", s.num_train_epochs, false);
+  need("num_input_tokens_seen", s.num_input_tokens_seen, false);
+  need("total_flos", s.total_flos, false);
+  need("log_history", s.log_history, false);
+  HFT_CHECK(s.log_history.is_array(), "{}: log_history must be a list", where);
+  if (j.contains("best_metric") && !j["best_metric"].is_null()) s.best_metric = j["best_metric"].get<double>();
+  if (j.contains("best_global_step") && !j["best_global_step"].is_null())
+    s.best_global_step = j["best_global_step"].get<int64_t>();
+  if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null())
+    s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
+  if (j.contains("stateful_callbacks")) s.stateful_callbacks = j["stateful_callbacks"];
+  return s;
+}
+
+}  // namespace hftrain

@@ -1,0 +1,227 @@
+// End to end through the hftrain binary: train, checkpoint, resume, evaluate, bad input.
+#include "hftrain/io/safetensors.h"
+#include "test_util.h"
+
+#include <ATen/Functions.h>
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+using hftrain::test::read_json;
+using hftrain::test::TempDir;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Result = hftrain::test::CommandRun;
+
+Result run(const std::string& args) { return hftrain::test::run_command(std::string(HFTRAIN_BIN) + " " + args); }
+
+// A small run: 89 train windows of 32 bytes, batch 4, accumulation 2 -> 12 optimizer
+// steps per epoch, the last a single micro-batch; dropout on, so RNG state matters.
+std::string write_config(const TempDir& dir, const std::string& extra = "") {
+  std::string path = dir.str() + "/run.yaml";
+  std::ofstream(path) << "output_dir: " << dir.str() << "/out\n"
+                      << R"(max_steps: 16
+per_device_train_batch_size: 4
+per_device_eval_batch_size: 8
+gradient_accumulation_steps: 2
+learning_rate: 3.0e-3
+weight_decay: 0.01
+lr_scheduler_type: cosine
+warmup_steps: 3
+logging_steps: 1
+eval_strategy: steps
+eval_steps: 6
+save_steps: 6
+seed: 3
+model:
+  type: gpt2
+  config: {vocab_size: 256, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 2,
+           resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1}
+data:
+  block_size: 32
+  validation_split_percentage: 5
+  train: {format: generated, num_bytes: 3000, seed: 1}
+)" << extra;
+  return path;
+}
+
+std::vector<json> read_log(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(json::parse(line));
+  return out;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("resume from a mid-epoch checkpoint reproduces the uninterrupted run bit for bit", "[integration]") {
+  TempDir full("full"), part("part");
+  Result a = run("train --config " + write_config(full));
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  const std::string out_a = full.str() + "/out";
+  REQUIRE(fs::is_directory(out_a + "/checkpoint-6"));
+  REQUIRE(fs::is_directory(out_a + "/checkpoint-16"));
+
+  // Continue from step 6 (mid-epoch 0, in the middle of the data order) in another directory.
+  fs::create_directories(part.str() + "/out");
+  fs::copy(out_a + "/checkpoint-6", part.str() + "/out/checkpoint-6", fs::copy_options::recursive);
+  Result b = run("resume --checkpoint " + part.str() + "/out/checkpoint-6 --set output_dir=" + part.str() + "/out");
+  INFO(b.output);
+  REQUIRE(b.exit_code == 0);
+
+  std::vector<json> la = read_log(out_a + "/log.jsonl"), lb = read_log(part.str() + "/out/log.jsonl");
+  std::map<int64_t, json> train_a, train_b, eval_a, eval_b;
+  for (const json& e : la) {
+    if (e.contains("loss")) train_a[e["step"]] = e;
+    if (e.contains("eval_loss")) eval_a[e["step"]] = e;
+  }
+  for (const json& e : lb) {
+    if (e.contains("loss")) train_b[e["step"]] = e;
+    if (e.contains("eval_loss")) eval_b[e["step"]] = e;
+  }
+  int compared = 0;
+  for (int64_t step = 7; step <= 16; ++step) {
+    INFO("step " << step);
+    REQUIRE(train_b.count(step));
+    CHECK(train_b[step]["loss"] == train_a[step]["loss"]);
+    CHECK(train_b[step]["grad_norm"].get<double>() == train_a[step]["grad_norm"].get<double>());
+    CHECK(train_b[step]["learning_rate"].get<double>() == train_a[step]["learning_rate"].get<double>());
+    ++compared;
+  }
+  CHECK(compared == 10);
+  CHECK(eval_b.at(12)["eval_loss"].get<double>() == eval_a.at(12)["eval_loss"].get<double>());
+  // The final weights are the same bytes.
+  CHECK(file_bytes(part.str() + "/out/model.safetensors") == file_bytes(out_a + "/model.safetensors"));
+  // The loss fell.
+  CHECK(train_a[16]["loss"].get<double>() < train_a[1]["loss"].get<double>());
+}
+
+TEST_CASE("Python's torch.load opens optimizer.pt, scheduler.pt and rng_state.pth", "[integration][python]") {
+  TempDir dir("py");
+  Result a = run("train --config " + write_config(dir, "save_total_limit: 1\n"));
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  // Rotation kept only the newest of checkpoint-6, -12, -16.
+  CHECK(!fs::exists(dir.str() + "/out/checkpoint-6"));
+  CHECK(!fs::exists(dir.str() + "/out/checkpoint-12"));
+  Result py = hftrain::test::run_command(std::string(HFTRAIN_PYTHON) + " " + HFTRAIN_SOURCE_DIR +
+                                         "/tests/cli/check_checkpoint.py " + dir.str() + "/out/checkpoint-16 16");
+  INFO(py.output);
+  CHECK(py.exit_code == 0);
+}
+
+TEST_CASE("trainer_state.json has HF's TrainerState keys and log_history shapes", "[integration]") {
+  TempDir dir("state");
+  REQUIRE(run("train --config " + write_config(dir)).exit_code == 0);
+  const std::string text = file_bytes(dir.str() + "/out/checkpoint-16/trainer_state.json");
+  json s = json::parse(text);
+  std::vector<std::string> keys;
+  for (const auto& [k, _] : s.items()) keys.push_back(k);
+  // The keys of transformers' TrainerState (golden final_state.json) plus best_global_step.
+  json hf = read_json(hftrain::test::golden("trainer/final_state.json"));
+  std::vector<std::string> expected = {"best_global_step"};
+  for (const auto& [k, _] : hf.items()) expected.push_back(k);
+  std::sort(expected.begin(), expected.end());
+  CHECK(keys == expected);
+  CHECK(text.substr(0, 4) == "{\n  ");  // indent 2, sorted keys
+  CHECK(s["global_step"] == 16);
+  CHECK(s["stateful_callbacks"]["TrainerControl"]["args"]["should_training_stop"] == true);
+  // Each log entry has the keys of its HF counterpart (plus eval_perplexity).
+  std::set<std::string> train_keys, eval_keys;
+  for (const auto& [k, _] : hf["log_history"][0].items()) train_keys.insert(k);
+  for (const json& e : hf["log_history"])
+    if (e.contains("eval_loss"))
+      for (const auto& [k, _] : e.items()) eval_keys.insert(k);
+  eval_keys.insert("eval_perplexity");
+  for (const json& e : s["log_history"]) {
+    std::set<std::string> got;
+    for (const auto& [k, _] : e.items()) got.insert(k);
+    CHECK((got == train_keys || got == eval_keys));
+  }
+  // The final summary closes log.jsonl with HF's train metrics.
+  json last = read_log(dir.str() + "/out/log.jsonl").back();
+  for (const char* k : {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos",
+                        "train_loss", "epoch", "step"})
+    CHECK(last.contains(k));
+  // total_flos = 6 x non-embedding parameters x input tokens (HF's floating_point_ops).
+  // Per layer: ln_1 64 + c_attn 3168 + attn.c_proj 1056 + ln_2 64 + c_fc 4224 + mlp.c_proj 4128,
+  // two layers plus ln_f: 25472. Epoch 0 is 89 windows in 12 steps, epoch 1 four steps of 8.
+  CHECK(last["total_flos"].get<double>() == 6.0 * 25472 * 32 * (89 + 4 * 8));
+}
+
+TEST_CASE("hftrain evaluate on a checkpoint writes eval metrics", "[integration]") {
+  TempDir dir("eval");
+  REQUIRE(run("train --config " + write_config(dir)).exit_code == 0);
+  Result r = run("evaluate --checkpoint " + dir.str() + "/out/checkpoint-12");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  json m = read_json(dir.str() + "/out/checkpoint-12/eval_results.json");
+  for (const char* k : {"eval_loss", "eval_perplexity", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"})
+    CHECK(m.contains(k));
+  // The same weights and data give the eval_loss that training logged at step 12.
+  double logged = -1;
+  for (const json& e : read_log(dir.str() + "/out/log.jsonl"))
+    if (e.contains("eval_loss") && e["step"] == 12) logged = e["eval_loss"];
+  CHECK(m["eval_loss"].get<double>() == logged);
+}
+
+TEST_CASE("bad input: one line, exit code 2, nothing written to output_dir", "[integration]") {
+  TempDir dir("bad");
+  const std::string out = dir.str() + "/out";
+  struct Case {
+    std::string what, extra_args, expect;
+  };
+  std::vector<Case> cases = {
+      {"unknown key", "--set learning_rat=1", "did you mean \"learning_rate\""},
+      {"wrong type", "--set per_device_train_batch_size=big", "must be an integer"},
+      {"negative learning rate", "--set learning_rate=-1", "learning_rate must be >= 0"},
+      {"missing data file", "--set data.train.format=text --set data.train.path=/nonexistent.txt",
+       "data file not found: /nonexistent.txt"},
+      {"missing config", "--config /nonexistent.yaml", "config file not found"},
+  };
+  std::string config = write_config(dir);
+  for (const Case& c : cases) {
+    INFO(c.what);
+    std::string args = c.extra_args.rfind("--config", 0) == 0 ? c.extra_args : "--config " + config + " " + c.extra_args;
+    Result r = run("train " + args);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.output, Catch::Contains(c.expect));
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+    CHECK(!fs::exists(out));
+  }
+  // An output_dir that cannot be written: here a regular file stands where it should be.
+  std::ofstream(out) << "keep me";
+  Result r = run("train --config " + config);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("is not a directory"));
+  CHECK(file_bytes(out) == "keep me");
+}
+
+TEST_CASE("a fresh run refuses an output_dir holding checkpoints instead of mixing runs", "[integration]") {
+  TempDir dir("mix");
+  std::string config = write_config(dir, "save_strategy: steps\n");
+  REQUIRE(run("train --config " + config + " --set max_steps=6").exit_code == 0);
+  std::string before = file_bytes(dir.str() + "/out/checkpoint-6/model.safetensors");
+  Result r = run("train --config " + config);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("already holds checkpoint-6"));
+  CHECK(file_bytes(dir.str() + "/out/checkpoint-6/model.safetensors") == before);
+}
+
+TEST_CASE("hftrain --version and --help exit 0, an unknown command exits 2", "[integration]") {
+  CHECK(run("--version").exit_code == 0);
+  CHECK(run("--help").exit_code == 0);
+  CHECK(run("trian").exit_code == 2);
+}

@@ -1,0 +1,104 @@
+// AdamW against torch.optim.AdamW's trajectories (golden/optimizers.json, 20 steps).
+#include "hftrain/optim/adamw.h"
+#include "test_util.h"
+
+#include <ATen/Functions.h>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using hftrain::test::golden;
+using hftrain::test::read_json;
+using json = nlohmann::json;
+
+namespace {
+
+at::Tensor tensor_of(const json& j) {
+  std::vector<float> flat;
+  std::vector<int64_t> shape;
+  if (j[0].is_array()) {
+    shape = {static_cast<int64_t>(j.size()), static_cast<int64_t>(j[0].size())};
+    for (const auto& row : j)
+      for (const auto& v : row) flat.push_back(v.get<float>());
+  } else {
+    shape = {static_cast<int64_t>(j.size())};
+    for (const auto& v : j) flat.push_back(v.get<float>());
+  }
+  return at::from_blob(flat.data(), shape, at::kFloat).clone();
+}
+
+// |delta| <= 2e-6 + 1e-6 |ref| per element (golden README).
+void require_close(const at::Tensor& got, const at::Tensor& ref, const std::string& what) {
+  at::Tensor bound = ref.abs().mul(1e-6).add(2e-6);
+  at::Tensor excess = got.sub(ref).abs().sub(bound);
+  INFO(what << ": max |delta| = " << got.sub(ref).abs().max().item<double>());
+  REQUIRE(excess.max().item<double>() <= 0);
+}
+
+void run_case(const std::string& name, bool amsgrad) {
+  json g = read_json(golden("optimizers.json"));
+  at::Tensor w = tensor_of(g["initial"]["w"]).set_requires_grad(true);
+  at::Tensor b = tensor_of(g["initial"]["b"]).set_requires_grad(true);
+  hftrain::ParamGroup group;
+  group.params = {w, b};
+  group.lr = 1e-2;
+  group.weight_decay = 0.01;
+  hftrain::AdamW opt({group}, {0.9, 0.999, 1e-8, amsgrad});
+  for (size_t t = 0; t < 20; ++t) {
+    w.mutable_grad() = tensor_of(g["grads"][t]["w"]);
+    b.mutable_grad() = tensor_of(g["grads"][t]["b"]);
+    opt.step();
+    const json& ref = g["trajectories"][name][t];
+    require_close(w.detach(), tensor_of(ref["w"]), name + " w step " + std::to_string(t));
+    require_close(b.detach(), tensor_of(ref["b"]), name + " b step " + std::to_string(t));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("AdamW follows torch.optim.AdamW's trajectory for 20 steps", "[unit][optim]") { run_case("adamw", false); }
+
+TEST_CASE("AdamW with amsgrad follows torch.optim.AdamW(amsgrad=True)", "[unit][optim]") {
+  run_case("adamw_amsgrad", true);
+}
+
+TEST_CASE("AdamW state_dict has torch's layout and values after 3 steps", "[unit][optim]") {
+  json g = read_json(golden("optimizers.json"));
+  at::Tensor w = tensor_of(g["initial"]["w"]).set_requires_grad(true);
+  at::Tensor b = tensor_of(g["initial"]["b"]).set_requires_grad(true);
+  hftrain::ParamGroup group;
+  group.params = {w, b};
+  group.lr = 1e-2;
+  group.weight_decay = 0.01;
+  hftrain::AdamW opt({group}, {});
+  for (size_t t = 0; t < 3; ++t) {
+    w.mutable_grad() = tensor_of(g["grads"][t]["w"]);
+    b.mutable_grad() = tensor_of(g["grads"][t]["b"]);
+    opt.step();
+  }
+  c10::IValue sd = opt.state_dict();
+  auto d = sd.toGenericDict();
+  const json& layout = g["state_dict_layout_after_3_steps"]["adamw"];
+  const json& values = g["adamw_state_dict_after_3_steps"];
+  auto state = d.at("state").toGenericDict();
+  REQUIRE(state.size() == 2);
+  for (int64_t i = 0; i < 2; ++i) {
+    auto ps = state.at(i).toGenericDict();
+    const std::string key = std::to_string(i);
+    for (const auto& [field, spec] : layout["state"][key].items()) {
+      at::Tensor t = ps.at(field).toTensor();
+      CHECK(t.scalar_type() == at::kFloat);
+      CHECK(t.dim() == static_cast<int64_t>(spec["shape"].size()));
+    }
+    CHECK(ps.at("step").toTensor().item<double>() == 3.0);
+    const json& v = values["state"][key];
+    require_close(ps.at("exp_avg").toTensor(), tensor_of(v["exp_avg"]), "exp_avg");
+    require_close(ps.at("exp_avg_sq").toTensor(), tensor_of(v["exp_avg_sq"]), "exp_avg_sq");
+  }
+  auto groups = d.at("param_groups").toList();
+  REQUIRE(groups.size() == 1);
+  auto pg = groups.get(0).toGenericDict();
+  for (const auto& [k, _] : layout["param_groups"][0].items()) CHECK(pg.contains(k));
+  CHECK(pg.at("betas").toTuple()->elements().at(1).toDouble() == 0.999);
+  CHECK(pg.at("foreach").isNone());
+}
