@@ -11,8 +11,8 @@ namespace hftrain {
 void register_builtins() {
   static std::once_flag once;
   std::call_once(once, [] {
-    model_registry().add("gpt2", [](const nlohmann::json& c, const std::string& where) {
-      return std::make_unique<Gpt2LMHeadModel>(gpt2_config_from_json(c, where));
+    model_registry().add("gpt2", [](const nlohmann::json& c, const std::string& where, bool strict) {
+      return std::make_unique<Gpt2LMHeadModel>(gpt2_config_from_json(c, where, strict));
     });
     tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
   });

@@ -5,6 +5,7 @@
 #include "hftrain/data/dataset.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/io/atomic_file.h"
+#include "hftrain/io/json_file.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/train/checkpoint.h"
 #include "hftrain/train/trainer.h"
@@ -33,12 +34,7 @@ ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const 
   std::error_code ec;
   HFT_CHECK(fs::is_regular_file(path, ec), "{} is not an hftrain checkpoint: {} not found", checkpoint,
             kCheckpointConfigFile);
-  json manifest;
-  try {
-    manifest = json::parse(io::read_file(path));
-  } catch (const json::exception& e) {
-    fail("{}: invalid JSON: {}", path, e.what());
-  }
+  json manifest = io::read_json_file(path);
   HFT_CHECK(manifest.is_object() && manifest.value("format_version", 0) == kCheckpointFormatVersion,
             "{}: unsupported checkpoint format_version {} (this hftrain reads {})", path,
             manifest.is_object() ? manifest.value("format_version", json(nullptr)).dump() : "?",
@@ -124,7 +120,7 @@ void run_train(const Config& config) {
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
   json summary = trainer.train(resume);
   trainer.save_model(config.args.output_dir);
-  io::write_file_atomic(config.args.output_dir + "/train_results.json", summary.dump(2) + "\n");
+  io::write_json_file(config.args.output_dir + "/train_results.json", summary);
   std::printf("saved the model to %s\n", config.args.output_dir.c_str());
 }
 
@@ -134,9 +130,13 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
   prepare_output_dir(config.args, /*resuming=*/true);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  if (checkpoint) {
+    const std::string state_path = *checkpoint + "/trainer_state.json";
+    trainer.set_state(trainer_state_from_json(io::read_json_file(state_path), state_path));
+  }
   json metrics = trainer.evaluate();
   const std::string out = (checkpoint ? *checkpoint : config.args.output_dir) + "/eval_results.json";
-  io::write_file_atomic(out, metrics.dump(2) + "\n");
+  io::write_json_file(out, metrics);
   std::printf("wrote %s\n", out.c_str());
 }
 

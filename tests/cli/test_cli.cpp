@@ -190,6 +190,8 @@ TEST_CASE("bad input: one line, exit code 2, nothing written to output_dir", "[i
       {"missing data file", "--set data.train.format=text --set data.train.path=/nonexistent.txt",
        "data file not found: /nonexistent.txt"},
       {"missing config", "--config /nonexistent.yaml", "config file not found"},
+      {"model config typo", "--set model.config.n_layers=4", "did you mean \"n_layer\""},
+      {"block longer than the model", "--set data.block_size=64", "exceeds the model's n_positions 32"},
   };
   std::string config = write_config(dir);
   for (const Case& c : cases) {

@@ -3,6 +3,7 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/io/atomic_file.h"
+#include "hftrain/io/json_file.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -240,19 +241,12 @@ struct Checker {
 void config_merge_file(ConfigSource& src, const std::string& path) {
   std::error_code ec;
   HFT_CHECK(std::filesystem::is_regular_file(path, ec), "config file not found: {}", path);
-  std::string text = io::read_file(path);
   std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".json") {
-    json tree;
-    try {
-      tree = json::parse(text);
-    } catch (const json::parse_error& e) {
-      fail("{}: invalid JSON: {}", path, e.what());
-    }
-    config_merge_json(src, tree, path);
+    config_merge_json(src, io::read_json_file(path), path);
   } else {
     HFT_CHECK(ext == ".yaml" || ext == ".yml", "{}: config files are .yaml, .yml or .json", path);
-    merge_yaml(src, text, path);
+    merge_yaml(src, io::read_file(path), path);
   }
 }
 

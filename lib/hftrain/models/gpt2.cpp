@@ -296,7 +296,7 @@ bool is_layer_norm_weight(const std::string& name) {
 
 // ---- config.json --------------------------------------------------------------------------
 
-Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where) {
+Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where, bool strict) {
   HFT_CHECK(j.is_object(), "{}: a GPT-2 config must be a JSON object, got {}", where, j.dump());
   ConfigReader r(j, where);
   std::string model_type = "gpt2";
@@ -332,6 +332,22 @@ Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& whe
   HFT_CHECK(!add_cross_attention, "{}: key \"add_cross_attention\" true is not supported", where);
 
   c.other_keys = r.rest();
+  if (strict) {
+    // GPT2Config's and PretrainedConfig's keys that hftrain keeps without reading.
+    static const std::vector<std::string> kKnown = {
+        "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
+        "summary_first_dropout", "use_cache", "n_ctx", "id2label", "label2id", "num_labels",
+        "problem_type", "task_specific_params", "_name_or_path"};
+    std::vector<std::string> known = kKnown;
+    const json defaults = gpt2_config_to_json(Gpt2Config{});
+    for (const auto& [k, _] : defaults.items()) known.push_back(k);
+    for (const auto& [alias, _] : kAliases) known.push_back(alias);
+    for (const auto& [k, _] : c.other_keys.items()) {
+      if (std::find(known.begin(), known.end(), k) != known.end()) continue;
+      std::string near = nearest_name(k, known);
+      fail("{}: unknown GPT-2 config key \"{}\"{}", where, k, near.empty() ? "" : "; did you mean \"" + near + "\"?");
+    }
+  }
   gpt2_config_check(c, where);
   return c;
 }

@@ -38,7 +38,9 @@ struct Gpt2Config {
 
 // From an HF config.json (unknown HF keys are kept for export; keys with meaning to
 // hftrain are type-checked and range-checked). `where` names the source for error messages.
-Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where);
+// strict (a config the user wrote, not one HF saved): a key that GPT2Config does not know
+// is an error naming the nearest known key, so that a typo is never ignored.
+Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where, bool strict = false);
 nlohmann::json gpt2_config_to_json(const Gpt2Config& c);
 
 class Gpt2LMHeadModel : public Model {
@@ -51,6 +53,7 @@ class Gpt2LMHeadModel : public Model {
   nlohmann::json hf_config() const override;
   std::vector<std::string> embedding_parameter_names() const override;
   bool is_no_decay(const std::string& name) const override;
+  std::vector<std::string> tied_aliases() const override { return {"lm_head.weight"}; }
   const Gpt2Config& config() const { return config_; }
 
  private:

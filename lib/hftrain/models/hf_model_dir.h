@@ -11,8 +11,9 @@
 
 namespace hftrain {
 
-// model type -> factory(HF config.json tree, where it came from)
-using ModelRegistry = Registry<Model, const nlohmann::json&, const std::string&>;
+// model type -> factory(HF config.json tree, where it came from, strict): strict for a
+// config the user wrote (unknown keys are errors), not for one HF saved (kept for export).
+using ModelRegistry = Registry<Model, const nlohmann::json&, const std::string&, bool>;
 ModelRegistry& model_registry();
 
 // `model: {pretrained: DIR}` loads DIR/config.json and DIR/model.safetensors;

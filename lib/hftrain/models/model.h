@@ -34,6 +34,9 @@ class Model : public torch::nn::Module {
   virtual std::vector<std::string> embedding_parameter_names() const = 0;
   // Names of parameters that HF's Trainer puts in the no-decay group (biases, norm weights).
   virtual bool is_no_decay(const std::string& name) const = 0;
+  // State-dict names that alias a parameter (GPT-2's lm_head.weight is wte's): HF does not
+  // store them, and loading accepts and ignores them.
+  virtual std::vector<std::string> tied_aliases() const { return {}; }
 };
 
 }  // namespace hftrain

@@ -4,6 +4,7 @@
 #include "hftrain/data/collator.h"
 #include "hftrain/data/sampler.h"
 #include "hftrain/io/atomic_file.h"
+#include "hftrain/io/json_file.h"
 #include "hftrain/io/pickle.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/optim/adamw.h"
@@ -261,20 +262,20 @@ void Trainer::store_flos() {
 
 void Trainer::write_model_files(const std::string& dir) {
   model_save_pretrained(*model_, dir);
-  io::write_file_atomic(dir + "/tokenizer.json", tokenizer_->to_hf_json().dump(2) + "\n");
+  io::write_json_file(dir + "/tokenizer.json", tokenizer_->to_hf_json());
   json tok_cfg{{"tokenizer_class", "PreTrainedTokenizerFast"},
                {"model_max_length", config_.data.block_size},
                {"clean_up_tokenization_spaces", false}};
-  io::write_file_atomic(dir + "/tokenizer_config.json", tok_cfg.dump(2) + "\n");
-  io::write_file_atomic(dir + "/training_args.json", training_args_to_json(args_).dump(2) + "\n");
+  io::write_json_file(dir + "/tokenizer_config.json", tok_cfg);
+  io::write_json_file(dir + "/training_args.json", training_args_to_json(args_));
   json manifest{{"format_version", kCheckpointFormatVersion}, {"config", config_to_json(config_)}};
-  io::write_file_atomic(dir + "/" + kCheckpointConfigFile, manifest.dump(2) + "\n");
+  io::write_json_file(dir + "/" + kCheckpointConfigFile, manifest);
 }
 
 void Trainer::save_model(const std::string& dir) {
   fs::create_directories(dir);
   write_model_files(dir);
-  io::write_file_atomic(dir + "/trainer_state.json", trainer_state_to_json(state_).dump(2) + "\n");
+  io::write_json_file(dir + "/trainer_state.json", trainer_state_to_json(state_));
 }
 
 void Trainer::save_checkpoint() {
@@ -283,7 +284,7 @@ void Trainer::save_checkpoint() {
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
   checkpoint_write_atomic(dir, [&](const std::string& tmp) {
     write_model_files(tmp);
-    io::write_file_atomic(tmp + "/trainer_state.json", trainer_state_to_json(state_).dump(2) + "\n");
+    io::write_json_file(tmp + "/trainer_state.json", trainer_state_to_json(state_));
     io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
     io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
     io::pickle_save_file(tmp + "/rng_state.pth", rng_state_capture());
@@ -293,13 +294,7 @@ void Trainer::save_checkpoint() {
 
 void Trainer::load_checkpoint(const std::string& dir) {
   const std::string state_path = dir + "/trainer_state.json";
-  json state_json;
-  try {
-    state_json = json::parse(io::read_file(state_path));
-  } catch (const json::exception& e) {
-    fail("{}: invalid JSON: {}", state_path, e.what());
-  }
-  TrainerState loaded = trainer_state_from_json(state_json, state_path);
+  TrainerState loaded = trainer_state_from_json(io::read_json_file(state_path), state_path);
   HFT_CHECK(loaded.train_batch_size == args_.train_batch_size(),
             "{}: the checkpoint was trained with batch size {}, this run has {}; resume needs the same batch size",
             state_path, loaded.train_batch_size, args_.train_batch_size());

@@ -23,6 +23,8 @@ class Trainer {
 
   CallbackHandler& callbacks() { return callbacks_; }
   const TrainerState& state() const { return state_; }
+  // For evaluating a checkpoint: logs then carry its epoch and step.
+  void set_state(TrainerState state) { state_ = std::move(state); }
 
   // Trains until max_steps; from `resume_dir` (a checkpoint-N directory) when given.
   // Returns the train summary (train_runtime, train_loss, ...).
