@@ -35,22 +35,34 @@ void require_close(const at::Tensor& got, const at::Tensor& ref, const std::stri
   REQUIRE(excess.max().item<double>() <= 0);
 }
 
-void run_case(const std::string& name, bool amsgrad) {
+// The golden recipe: w (4,3) and b (3) in one group, AdamW(lr 1e-2, weight_decay 0.01).
+struct Recipe {
   json g = read_json(golden("optimizers.json"));
   at::Tensor w = tensor_of(g["initial"]["w"]).set_requires_grad(true);
   at::Tensor b = tensor_of(g["initial"]["b"]).set_requires_grad(true);
-  hftrain::ParamGroup group;
-  group.params = {w, b};
-  group.lr = 1e-2;
-  group.weight_decay = 0.01;
-  hftrain::AdamW opt({group}, {0.9, 0.999, 1e-8, amsgrad});
-  for (size_t t = 0; t < 20; ++t) {
+  hftrain::AdamW opt;
+  explicit Recipe(bool amsgrad) : opt({group(w, b)}, {0.9, 0.999, 1e-8, amsgrad}) {}
+  static hftrain::ParamGroup group(const at::Tensor& w, const at::Tensor& b) {
+    hftrain::ParamGroup group;
+    group.params = {w, b};
+    group.lr = 1e-2;
+    group.weight_decay = 0.01;
+    return group;
+  }
+  void step(size_t t) {  // with the golden gradients of step t
     w.mutable_grad() = tensor_of(g["grads"][t]["w"]);
     b.mutable_grad() = tensor_of(g["grads"][t]["b"]);
     opt.step();
-    const json& ref = g["trajectories"][name][t];
-    require_close(w.detach(), tensor_of(ref["w"]), name + " w step " + std::to_string(t));
-    require_close(b.detach(), tensor_of(ref["b"]), name + " b step " + std::to_string(t));
+  }
+};
+
+void run_case(const std::string& name, bool amsgrad) {
+  Recipe r(amsgrad);
+  for (size_t t = 0; t < 20; ++t) {
+    r.step(t);
+    const json& ref = r.g["trajectories"][name][t];
+    require_close(r.w.detach(), tensor_of(ref["w"]), name + " w step " + std::to_string(t));
+    require_close(r.b.detach(), tensor_of(ref["b"]), name + " b step " + std::to_string(t));
   }
 }
 
@@ -63,20 +75,10 @@ TEST_CASE("AdamW with amsgrad follows torch.optim.AdamW(amsgrad=True)", "[unit][
 }
 
 TEST_CASE("AdamW state_dict has torch's layout and values after 3 steps", "[unit][optim]") {
-  json g = read_json(golden("optimizers.json"));
-  at::Tensor w = tensor_of(g["initial"]["w"]).set_requires_grad(true);
-  at::Tensor b = tensor_of(g["initial"]["b"]).set_requires_grad(true);
-  hftrain::ParamGroup group;
-  group.params = {w, b};
-  group.lr = 1e-2;
-  group.weight_decay = 0.01;
-  hftrain::AdamW opt({group}, {});
-  for (size_t t = 0; t < 3; ++t) {
-    w.mutable_grad() = tensor_of(g["grads"][t]["w"]);
-    b.mutable_grad() = tensor_of(g["grads"][t]["b"]);
-    opt.step();
-  }
-  c10::IValue sd = opt.state_dict();
+  Recipe r(false);
+  for (size_t t = 0; t < 3; ++t) r.step(t);
+  const json& g = r.g;
+  c10::IValue sd = r.opt.state_dict();
   auto d = sd.toGenericDict();
   const json& layout = g["state_dict_layout_after_3_steps"]["adamw"];
   const json& values = g["adamw_state_dict_after_3_steps"];
