@@ -21,10 +21,31 @@ struct Options {
   std::vector<std::string> sets;
 };
 
+// HfArgumentParser style: `--learning_rate 3e-4`, `--learning_rate=3e-4`, and a bare
+// `--do_train` for true; each becomes a --set, after the explicit --set overrides.
+void add_hf_style(const std::vector<std::string>& extras, std::vector<std::string>& sets) {
+  for (size_t i = 0; i < extras.size(); ++i) {
+    const std::string& tok = extras[i];
+    HFT_CHECK(tok.rfind("--", 0) == 0 && tok.size() > 2, "unexpected argument \"{}\"; options look like --key value",
+              tok);
+    std::string name = tok.substr(2);
+    size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      sets.push_back(name);
+    } else if (i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0) {
+      sets.push_back(name + "=" + extras[++i]);
+    } else {
+      sets.push_back(name + "=true");
+    }
+  }
+}
+
 std::optional<std::string> opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); }
 
-int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* config, const Options& o) {
+int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* config, Options o) {
   using namespace hftrain;
+  for (CLI::App* sub : {train, resume, evaluate, config})
+    if (sub->parsed()) add_hf_style(sub->remaining(), o.sets);
   if (train->parsed()) {
     run_train(config_resolve(config_source(opt(o.config), o.sets)));
   } else if (resume->parsed()) {
@@ -37,7 +58,8 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
                                             : config_source_from_checkpoint(o.checkpoint, o.sets);
     run_evaluate(config_resolve(src), opt(o.checkpoint));
   } else if (config->parsed()) {
-    std::printf("%s", json_to_yaml(config_to_json(config_resolve(config_source(opt(o.config), o.sets)))).c_str());
+    ConfigSource src = config_source(opt(o.config), o.sets);
+    std::printf("%s", config_describe(config_resolve(src), &src).c_str());
   }
   return 0;
 }
@@ -64,6 +86,7 @@ int main(int argc, char** argv) {
   config->add_option("--config", o.config, "YAML or JSON config");
   config->add_option("--set", o.sets, set_help);
 
+  for (CLI::App* sub : {train, resume, evaluate, config}) sub->allow_extras();  // HF-style --key value
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -93,8 +93,15 @@ void prepare_output_dir(const TrainingArguments& a, bool resuming) {
   }
 }
 
+// The arguments that differ from HF's defaults, and the model and data sections.
 void print_config(const Config& c) {
-  std::printf("hftrain %s: resolved config\n%s", HFTRAIN_VERSION, json_to_yaml(config_to_json(c)).c_str());
+  json all = config_to_json(c);
+  const json defaults = training_args_to_json(TrainingArguments{});
+  json shown = json::object();
+  for (const auto& [k, v] : all.items())
+    if (!defaults.contains(k) || defaults.at(k) != v) shown[k] = v;
+  std::printf("hftrain %s (other TrainingArguments at HF's defaults; hftrain config prints all)\n%s",
+              HFTRAIN_VERSION, json_to_yaml(shown).c_str());
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "hftrain/config/config.h"
 
+#include "hftrain/config/fields.h"
+
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/io/atomic_file.h"
@@ -66,6 +68,8 @@ json yaml_to_json(const YAML::Node& node, const std::string& path, const std::st
       for (const auto& kv : node) {
         std::string key = kv.first.as<std::string>();
         std::string sub = path.empty() ? key : path + "." + key;
+        if (out.contains(key))
+          fail("{}:{}: duplicate key \"{}\" (first at {})", file, kv.first.Mark().line + 1, sub, origin[sub]);
         origin[sub] = file + ":" + std::to_string(kv.first.Mark().line + 1);
         out[key] = yaml_to_json(kv.second, sub, file, origin);
         origin[sub] = file + ":" + std::to_string(kv.first.Mark().line + 1);
@@ -227,15 +231,6 @@ void read_dataset(Section s, DatasetOptions& d) {
   }
 }
 
-// Range checks: one line naming the key, the value and where it came from.
-struct Checker {
-  const ConfigSource& src;
-  template <typename T>
-  void operator()(bool ok, const std::string& key, T value, const char* rule) const {
-    if (!ok) fail("{} must be {}, got {} (from {})", key, rule, value, src.where(key));
-  }
-};
-
 }  // namespace
 
 void config_merge_file(ConfigSource& src, const std::string& path) {
@@ -291,56 +286,17 @@ void config_merge_set(ConfigSource& src, const std::string& assignment) {
 
 Config config_resolve(const ConfigSource& src) {
   Config c;
-  TrainingArguments& a = c.args;
-  Section top(src, src.tree, "");
-  top.field("output_dir", a.output_dir)
-      .field("overwrite_output_dir", a.overwrite_output_dir)
-      .field("run_name", a.run_name)
-      .field("num_train_epochs", a.num_train_epochs)
-      .field("max_steps", a.max_steps)
-      .field("per_device_train_batch_size", a.per_device_train_batch_size)
-      .field("per_device_eval_batch_size", a.per_device_eval_batch_size)
-      .field("gradient_accumulation_steps", a.gradient_accumulation_steps)
-      .field("dataloader_drop_last", a.dataloader_drop_last)
-      .choice("optim", a.optim, optimizer_names())
-      .field("learning_rate", a.learning_rate)
-      .field("weight_decay", a.weight_decay)
-      .field("adam_beta1", a.adam_beta1)
-      .field("adam_beta2", a.adam_beta2)
-      .field("adam_epsilon", a.adam_epsilon)
-      .field("max_grad_norm", a.max_grad_norm)
-      .choice("lr_scheduler_type", a.lr_scheduler_type, scheduler_type_names())
-      .field("warmup_steps", a.warmup_steps)
-      .field("warmup_ratio", a.warmup_ratio)
-      .choice("logging_strategy", a.logging_strategy, interval_strategy_names())
-      .field("logging_steps", a.logging_steps)
-      .field("logging_first_step", a.logging_first_step)
-      .choice("eval_strategy", a.eval_strategy, interval_strategy_names())
-      .field("eval_steps", a.eval_steps)
-      .choice("save_strategy", a.save_strategy, interval_strategy_names())
-      .field("save_steps", a.save_steps)
-      .field("save_total_limit", a.save_total_limit)
-      .field("seed", a.seed)
-      .field("data_seed", a.data_seed)
-      .field("use_cpu", a.use_cpu)
-      .on("resume_from_checkpoint", [&](const json& v) {
-        if (v.is_boolean()) {
-          if (v.get<bool>()) a.resume_from_checkpoint = "true";
-        } else if (v.is_string()) {
-          a.resume_from_checkpoint = v.get<std::string>();
-        } else {
-          top.bad("resume_from_checkpoint", v, "a checkpoint path or true");
-        }
-      });
-
-  Section model = top.sub("model");
+  static const json kEmpty = json::object();
+  const json& tree = src.tree.is_object() ? src.tree : kEmpty;
+  static const json kNull;
+  Section model(src, tree.contains("model") ? tree.at("model") : kNull, "model");
   model.field("type", c.model.type).field("pretrained", c.model.pretrained).on("config", [&](const json& v) {
     if (!v.is_object()) model.bad("config", v, "a mapping of HF config.json keys");
     c.model.config = v;
   });
   model.finish();
 
-  Section data = top.sub("data");
+  Section data(src, tree.contains("data") ? tree.at("data") : kNull, "data");
   data.field("tokenizer", c.data.tokenizer)
       .field("block_size", c.data.block_size)
       .field("validation_split_percentage", c.data.validation_split_percentage);
@@ -352,84 +308,16 @@ Config config_resolve(const ConfigSource& src) {
     data.sub("eval");
   }
   data.finish();
-  top.finish();
+  HFT_CHECK(c.data.block_size >= 2, "data.block_size must be >= 2, got {} (from {})", c.data.block_size,
+            src.where("data.block_size"));
+  HFT_CHECK(c.data.validation_split_percentage >= 0 && c.data.validation_split_percentage < 100,
+            "data.validation_split_percentage must be in [0, 100), got {} (from {})",
+            c.data.validation_split_percentage, src.where("data.validation_split_percentage"));
 
-  // Ranges. HF accepts some of these silently (a negative learning rate); hftrain refuses
-  // them, because a run that cannot be meant is better stopped before it starts.
-  Checker check{src};
-  check(std::isfinite(a.learning_rate) && a.learning_rate >= 0, "learning_rate", a.learning_rate, ">= 0");
-  check(a.weight_decay >= 0, "weight_decay", a.weight_decay, ">= 0");
-  check(a.adam_beta1 >= 0 && a.adam_beta1 < 1, "adam_beta1", a.adam_beta1, "in [0, 1)");
-  check(a.adam_beta2 >= 0 && a.adam_beta2 < 1, "adam_beta2", a.adam_beta2, "in [0, 1)");
-  check(a.adam_epsilon >= 0, "adam_epsilon", a.adam_epsilon, ">= 0");
-  check(a.num_train_epochs >= 0, "num_train_epochs", a.num_train_epochs, ">= 0");
-  check(a.max_steps != 0 && a.max_steps >= -1, "max_steps", a.max_steps, "> 0, or -1 to use num_train_epochs");
-  check(a.per_device_train_batch_size >= 1, "per_device_train_batch_size", a.per_device_train_batch_size, ">= 1");
-  check(a.per_device_eval_batch_size >= 1, "per_device_eval_batch_size", a.per_device_eval_batch_size, ">= 1");
-  check(a.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", a.gradient_accumulation_steps, ">= 1");
-  check(a.warmup_steps >= 0, "warmup_steps", a.warmup_steps, ">= 0");
-  check(a.warmup_ratio >= 0 && a.warmup_ratio <= 1, "warmup_ratio", a.warmup_ratio, "in [0, 1]");
-  check(a.logging_steps > 0, "logging_steps", a.logging_steps, "> 0");
-  check(a.save_steps > 0, "save_steps", a.save_steps, "> 0");
-  if (a.eval_steps) check(*a.eval_steps > 0, "eval_steps", *a.eval_steps, "> 0");
-  if (a.save_total_limit) check(*a.save_total_limit >= 1, "save_total_limit", *a.save_total_limit, ">= 1");
-  // HF: ratios below 1 must be... "logging_steps must be an integer if bigger than 1"
-  for (auto [key, v] : {std::pair<const char*, double>{"logging_steps", a.logging_steps}, {"save_steps", a.save_steps},
-                        {"eval_steps", a.eval_steps.value_or(1)}})
-    check(v < 1 || std::floor(v) == v, key, v, "an integer when > 1 (a value below 1 is a ratio of max_steps)");
-  check(c.data.block_size >= 2, "data.block_size", c.data.block_size, ">= 2");
-  check(c.data.validation_split_percentage >= 0 && c.data.validation_split_percentage < 100,
-        "data.validation_split_percentage", c.data.validation_split_percentage, "in [0, 100)");
-  HFT_CHECK(a.max_steps > 0 || a.num_train_epochs > 0,
-            "num_train_epochs is 0 and max_steps is not set: nothing to train (from {})", src.where("num_train_epochs"));
-  HFT_CHECK(!a.output_dir.empty(), "output_dir must not be empty (from {})", src.where("output_dir"));
-  bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
-  // HF: "You have set args.eval_strategy to steps but you didn't pass an eval_dataset".
-  HFT_CHECK(a.eval_strategy == IntervalStrategy::kNo || has_eval,
-            "eval_strategy is {} but there is no eval dataset: set data.eval or data.validation_split_percentage "
-            "(from {})",
-            to_string(a.eval_strategy), src.where("eval_strategy"));
-  if (a.run_name.empty()) a.run_name = a.output_dir;
+  const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
+  c.args = training_args_read(tree, {"model", "data"}, [&](const std::string& key) { return src.where(key); },
+                              has_eval);
   return c;
-}
-
-json training_args_to_json(const TrainingArguments& a) {
-  auto opt = [](const auto& o) -> json { return o ? json(*o) : json(nullptr); };
-  // Integral step counts print as ints, ratios as floats, as HF's to_dict shows them.
-  auto steps = [](double v) -> json { return v >= 1 ? json(static_cast<int64_t>(v)) : json(v); };
-  return json{
-      {"output_dir", a.output_dir},
-      {"overwrite_output_dir", a.overwrite_output_dir},
-      {"run_name", a.run_name},
-      {"num_train_epochs", a.num_train_epochs},
-      {"max_steps", a.max_steps},
-      {"per_device_train_batch_size", a.per_device_train_batch_size},
-      {"per_device_eval_batch_size", a.per_device_eval_batch_size},
-      {"gradient_accumulation_steps", a.gradient_accumulation_steps},
-      {"dataloader_drop_last", a.dataloader_drop_last},
-      {"optim", to_string(a.optim)},
-      {"learning_rate", a.learning_rate},
-      {"weight_decay", a.weight_decay},
-      {"adam_beta1", a.adam_beta1},
-      {"adam_beta2", a.adam_beta2},
-      {"adam_epsilon", a.adam_epsilon},
-      {"max_grad_norm", a.max_grad_norm},
-      {"lr_scheduler_type", to_string(a.lr_scheduler_type)},
-      {"warmup_steps", a.warmup_steps},
-      {"warmup_ratio", a.warmup_ratio},
-      {"logging_strategy", to_string(a.logging_strategy)},
-      {"logging_steps", steps(a.logging_steps)},
-      {"logging_first_step", a.logging_first_step},
-      {"eval_strategy", to_string(a.eval_strategy)},
-      {"eval_steps", a.eval_steps ? steps(*a.eval_steps) : json(nullptr)},
-      {"save_strategy", to_string(a.save_strategy)},
-      {"save_steps", steps(a.save_steps)},
-      {"save_total_limit", opt(a.save_total_limit)},
-      {"seed", a.seed},
-      {"data_seed", opt(a.data_seed)},
-      {"resume_from_checkpoint", opt(a.resume_from_checkpoint)},
-      {"use_cpu", a.use_cpu},
-  };
 }
 
 json config_to_json(const Config& c) {
@@ -480,6 +368,35 @@ std::string json_to_yaml(const json& j) {
   YAML::Emitter e;
   emit_yaml(e, j);
   return std::string(e.c_str()) + "\n";
+}
+
+namespace {
+void describe(std::string& out, const json& j, const std::string& path, int indent, const ConfigSource* src) {
+  for (const auto& [k, v] : j.items()) {
+    const std::string key = path.empty() ? k : path + "." + k;
+    out += std::string(indent, ' ') + k + ":";
+    if (v.is_object() && !v.empty()) {
+      out += "\n";
+      describe(out, v, key, indent + 2, src);
+      continue;
+    }
+    YAML::Emitter e;
+    e << YAML::Flow;
+    emit_yaml(e, v);
+    out += " " + std::string(e.c_str());
+    if (src) {
+      auto it = src->origin.find(key);
+      if (it != src->origin.end()) out += "  # " + it->second;
+    }
+    out += "\n";
+  }
+}
+}  // namespace
+
+std::string config_describe(const Config& c, const ConfigSource* src) {
+  std::string out;
+  describe(out, config_to_json(c), "", 0, src);
+  return out;
 }
 
 }  // namespace hftrain

@@ -2,6 +2,7 @@
 // Precedence: built-in defaults (the struct initialisers) < config file < command line.
 #pragma once
 
+#include "hftrain/config/fields.h"
 #include "hftrain/config/training_arguments.h"
 
 #include <nlohmann/json.hpp>
@@ -64,9 +65,10 @@ Config config_resolve(const ConfigSource& src);
 
 // The resolved config as a tree of hftrain's keys (for `hftrain config` and checkpoints).
 nlohmann::json config_to_json(const Config& c);
-// TrainingArguments with HF's field names, as training_args.json holds them.
-nlohmann::json training_args_to_json(const TrainingArguments& a);
 // YAML text of a JSON tree (block style), for printing.
 std::string json_to_yaml(const nlohmann::json& j);
+// The resolved config as YAML, each value given in `src` marked with where it came from
+// ("# run.yaml:4", "# --set learning_rate"); unmarked values are defaults.
+std::string config_describe(const Config& c, const ConfigSource* src);
 
 }  // namespace hftrain

@@ -5,7 +5,9 @@
 namespace hftrain {
 
 int64_t TrainingArguments::get_warmup_steps(int64_t num_training_steps) const {
-  return warmup_steps > 0 ? warmup_steps : static_cast<int64_t>(std::ceil(num_training_steps * warmup_ratio));
+  if (warmup_steps >= 1) return static_cast<int64_t>(warmup_steps);
+  const double ratio = warmup_steps > 0 ? warmup_steps : warmup_ratio;
+  return static_cast<int64_t>(std::ceil(num_training_steps * ratio));
 }
 
 const NameTable<SchedulerType>& scheduler_type_names() {
@@ -18,6 +20,14 @@ const NameTable<SchedulerType>& scheduler_type_names() {
 const NameTable<IntervalStrategy>& interval_strategy_names() {
   static const NameTable<IntervalStrategy> t = {
       {"no", IntervalStrategy::kNo}, {"steps", IntervalStrategy::kSteps}, {"epoch", IntervalStrategy::kEpoch}};
+  return t;
+}
+
+const NameTable<SaveStrategy>& save_strategy_names() {
+  static const NameTable<SaveStrategy> t = {{"no", SaveStrategy::kNo},
+                                            {"steps", SaveStrategy::kSteps},
+                                            {"epoch", SaveStrategy::kEpoch},
+                                            {"best", SaveStrategy::kBest}};
   return t;
 }
 
@@ -37,6 +47,7 @@ std::string lookup(const NameTable<E>& table, E e) {
 
 std::string to_string(SchedulerType t) { return lookup(scheduler_type_names(), t); }
 std::string to_string(IntervalStrategy s) { return lookup(interval_strategy_names(), s); }
+std::string to_string(SaveStrategy s) { return lookup(save_strategy_names(), s); }
 std::string to_string(OptimizerName o) { return lookup(optimizer_names(), o); }
 
 }  // namespace hftrain

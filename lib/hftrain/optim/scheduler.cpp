@@ -9,7 +9,7 @@
 
 namespace hftrain {
 
-double lr_lambda(SchedulerType type, int64_t step, int64_t warmup, int64_t total) {
+double lr_lambda(SchedulerType type, int64_t step, int64_t warmup, int64_t total, double num_cycles) {
   const double s = static_cast<double>(step);
   if (step < warmup) {
     // constant_with_warmup divides by max(1.0, warmup) and the others by max(1, warmup): equal.
@@ -20,7 +20,7 @@ double lr_lambda(SchedulerType type, int64_t step, int64_t warmup, int64_t total
       return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
     case SchedulerType::kCosine: {
       double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
-      return std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * 0.5 * 2.0 * progress)));
+      return std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * num_cycles * 2.0 * progress)));
     }
     case SchedulerType::kConstantWithWarmup:
       return 1.0;
@@ -28,8 +28,8 @@ double lr_lambda(SchedulerType type, int64_t step, int64_t warmup, int64_t total
   return 1.0;
 }
 
-LambdaLR::LambdaLR(Optimizer& optimizer, SchedulerType type, int64_t warmup, int64_t total)
-    : optimizer_(optimizer), type_(type), warmup_(warmup), total_(total) {
+LambdaLR::LambdaLR(Optimizer& optimizer, SchedulerType type, int64_t warmup, int64_t total, double num_cycles)
+    : optimizer_(optimizer), type_(type), warmup_(warmup), total_(total), num_cycles_(num_cycles) {
   for (auto& g : optimizer_.param_groups()) {
     if (g.initial_lr < 0) g.initial_lr = g.lr;
     base_lrs_.push_back(g.initial_lr);
@@ -47,7 +47,7 @@ void LambdaLR::apply() {
   last_lr_.clear();
   auto& groups = optimizer_.param_groups();
   for (size_t i = 0; i < groups.size(); ++i) {
-    groups[i].lr = base_lrs_[i] * lr_lambda(type_, last_epoch_, warmup_, total_);
+    groups[i].lr = base_lrs_[i] * lr_lambda(type_, last_epoch_, warmup_, total_, num_cycles_);
     last_lr_.push_back(groups[i].lr);
   }
 }

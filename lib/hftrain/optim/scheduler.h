@@ -13,12 +13,14 @@ namespace hftrain {
 // HF's multiplier at `step` (optimization.py: _get_linear_schedule_with_warmup_lr_lambda,
 // _get_cosine_schedule_with_warmup_lr_lambda with num_cycles 0.5,
 // _get_constant_schedule_with_warmup_lr_lambda), in double as Python computes it.
-double lr_lambda(SchedulerType type, int64_t step, int64_t num_warmup_steps, int64_t num_training_steps);
+double lr_lambda(SchedulerType type, int64_t step, int64_t num_warmup_steps, int64_t num_training_steps,
+                 double num_cycles = 0.5);
 
 class LambdaLR {
  public:
   // Sets each group's initial_lr (when unset) and takes torch's initial step: lr = base * lambda(0).
-  LambdaLR(Optimizer& optimizer, SchedulerType type, int64_t num_warmup_steps, int64_t num_training_steps);
+  LambdaLR(Optimizer& optimizer, SchedulerType type, int64_t num_warmup_steps, int64_t num_training_steps,
+           double num_cycles = 0.5);
   void step();  // after optimizer.step(): last_epoch += 1 and every group's lr is updated
   int64_t last_epoch() const { return last_epoch_; }
   std::vector<double> last_lr() const { return last_lr_; }
@@ -31,6 +33,7 @@ class LambdaLR {
   Optimizer& optimizer_;
   SchedulerType type_;
   int64_t warmup_, total_;
+  double num_cycles_;
   std::vector<double> base_lrs_, last_lr_;
   int64_t last_epoch_ = -1, step_count_ = 0;
 };

@@ -61,18 +61,21 @@ void CallbackHandler::on_log(const Callback::Args& a, TrainerState& s, TrainerCo
 void DefaultFlowCallback::on_step_end(const Args& a, State& s, Control& c) {
   if (s.global_step == 1 && a.logging_first_step) c.should_log = true;
   if (a.logging_strategy == IntervalStrategy::kSteps && s.global_step % s.logging_steps == 0) c.should_log = true;
-  if (a.eval_strategy == IntervalStrategy::kSteps && s.global_step % s.eval_steps == 0) c.should_evaluate = true;
-  if (a.save_strategy == IntervalStrategy::kSteps && s.global_step % s.save_steps == 0) c.should_save = true;
+  if (a.eval_strategy == IntervalStrategy::kSteps && s.global_step % s.eval_steps == 0 &&
+      a.eval_delay <= static_cast<double>(s.global_step))
+    c.should_evaluate = true;
+  if (a.save_strategy == SaveStrategy::kSteps && s.global_step % s.save_steps == 0) c.should_save = true;
   if (s.global_step >= s.max_steps) {
     c.should_training_stop = true;
-    if (a.save_strategy != IntervalStrategy::kNo) c.should_save = true;  // always save the last step
+    // Save the last step, unless saving is off or decided by the best metric.
+    if (a.save_strategy != SaveStrategy::kNo && a.save_strategy != SaveStrategy::kBest) c.should_save = true;
   }
 }
 
 void DefaultFlowCallback::on_epoch_end(const Args& a, State& s, Control& c) {
   if (a.logging_strategy == IntervalStrategy::kEpoch) c.should_log = true;
-  if (a.eval_strategy == IntervalStrategy::kEpoch) c.should_evaluate = true;
-  if (a.save_strategy == IntervalStrategy::kEpoch) c.should_save = true;
+  if (a.eval_strategy == IntervalStrategy::kEpoch && a.eval_delay <= s.epoch) c.should_evaluate = true;
+  if (a.save_strategy == SaveStrategy::kEpoch) c.should_save = true;
 }
 
 void LogCallback::on_log(const Args& a, State& s, Control& c, const Json& logs) {

@@ -13,6 +13,7 @@
 #include "hftrain/train/rng_state.h"
 
 #include <ATen/Functions.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 #include <cmath>
@@ -102,7 +103,7 @@ void Trainer::create_optimizer(const Schedule& s) {
   AdamWOptions o{args_.adam_beta1, args_.adam_beta2, args_.adam_epsilon, false};
   optimizer_ = std::make_unique<AdamW>(std::vector<ParamGroup>{decay, no_decay}, o);
   scheduler_ = std::make_unique<LambdaLR>(*optimizer_, args_.lr_scheduler_type, args_.get_warmup_steps(s.max_steps),
-                                          s.max_steps);
+                                          s.max_steps, args_.num_cycles);
 }
 
 json Trainer::train(const std::optional<std::string>& resume_dir) {
@@ -121,7 +122,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
 
   // The data position follows from global_step: no batch before it is loaded.
   const int64_t first_epoch = state_.global_step / s.steps_per_epoch;
-  const int64_t skip_batches = (state_.global_step % s.steps_per_epoch) * ga;
+  const int64_t skip_batches = args_.ignore_data_skip ? 0 : (state_.global_step % s.steps_per_epoch) * ga;
   const int64_t start_step = state_.global_step;
   const int64_t data_seed = args_.data_seed.value_or(args_.seed);
   std::printf("***** Running training *****\n  windows = %lld, epochs = %lld, batch size = %lld, "
@@ -138,6 +139,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   total_loss_scalar_ = 0;
   globalstep_last_logged_ = state_.global_step;
   callbacks_.on_train_begin(args_, state_, control_);
+  if (args_.eval_on_start) evaluate();
   std::vector<Batch> window;
   for (int64_t epoch = first_epoch; epoch < s.num_epochs && state_.global_step < s.max_steps; ++epoch) {
     BatchSampler sampler = BatchSampler::random(data_.train->size(), args_.train_batch_size(),
@@ -159,8 +161,11 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
         loss.backward();
         at::Tensor l = loss.detach();
         // logging_nan_inf_filter without a host sync: a non-finite loss counts as the mean so far.
-        tr_loss.add_(at::where(at::isfinite(l), l, tr_loss / steps_since_log));
-        current_flos_ += 6.0 * non_embedding_params_ * static_cast<double>(window[m].at("input_ids").numel());
+        if (args_.logging_nan_inf_filter) tr_loss.add_(at::where(at::isfinite(l), l, tr_loss / steps_since_log));
+        else tr_loss.add_(l);
+        const int64_t tokens = window[m].at("input_ids").numel();
+        current_flos_ += 6.0 * non_embedding_params_ * static_cast<double>(tokens);
+        if (args_.include_num_input_tokens_seen) state_.num_input_tokens_seen += tokens;
         if (m + 1 < window.size()) callbacks_.on_substep_end(args_, state_, control_);
       }
       if (args_.max_grad_norm > 0) grad_norm = clip_grad_norm(optimizer_params(), args_.max_grad_norm);
@@ -192,7 +197,15 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
                {"train_steps_per_second", round_to(static_cast<double>(s.max_steps) / runtime, 3)},
                {"total_flos", state_.total_flos},
                {"train_loss", total_loss_scalar_ / static_cast<double>(steps_run)}};
+  if (args_.include_tokens_per_second)
+    summary["train_tokens_per_second"] = round_to(samples * static_cast<double>(data_.train->block_size()) / runtime, 3);
   log(summary);
+  if (args_.load_best_model_at_end && state_.best_model_checkpoint &&
+      fs::is_regular_file(*state_.best_model_checkpoint + "/model.safetensors")) {
+    std::printf("loading the best model from %s (%s %g)\n", state_.best_model_checkpoint->c_str(),
+                args_.metric_for_best_model->c_str(), state_.best_metric.value_or(0));
+    model_load_weights(*model_, *state_.best_model_checkpoint + "/model.safetensors");
+  }
   callbacks_.on_train_end(args_, state_, control_);
   return summary;
 }
@@ -215,11 +228,32 @@ void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& gra
     store_flos();
     log(logs);
   }
-  if (control_.should_evaluate) evaluate();
+  if (control_.should_evaluate) {
+    const bool new_best = update_best_metric(evaluate());
+    if (args_.save_strategy == SaveStrategy::kBest) control_.should_save = new_best;
+  }
   if (control_.should_save) {
     save_checkpoint();
     callbacks_.on_save(args_, state_, control_);
   }
+}
+
+bool Trainer::update_best_metric(const json& metrics) {
+  if (!args_.metric_for_best_model) return false;
+  std::string key = *args_.metric_for_best_model;
+  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
+  if (!metrics.contains(key)) {
+    std::vector<std::string> names;
+    for (const auto& [k, _] : metrics.items()) names.push_back(k);
+    fail("metric_for_best_model is {}, which is not among the evaluation metrics: {}", key, fmt::join(names, ", "));
+  }
+  const double value = metrics.at(key).get<double>();
+  const bool greater = args_.greater_is_better.value_or(false);
+  if (state_.best_metric && !(greater ? value > *state_.best_metric : value < *state_.best_metric)) return false;
+  state_.best_metric = value;
+  state_.best_global_step = state_.global_step;
+  state_.best_model_checkpoint = checkpoint_dir(args_.output_dir, state_.global_step);
+  return true;
 }
 
 void Trainer::log(json logs) {
@@ -285,6 +319,7 @@ void Trainer::save_checkpoint() {
   checkpoint_write_atomic(dir, [&](const std::string& tmp) {
     write_model_files(tmp);
     io::write_json_file(tmp + "/trainer_state.json", trainer_state_to_json(state_));
+    if (args_.save_only_model) return;  // HF: such a checkpoint holds the model only
     io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
     io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
     io::pickle_save_file(tmp + "/rng_state.pth", rng_state_capture());
@@ -298,6 +333,10 @@ void Trainer::load_checkpoint(const std::string& dir) {
   HFT_CHECK(loaded.train_batch_size == args_.train_batch_size(),
             "{}: the checkpoint was trained with batch size {}, this run has {}; resume needs the same batch size",
             state_path, loaded.train_batch_size, args_.train_batch_size());
+  HFT_CHECK(fs::is_regular_file(dir + "/optimizer.pt"),
+            "{} holds no optimizer.pt (saved with save_only_model?): it cannot resume training; start a new run "
+            "from it with model.pretrained instead",
+            dir);
   model_load_weights(*model_, dir + "/model.safetensors");
   optimizer_->load_state_dict(io::pickle_load_file(dir + "/optimizer.pt"), dir + "/optimizer.pt");
   scheduler_->load_state_dict(io::pickle_load_file(dir + "/scheduler.pt"), dir + "/scheduler.pt");

@@ -41,6 +41,8 @@ class Trainer {
   void load_checkpoint(const std::string& dir);
   void save_checkpoint();
   void log(nlohmann::json logs);
+  // HF's _determine_best_metric: true when `metrics` improve on state.best_metric.
+  bool update_best_metric(const nlohmann::json& metrics);
   void maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm);
   void write_model_files(const std::string& dir);
   void store_flos();

@@ -1,0 +1,619 @@
+#include "hftrain/config/fields.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace hftrain {
+
+using json = nlohmann::json;
+
+namespace {
+
+// ---- reading one value with its type ---------------------------------------------------
+
+struct Ctx {
+  const WhereFn& where;
+  [[noreturn]] void bad(const std::string& key, const json& v, const std::string& expected) const {
+    fail("key \"{}\" must be {}, got {} (from {})", key, expected, v.dump(), where(key));
+  }
+};
+
+void read_value(const Ctx& c, const std::string& key, const json& v, bool& out) {
+  if (!v.is_boolean()) c.bad(key, v, "true or false");
+  out = v.get<bool>();
+}
+void read_value(const Ctx& c, const std::string& key, const json& v, int64_t& out) {
+  if (v.is_number_integer()) out = v.get<int64_t>();
+  else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) out = static_cast<int64_t>(v.get<double>());
+  else c.bad(key, v, "an integer");
+}
+void read_value(const Ctx& c, const std::string& key, const json& v, double& out) {
+  if (!v.is_number()) c.bad(key, v, "a number");
+  out = v.get<double>();
+}
+void read_value(const Ctx& c, const std::string& key, const json& v, std::string& out) {
+  if (!v.is_string()) c.bad(key, v, "a string");
+  out = v.get<std::string>();
+}
+void read_value(const Ctx& c, const std::string& key, const json& v, std::vector<std::string>& out) {
+  out.clear();
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+    return;
+  }
+  if (!v.is_array()) c.bad(key, v, "a string or a list of strings");
+  for (const json& e : v) {
+    if (!e.is_string()) c.bad(key, v, "a string or a list of strings");
+    out.push_back(e.get<std::string>());
+  }
+}
+void read_value(const Ctx& c, const std::string& key, const json& v, json& out) {
+  // HF accepts a dict or its JSON text (lr_scheduler_kwargs='{"num_cycles": 2}').
+  json d = v;
+  if (v.is_string()) {
+    try {
+      d = json::parse(v.get<std::string>());
+    } catch (const json::exception&) {
+      c.bad(key, v, "a mapping or its JSON text");
+    }
+  }
+  if (!d.is_object()) c.bad(key, v, "a mapping");
+  out = d;
+}
+template <typename T>
+void read_value(const Ctx& c, const std::string& key, const json& v, std::optional<T>& out) {
+  if (v.is_null()) {
+    out.reset();
+    return;
+  }
+  T value{};
+  read_value(c, key, v, value);
+  out = value;
+}
+
+// The type HF declares, for fields that are not members (checked, then kept as given).
+enum class Kind { kBool, kInt, kFloat, kStr, kOptBool, kOptInt, kOptFloat, kOptStr, kDict, kList, kAny };
+
+void check_kind(const Ctx& c, const std::string& key, const json& v, Kind k) {
+  if (v.is_null() && (k == Kind::kOptBool || k == Kind::kOptInt || k == Kind::kOptFloat || k == Kind::kOptStr ||
+                      k == Kind::kDict || k == Kind::kList || k == Kind::kAny))
+    return;
+  switch (k) {
+    case Kind::kBool: case Kind::kOptBool: { bool b; read_value(c, key, v, b); return; }
+    case Kind::kInt: case Kind::kOptInt: { int64_t i; read_value(c, key, v, i); return; }
+    case Kind::kFloat: case Kind::kOptFloat: { double d; read_value(c, key, v, d); return; }
+    case Kind::kStr: case Kind::kOptStr: { std::string s; read_value(c, key, v, s); return; }
+    case Kind::kDict: if (!v.is_object() && !v.is_string()) c.bad(key, v, "a mapping"); return;
+    case Kind::kList: if (!v.is_array() && !v.is_string()) c.bad(key, v, "a list or a string"); return;
+    case Kind::kAny: return;
+  }
+}
+
+// ---- the table ------------------------------------------------------------------------
+
+struct Binding {
+  std::function<void(TrainingArguments&, const std::string&, const json&, const Ctx&)> read;
+  std::function<json(const TrainingArguments&)> write;
+};
+
+json to_json_value(const json& v) { return v; }
+template <typename T>
+json to_json_value(const T& v) { return json(v); }
+template <typename T>
+json to_json_value(const std::optional<T>& v) { return v ? json(*v) : json(nullptr); }
+
+template <typename T>
+Binding bind_field(T TrainingArguments::*m) {
+  return {[m](TrainingArguments& a, const std::string& key, const json& v, const Ctx& c) { read_value(c, key, v, a.*m); },
+          [m](const TrainingArguments& a) { return to_json_value(a.*m); }};
+}
+
+// Enums: HF's full list of names, so that a name HF has but hftrain lacks is told apart from
+// a typo (HF: "<v> is not a valid <Enum>, please select one of [...]").
+template <typename E>
+Binding bind_enum(E TrainingArguments::*m, const NameTable<E>& (*ours)(), std::vector<std::string> hf_names,
+                  std::string hf_enum) {
+  Binding b;
+  b.read = [=](TrainingArguments& a, const std::string& key, const json& v, const Ctx& c) {
+    std::vector<std::string> have;
+    for (const auto& [n, e] : ours()) {
+      if (v.is_string() && v.get<std::string>() == n) {
+        a.*m = e;
+        return;
+      }
+      have.push_back(n);
+    }
+    if (!v.is_string()) c.bad(key, v, "one of " + join(have, ", "));
+    const std::string s = v.get<std::string>();
+    if (std::find(hf_names.begin(), hf_names.end(), s) != hf_names.end())
+      fail("{} {} is not available in hftrain yet; available: {} (from {})", key, s, join(have, ", "), c.where(key));
+    std::string near = nearest_name(s, hf_names);
+    fail("{} is not a valid {} for {}; hftrain has: {}{} (from {})", s, hf_enum, key, join(have, ", "),
+         near.empty() ? "" : "; did you mean \"" + near + "\"?", c.where(key));
+  };
+  b.write = [m, ours](const TrainingArguments& a) -> json {
+    for (const auto& [n, e] : ours())
+      if (e == a.*m) return n;
+    return nullptr;
+  };
+  return b;
+}
+
+struct FieldDef {
+  FieldInfo info;
+  Kind kind = Kind::kAny;
+  Binding binding;                   // kUsed
+  std::vector<json> also_default;    // kDefaultOnly: values equal in effect to the default
+  std::vector<std::string> choices;  // HF's choices for a field that is not a member
+  std::string hf_enum;               // the HF enum those choices come from
+};
+
+FieldDef used(const char* group, const char* name, json hf_default, Binding b) {
+  FieldDef f;
+  f.info = {name, group, FieldRole::kUsed, std::move(hf_default), ""};
+  f.binding = std::move(b);
+  return f;
+}
+FieldDef no_effect(const char* group, const char* name, Kind k, json hf_default, const char* why) {
+  FieldDef f;
+  f.info = {name, group, FieldRole::kNoEffect, std::move(hf_default), why};
+  f.kind = k;
+  return f;
+}
+FieldDef backend(const char* group, const char* name, Kind k, json hf_default, const char* why,
+                 std::vector<json> also_default = {}) {
+  FieldDef f;
+  f.info = {name, group, FieldRole::kDefaultOnly, std::move(hf_default), why};
+  f.kind = k;
+  f.also_default = std::move(also_default);
+  return f;
+}
+FieldDef renamed(const char* group, const char* name, Kind k, json hf_default, const char* new_name) {
+  FieldDef f;
+  f.info = {name, group, FieldRole::kRenamed, std::move(hf_default), new_name};
+  f.kind = k;
+  return f;
+}
+FieldDef with_choices(FieldDef f, std::vector<std::string> choices, const char* hf_enum) {
+  f.choices = std::move(choices);
+  f.hf_enum = hf_enum;
+  return f;
+}
+
+using TA = TrainingArguments;
+
+const std::vector<std::string> kHfSchedulers = {
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"};
+const std::vector<std::string> kHfOptimizers = {
+    "adamw_hf", "adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused",
+    "adamw_apex_fused", "adafactor", "adamw_anyprecision", "adamw_torch_4bit", "ademamix", "sgd", "adagrad",
+    "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit", "paged_adamw_32bit",
+    "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit",
+    "rmsprop", "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw", "galore_adamw_8bit",
+    "galore_adafactor", "galore_adamw_layerwise", "galore_adamw_8bit_layerwise", "galore_adafactor_layerwise",
+    "lomo", "adalomo", "grokadamw", "schedule_free_adamw", "schedule_free_sgd"};
+const std::vector<std::string> kHfIntervals = {"no", "steps", "epoch"};
+const std::vector<std::string> kHfSave = {"no", "steps", "epoch", "best"};
+
+const char* kHub = "pushing to the Hugging Face Hub is not part of hftrain; upload output_dir yourself";
+const char* kNoAccel = "hftrain has no such backend; it trains on CPU or CUDA with plain data parallelism";
+
+std::vector<FieldDef> make_table() {
+  const json null = nullptr;
+  return {
+      used("output", "output_dir", null, bind_field(&TA::output_dir)),
+      used("output", "overwrite_output_dir", false, bind_field(&TA::overwrite_output_dir)),
+      used("output", "do_train", false, bind_field(&TA::do_train)),
+      used("output", "do_eval", false, bind_field(&TA::do_eval)),
+      used("output", "do_predict", false, bind_field(&TA::do_predict)),
+      used("eval", "eval_strategy", "no",
+           bind_enum(&TA::eval_strategy, &interval_strategy_names, kHfIntervals, "IntervalStrategy")),
+      no_effect("eval", "prediction_loss_only", Kind::kBool, false, "evaluation returns only the loss already"),
+      used("batch", "per_device_train_batch_size", 8, bind_field(&TA::per_device_train_batch_size)),
+      used("batch", "per_device_eval_batch_size", 8, bind_field(&TA::per_device_eval_batch_size)),
+      renamed("batch", "per_gpu_train_batch_size", Kind::kOptInt, null, "per_device_train_batch_size"),
+      renamed("batch", "per_gpu_eval_batch_size", Kind::kOptInt, null, "per_device_eval_batch_size"),
+      used("batch", "gradient_accumulation_steps", 1, bind_field(&TA::gradient_accumulation_steps)),
+      no_effect("eval", "eval_accumulation_steps", Kind::kOptInt, null, "hftrain keeps only eval losses on the host"),
+      used("eval", "eval_delay", 0, bind_field(&TA::eval_delay)),
+      no_effect("memory", "torch_empty_cache_steps", Kind::kOptInt, null, "hftrain does not empty the CUDA cache"),
+      used("optimizer", "learning_rate", 5e-05, bind_field(&TA::learning_rate)),
+      used("optimizer", "weight_decay", 0.0, bind_field(&TA::weight_decay)),
+      used("optimizer", "adam_beta1", 0.9, bind_field(&TA::adam_beta1)),
+      used("optimizer", "adam_beta2", 0.999, bind_field(&TA::adam_beta2)),
+      used("optimizer", "adam_epsilon", 1e-08, bind_field(&TA::adam_epsilon)),
+      used("stability", "max_grad_norm", 1.0, bind_field(&TA::max_grad_norm)),
+      used("batch", "num_train_epochs", 3.0, bind_field(&TA::num_train_epochs)),
+      used("batch", "max_steps", -1, bind_field(&TA::max_steps)),
+      used("schedule", "lr_scheduler_type", "linear",
+           bind_enum(&TA::lr_scheduler_type, &scheduler_type_names, kHfSchedulers, "SchedulerType")),
+      used("schedule", "lr_scheduler_kwargs", json::object(), bind_field(&TA::lr_scheduler_kwargs)),
+      used("schedule", "warmup_ratio", 0.0, bind_field(&TA::warmup_ratio)),
+      used("schedule", "warmup_steps", 0, bind_field(&TA::warmup_steps)),
+      with_choices(no_effect("logging", "log_level", Kind::kOptStr, "passive", "hftrain prints on rank 0 only"),
+                   {"detail", "debug", "info", "warning", "error", "critical", "passive"}, "log level"),
+      with_choices(no_effect("logging", "log_level_replica", Kind::kOptStr, "warning", "replicas do not print"),
+                   {"detail", "debug", "info", "warning", "error", "critical", "passive"}, "log level"),
+      no_effect("logging", "log_on_each_node", Kind::kBool, true, "only rank 0 prints"),
+      used("logging", "logging_dir", null, bind_field(&TA::logging_dir)),
+      used("logging", "logging_strategy", "steps",
+           bind_enum(&TA::logging_strategy, &interval_strategy_names, kHfIntervals, "IntervalStrategy")),
+      used("logging", "logging_first_step", false, bind_field(&TA::logging_first_step)),
+      used("logging", "logging_steps", 500, bind_field(&TA::logging_steps)),
+      used("stability", "logging_nan_inf_filter", true, bind_field(&TA::logging_nan_inf_filter)),
+      used("save", "save_strategy", "steps", bind_enum(&TA::save_strategy, &save_strategy_names, kHfSave, "SaveStrategy")),
+      used("save", "save_steps", 500, bind_field(&TA::save_steps)),
+      used("save", "save_total_limit", null, bind_field(&TA::save_total_limit)),
+      used("save", "save_safetensors", true, bind_field(&TA::save_safetensors)),
+      no_effect("save", "save_on_each_node", Kind::kBool, false, "rank 0 writes shared files"),
+      used("save", "save_only_model", false, bind_field(&TA::save_only_model)),
+      used("resume", "restore_callback_states_from_checkpoint", false, bind_field(&TA::restore_callback_states_from_checkpoint)),
+      renamed("device", "no_cuda", Kind::kBool, false, "use_cpu"),
+      used("device", "use_cpu", false, bind_field(&TA::use_cpu)),
+      backend("device", "use_mps_device", Kind::kBool, false, "Apple MPS is not a hftrain device; use use_cpu"),
+      used("resume", "seed", 42, bind_field(&TA::seed)),
+      used("resume", "data_seed", null, bind_field(&TA::data_seed)),
+      backend("precision", "jit_mode_eval", Kind::kBool, false, "TorchScript evaluation is not part of hftrain"),
+      backend("precision", "use_ipex", Kind::kBool, false, "Intel extension for PyTorch is not part of hftrain"),
+      used("precision", "bf16", false, bind_field(&TA::bf16)),
+      used("precision", "fp16", false, bind_field(&TA::fp16)),
+      backend("precision", "fp16_opt_level", Kind::kStr, "O1", "apex AMP is not part of hftrain; fp16 uses torch autocast"),
+      with_choices(used("precision", "half_precision_backend", "auto", bind_field(&TA::half_precision_backend)),
+                   {"auto", "apex", "cpu_amp"}, "half precision backend"),
+      used("precision", "bf16_full_eval", false, bind_field(&TA::bf16_full_eval)),
+      used("precision", "fp16_full_eval", false, bind_field(&TA::fp16_full_eval)),
+      used("precision", "tf32", null, bind_field(&TA::tf32)),
+      no_effect("distributed", "local_rank", Kind::kInt, -1, "the rank comes from the launcher's LOCAL_RANK"),
+      with_choices(used("distributed", "ddp_backend", null, bind_field(&TA::ddp_backend)),
+                   {"nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"}, "ddp backend"),
+      backend("device", "tpu_num_cores", Kind::kOptInt, null, "TPUs are not a hftrain device"),
+      backend("device", "tpu_metrics_debug", Kind::kBool, false, "TPUs are not a hftrain device"),
+      backend("debug", "debug", Kind::kAny, "", "HF's debug options (underflow_overflow, tpu_metrics_debug) are not part of hftrain", {json::array()}),
+      used("dataloader", "dataloader_drop_last", false, bind_field(&TA::dataloader_drop_last)),
+      used("eval", "eval_steps", null, bind_field(&TA::eval_steps)),
+      no_effect("dataloader", "dataloader_num_workers", Kind::kInt, 0, "hftrain's loader slices in-memory windows"),
+      no_effect("dataloader", "dataloader_prefetch_factor", Kind::kOptInt, null, "hftrain's loader slices in-memory windows"),
+      backend("model", "past_index", Kind::kInt, -1, "models with mems (Transformer-XL, XLNet) are not part of hftrain"),
+      used("output", "run_name", null, bind_field(&TA::run_name)),
+      used("logging", "disable_tqdm", null, bind_field(&TA::disable_tqdm)),
+      no_effect("dataloader", "remove_unused_columns", Kind::kOptBool, true, "batches hold only what the model takes"),
+      no_effect("dataloader", "label_names", Kind::kList, null, "labels are always the batch's \"labels\""),
+      used("best", "load_best_model_at_end", false, bind_field(&TA::load_best_model_at_end)),
+      used("best", "metric_for_best_model", null, bind_field(&TA::metric_for_best_model)),
+      used("best", "greater_is_better", null, bind_field(&TA::greater_is_better)),
+      used("resume", "ignore_data_skip", false, bind_field(&TA::ignore_data_skip)),
+      backend("distributed", "fsdp", Kind::kAny, "", kNoAccel, {json::array(), false}),
+      backend("distributed", "fsdp_min_num_params", Kind::kInt, 0, kNoAccel),
+      backend("distributed", "fsdp_config", Kind::kAny, null, kNoAccel, {json::object()}),
+      backend("distributed", "fsdp_transformer_layer_cls_to_wrap", Kind::kOptStr, null, kNoAccel),
+      backend("distributed", "accelerator_config", Kind::kAny, null, "hftrain does not run through accelerate"),
+      backend("distributed", "deepspeed", Kind::kAny, null, kNoAccel),
+      backend("stability", "label_smoothing_factor", Kind::kFloat, 0.0, "label smoothing is not available in hftrain yet"),
+      used("optimizer", "optim", "adamw_torch", bind_enum(&TA::optim, &optimizer_names, kHfOptimizers, "OptimizerNames")),
+      backend("optimizer", "optim_args", Kind::kOptStr, null, "adamw_torch takes no optim_args; use adam_beta1/2 and adam_epsilon"),
+      renamed("optimizer", "adafactor", Kind::kBool, false, "optim"),
+      backend("dataloader", "group_by_length", Kind::kBool, false, "length-grouped sampling is not available in hftrain; windows all have block_size tokens"),
+      no_effect("dataloader", "length_column_name", Kind::kOptStr, "length", "used only by group_by_length"),
+      used("logging", "report_to", null, bind_field(&TA::report_to)),
+      no_effect("distributed", "ddp_find_unused_parameters", Kind::kOptBool, null, "every parameter gets a gradient"),
+      used("distributed", "ddp_bucket_cap_mb", null, bind_field(&TA::ddp_bucket_cap_mb)),
+      no_effect("distributed", "ddp_broadcast_buffers", Kind::kOptBool, null, "hftrain's models have no buffers to broadcast"),
+      no_effect("dataloader", "dataloader_pin_memory", Kind::kBool, true, "batches are made on the host in order"),
+      no_effect("dataloader", "dataloader_persistent_workers", Kind::kBool, false, "there are no loader workers"),
+      no_effect("logging", "skip_memory_metrics", Kind::kBool, true, "memory is measured by bench/ programs"),
+      backend("eval", "use_legacy_prediction_loop", Kind::kBool, false, "hftrain has one prediction loop"),
+      backend("hub", "push_to_hub", Kind::kBool, false, kHub),
+      used("resume", "resume_from_checkpoint", null, Binding{
+          [](TA& a, const std::string& key, const json& v, const Ctx& c) {
+            if (v.is_boolean()) a.resume_from_checkpoint = v.get<bool>() ? std::optional<std::string>("true") : std::nullopt;
+            else if (v.is_string()) a.resume_from_checkpoint = v.get<std::string>();
+            else c.bad(key, v, "a checkpoint path or true");
+          },
+          [](const TA& a) { return to_json_value(a.resume_from_checkpoint); }}),
+      backend("hub", "hub_model_id", Kind::kOptStr, null, kHub),
+      with_choices(backend("hub", "hub_strategy", Kind::kStr, "every_save", kHub),
+                   {"end", "every_save", "checkpoint", "all_checkpoints"}, "HubStrategy"),
+      backend("hub", "hub_token", Kind::kOptStr, null, kHub, {"<HUB_TOKEN>"}),
+      backend("hub", "hub_private_repo", Kind::kOptBool, null, kHub),
+      backend("hub", "hub_always_push", Kind::kBool, false, kHub),
+      backend("memory", "gradient_checkpointing", Kind::kBool, false, "gradient checkpointing is not available in hftrain yet"),
+      backend("memory", "gradient_checkpointing_kwargs", Kind::kAny, null, "gradient checkpointing is not available in hftrain yet"),
+      renamed("eval", "include_inputs_for_metrics", Kind::kBool, false, "include_for_metrics"),
+      backend("eval", "include_for_metrics", Kind::kList, json::array(), "metrics see only logits and labels in hftrain"),
+      no_effect("eval", "eval_do_concat_batches", Kind::kBool, true, "eval losses are always concatenated"),
+      renamed("precision", "fp16_backend", Kind::kStr, "auto", "half_precision_backend"),
+      renamed("eval", "evaluation_strategy", Kind::kAny, null, "eval_strategy"),
+      backend("hub", "push_to_hub_model_id", Kind::kOptStr, null, kHub),
+      backend("hub", "push_to_hub_organization", Kind::kOptStr, null, kHub),
+      backend("hub", "push_to_hub_token", Kind::kOptStr, null, kHub, {"<PUSH_TO_HUB_TOKEN>"}),
+      backend("distributed", "mp_parameters", Kind::kStr, "", "SageMaker model parallelism is not part of hftrain"),
+      backend("batch", "auto_find_batch_size", Kind::kBool, false, "set per_device_train_batch_size; hftrain does not retry on out-of-memory"),
+      no_effect("resume", "full_determinism", Kind::kBool, false, "hftrain's CPU runs are deterministic already"),
+      backend("compile", "torchdynamo", Kind::kOptStr, null, "torch.compile is Python-only"),
+      no_effect("hpo", "ray_scope", Kind::kOptStr, "last", "hyper-parameter search is not part of hftrain"),
+      used("distributed", "ddp_timeout", 1800, bind_field(&TA::ddp_timeout)),
+      backend("compile", "torch_compile", Kind::kBool, false, "torch.compile is Python-only"),
+      backend("compile", "torch_compile_backend", Kind::kOptStr, null, "torch.compile is Python-only"),
+      backend("compile", "torch_compile_mode", Kind::kOptStr, null, "torch.compile is Python-only"),
+      backend("distributed", "dispatch_batches", Kind::kOptBool, null, "hftrain does not run through accelerate"),
+      backend("distributed", "split_batches", Kind::kOptBool, null, "hftrain does not run through accelerate"),
+      used("logging", "include_tokens_per_second", false, bind_field(&TA::include_tokens_per_second)),
+      used("logging", "include_num_input_tokens_seen", false, bind_field(&TA::include_num_input_tokens_seen)),
+      backend("stability", "neftune_noise_alpha", Kind::kOptFloat, null, "NEFTune is not available in hftrain"),
+      backend("optimizer", "optim_target_modules", Kind::kAny, null, "GaLore optimizers are not part of hftrain"),
+      backend("eval", "batch_eval_metrics", Kind::kBool, false, "metrics are computed once over the eval set"),
+      used("eval", "eval_on_start", false, bind_field(&TA::eval_on_start)),
+      backend("compile", "use_liger_kernel", Kind::kOptBool, false, "Liger kernels are Triton (Python)"),
+      no_effect("eval", "eval_use_gather_object", Kind::kOptBool, false, "eval losses are gathered as tensors"),
+      used("distributed", "average_tokens_across_devices", false, bind_field(&TA::average_tokens_across_devices)),
+      // transformers v5 spelling of group_by_length.
+      with_choices(backend("dataloader", "train_sampling_strategy", Kind::kStr, "random",
+                           "only random sampling is available in hftrain"),
+                   {"random", "sequential", "group_by_length"}, "train sampling strategy"),
+  };
+}
+
+const std::vector<FieldDef>& table() {
+  static const std::vector<FieldDef> t = make_table();
+  return t;
+}
+
+const FieldDef* find_field(const std::string& name) {
+  for (const FieldDef& f : table())
+    if (f.info.name == name) return &f;
+  return nullptr;
+}
+
+bool is_default_equivalent(const FieldDef& f, const json& v) {
+  if (v == f.info.hf_default) return true;
+  if (v.is_number() && f.info.hf_default.is_number()) return v.get<double>() == f.info.hf_default.get<double>();
+  for (const json& d : f.also_default)
+    if (v == d) return true;
+  // Dicts that HF's __post_init__ fills in (fsdp_config, accelerator_config): every value at
+  // its neutral setting.
+  if (v.is_object()) {
+    static const std::map<std::string, json> kNeutral = {
+        {"min_num_params", 0}, {"xla", false}, {"xla_fsdp_v2", false}, {"xla_fsdp_grad_ckpt", false},
+        {"split_batches", false}, {"dispatch_batches", nullptr}, {"even_batches", true},
+        {"use_seedable_sampler", true}, {"non_blocking", false}, {"gradient_accumulation_kwargs", nullptr},
+        {"use_configured_state", false}};
+    for (const auto& [k, x] : v.items()) {
+      auto it = kNeutral.find(k);
+      if (it == kNeutral.end() || it->second != x) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+// ---- HF's __post_init__ and cross-field rules ------------------------------------------
+
+void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
+  auto check = [&](bool ok, const std::string& key, const std::string& msg) {
+    if (!ok) fail("{} (from {})", msg, c.where(key));
+  };
+  const bool steps_log = a.logging_strategy == IntervalStrategy::kSteps;
+  const bool steps_eval = a.eval_strategy == IntervalStrategy::kSteps;
+  const bool steps_save = a.save_strategy == SaveStrategy::kSteps;
+  if (a.eval_strategy != IntervalStrategy::kNo) a.do_eval = true;
+  // eval_steps falls back to logging_steps.
+  if (steps_eval && (!a.eval_steps || *a.eval_steps == 0)) {
+    check(a.logging_steps > 0, "eval_steps",
+          "evaluation strategy steps requires either non-zero --eval_steps or --logging_steps");
+    a.eval_steps = a.logging_steps;
+  }
+  check(!steps_log || a.logging_steps != 0, "logging_steps", "logging strategy steps requires non-zero --logging_steps");
+  auto integral_above_one = [&](bool applies, double v, const char* key) {
+    check(!applies || v <= 1 || std::floor(v) == v, key,
+          fmt::format("--{} must be an integer if bigger than 1: {}", key, v));
+  };
+  integral_above_one(steps_log, a.logging_steps, "logging_steps");
+  integral_above_one(steps_eval, a.eval_steps.value_or(0), "eval_steps");
+  integral_above_one(steps_save, a.save_steps, "save_steps");
+  if (a.load_best_model_at_end && a.save_strategy != SaveStrategy::kBest) {
+    check(static_cast<int>(a.eval_strategy) == static_cast<int>(a.save_strategy), "load_best_model_at_end",
+          fmt::format("--load_best_model_at_end requires the save and eval strategy to match, but found evaluation "
+                      "strategy {} and save strategy {}",
+                      to_string(a.eval_strategy), to_string(a.save_strategy)));
+    if (steps_eval && a.save_steps >= 1 && a.eval_steps.value_or(0) >= 1) {
+      const double ratio = a.save_steps / *a.eval_steps;
+      check(std::floor(ratio) == ratio, "load_best_model_at_end",
+            fmt::format("--load_best_model_at_end requires the saving steps to be a round multiple of the "
+                        "evaluation steps, but found {}, which is not a round multiple of {}.",
+                        a.save_steps, *a.eval_steps));
+    }
+  }
+  if ((a.load_best_model_at_end || a.save_strategy == SaveStrategy::kBest) && !a.metric_for_best_model)
+    a.metric_for_best_model = "loss";
+  if (a.metric_for_best_model && !a.greater_is_better) {
+    const std::string& m = *a.metric_for_best_model;
+    a.greater_is_better = !(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0);
+  }
+  check(!(a.fp16 && a.bf16), "fp16", "At most one of fp16 and bf16 can be True, but not both");
+  check(!(a.fp16_full_eval && a.bf16_full_eval), "fp16_full_eval",
+        "At most one of fp16 and bf16 can be True for full eval, but not both");
+  check(a.warmup_ratio >= 0 && a.warmup_ratio <= 1, "warmup_ratio", "warmup_ratio must lie in range [0,1]");
+  check(a.warmup_steps >= 0 && (a.warmup_steps < 1 || std::floor(a.warmup_steps) == a.warmup_steps), "warmup_steps",
+        "warmup_steps must be of type int and must be 0 or a positive integer (or a float below 1: a ratio)");
+  const json prefetch = a.other.value("dataloader_prefetch_factor", json(nullptr));
+  check(prefetch.is_null() || a.other.value("dataloader_num_workers", 0) > 1, "dataloader_prefetch_factor",
+        "--dataloader_prefetch_factor can only be set when data is loaded in a different process, i.e. when "
+        "--dataloader_num_workers > 1.");
+  // HF: "You have set args.eval_strategy to steps but you didn't pass an eval_dataset".
+  check(a.eval_strategy == IntervalStrategy::kNo || has_eval_dataset, "eval_strategy",
+        fmt::format("eval_strategy is {} but there is no eval dataset: set data.eval or "
+                    "data.validation_split_percentage",
+                    to_string(a.eval_strategy)));
+  check(!a.load_best_model_at_end || has_eval_dataset, "load_best_model_at_end",
+        "load_best_model_at_end needs an eval dataset");
+  if (a.run_name.empty()) a.run_name = a.output_dir;
+  if (a.logging_dir.empty()) a.logging_dir = a.output_dir + "/runs";
+  if (!a.disable_tqdm) a.disable_tqdm = false;
+  if (a.report_to.size() == 1 && (a.report_to[0] == "none" || a.report_to[0] == "all")) a.report_to.clear();
+
+  // lr_scheduler_kwargs: only keys the chosen schedule reads (HF ignores others silently).
+  for (const auto& [k, v] : a.lr_scheduler_kwargs.items()) {
+    if (a.lr_scheduler_type == SchedulerType::kCosine && k == "num_cycles") {
+      check(v.is_number(), "lr_scheduler_kwargs", "lr_scheduler_kwargs.num_cycles must be a number");
+      a.num_cycles = v.get<double>();
+      continue;
+    }
+    fail("lr_scheduler_kwargs.{} has no meaning for lr_scheduler_type {}{} (from {})", k,
+         to_string(a.lr_scheduler_type),
+         a.lr_scheduler_type == SchedulerType::kCosine ? "; cosine takes num_cycles" : "; it takes no kwargs",
+         c.where("lr_scheduler_kwargs"));
+  }
+
+  // Ranges HF does not check (accepted_by_hf.json): refused deliberately, since such a run
+  // cannot be meant.
+  auto range = [&](bool ok, const char* key, double v, const char* rule) {
+    check(ok, key, fmt::format("{} must be {}, got {}", key, rule, v));
+  };
+  range(std::isfinite(a.learning_rate) && a.learning_rate >= 0, "learning_rate", a.learning_rate, ">= 0");
+  range(a.weight_decay >= 0, "weight_decay", a.weight_decay, ">= 0");
+  range(a.adam_beta1 >= 0 && a.adam_beta1 < 1, "adam_beta1", a.adam_beta1, "in [0, 1)");
+  range(a.adam_beta2 >= 0 && a.adam_beta2 < 1, "adam_beta2", a.adam_beta2, "in [0, 1)");
+  range(a.adam_epsilon >= 0, "adam_epsilon", a.adam_epsilon, ">= 0");
+  range(a.num_train_epochs >= 0, "num_train_epochs", a.num_train_epochs, ">= 0");
+  range(a.max_steps != 0 && a.max_steps >= -1, "max_steps", a.max_steps, "> 0, or -1 to use num_train_epochs");
+  range(a.per_device_train_batch_size >= 1, "per_device_train_batch_size", a.per_device_train_batch_size, ">= 1");
+  range(a.per_device_eval_batch_size >= 1, "per_device_eval_batch_size", a.per_device_eval_batch_size, ">= 1");
+  range(a.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", a.gradient_accumulation_steps, ">= 1");
+  range(a.logging_steps >= 0, "logging_steps", a.logging_steps, ">= 0");
+  range(!steps_save || a.save_steps > 0, "save_steps", a.save_steps, "> 0 with save_strategy steps");
+  if (a.save_total_limit) range(*a.save_total_limit >= 1, "save_total_limit", *a.save_total_limit, ">= 1");
+  range(a.ddp_timeout > 0, "ddp_timeout", a.ddp_timeout, "> 0 seconds");
+  check(a.max_steps > 0 || a.num_train_epochs > 0, "num_train_epochs",
+        "num_train_epochs is 0 and max_steps is not set: nothing to train");
+  check(!a.output_dir.empty(), "output_dir", "output_dir must not be empty");
+  check(a.save_safetensors, "save_safetensors",
+        "save_safetensors false is refused: hftrain writes model.safetensors only (torch .bin files need Python)");
+  // What this build cannot do yet is refused, not ignored.
+  check(!a.bf16 && !a.fp16 && !a.bf16_full_eval && !a.fp16_full_eval, a.fp16 ? "fp16" : "bf16",
+        "bf16/fp16 mixed precision is not available in this hftrain build yet; train in float32 (the default)");
+  check(!a.tf32.value_or(false), "tf32", "tf32 applies to CUDA matmuls, and this hftrain build runs on CPU");
+  check(a.half_precision_backend == "auto" || a.half_precision_backend == "cpu_amp", "half_precision_backend",
+        "half_precision_backend " + a.half_precision_backend + " is not part of hftrain; use auto");
+  for (const std::string& r : a.report_to)
+    check(r == "none", "report_to",
+          "report_to " + r + " is not available in hftrain yet; hftrain writes log.jsonl in output_dir");
+  if (a.ddp_backend)
+    check(*a.ddp_backend == "gloo" || *a.ddp_backend == "nccl", "ddp_backend",
+          "ddp_backend " + *a.ddp_backend + " is not part of hftrain; use gloo (CPU) or nccl (CUDA)");
+}
+
+}  // namespace
+
+const std::vector<FieldInfo>& training_fields() {
+  static const std::vector<FieldInfo> infos = [] {
+    std::vector<FieldInfo> out;
+    for (const FieldDef& f : table()) out.push_back(f.info);
+    return out;
+  }();
+  return infos;
+}
+
+TrainingArguments training_args_read(const json& tree, const std::vector<std::string>& skip, const WhereFn& where,
+                                     bool has_eval_dataset) {
+  Ctx c{where};
+  TrainingArguments a;
+  HFT_CHECK(tree.is_object(), "the config must be a mapping of keys to values");
+  // Renamed spellings first, so that the new name carries the value.
+  json given = json::object();
+  std::vector<std::string> names;
+  for (const FieldDef& f : table()) names.push_back(f.info.name);
+  for (const auto& [key, value] : tree.items()) {
+    if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
+    const FieldDef* f = find_field(key);
+    if (!f) {
+      std::vector<std::string> known = names;
+      known.insert(known.end(), skip.begin(), skip.end());
+      std::string near = nearest_name(key, known);
+      fail("unknown key \"{}\"{} (from {})", key, near.empty() ? "" : "; did you mean \"" + near + "\"?", where(key));
+    }
+    if (f->info.role != FieldRole::kRenamed) {
+      given[key] = value;
+      continue;
+    }
+    const std::string& to = f->info.note;
+    check_kind(c, key, value, f->kind);
+    if (value.is_null() || (!value.is_object() && value == f->info.hf_default && to != "eval_strategy")) continue;
+    std::fprintf(stderr, "hftrain: warning: %s is deprecated, use %s (from %s)\n", key.c_str(), to.c_str(),
+                 where(key).c_str());
+    HFT_CHECK(!tree.contains(to) || tree.at(to) == value || to == "optim",
+              "both {} and its new name {} are set, to different values (from {})", key, to, where(key));
+    if (key == "adafactor") {
+      HFT_CHECK(!value.is_boolean() || !value.get<bool>(),
+                "adafactor: true (optim adafactor) is not available in hftrain yet; available optim: adamw_torch "
+                "(from {})",
+                where(key));
+      continue;
+    }
+    if (key == "include_inputs_for_metrics") {
+      given[to] = value.is_boolean() && value.get<bool>() ? json::array({"inputs"}) : json::array();
+      continue;
+    }
+    given[to] = value;
+  }
+  // HF checks this before it knows whether the scheduler exists in hftrain.
+  if (given.value("lr_scheduler_type", json("")) == "reduce_lr_on_plateau")
+    HFT_CHECK(given.value("eval_strategy", json("no")) != "no",
+              "lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (from {})", where("lr_scheduler_type"));
+  for (const FieldDef& f : table()) {
+    const std::string& key = f.info.name;
+    if (f.info.role == FieldRole::kRenamed) continue;
+    const bool present = given.contains(key);
+    const json v = present ? given.at(key) : f.info.hf_default;
+    switch (f.info.role) {
+      case FieldRole::kUsed:
+        if (present && !v.is_null()) {
+          f.binding.read(a, key, v, c);
+          if (!f.choices.empty()) {
+            const json now = f.binding.write(a);
+            if (now.is_string() && std::find(f.choices.begin(), f.choices.end(), now.get<std::string>()) == f.choices.end())
+              fail("{} is not a valid {}, please select one of [{}] (from {})", now.get<std::string>(), f.hf_enum,
+                   join(f.choices, ", "), where(key));
+          }
+        }
+        break;
+      case FieldRole::kNoEffect:
+      case FieldRole::kDefaultOnly:
+        if (present) check_kind(c, key, v, f.kind);
+        if (present && !f.choices.empty() && v.is_string() &&
+            std::find(f.choices.begin(), f.choices.end(), v.get<std::string>()) == f.choices.end())
+          fail("{} is not a valid {}, please select one of [{}] (from {})", v.get<std::string>(), f.hf_enum,
+               join(f.choices, ", "), where(key));
+        if (f.info.role == FieldRole::kDefaultOnly && present && !is_default_equivalent(f, v))
+          fail("{}: {} is not supported: {}; only its default {} is accepted (from {})", key, v.dump(), f.info.note,
+               f.info.hf_default.dump(), where(key));
+        a.other[key] = v;
+        break;
+      case FieldRole::kRenamed:
+        break;
+    }
+  }
+  post_init(a, c, has_eval_dataset);
+  return a;
+}
+
+json training_args_to_json(const TrainingArguments& a) {
+  json out = json::object();
+  for (const FieldDef& f : table()) {
+    const std::string& key = f.info.name;
+    switch (f.info.role) {
+      case FieldRole::kUsed: out[key] = f.binding.write(a); break;
+      case FieldRole::kNoEffect:
+      case FieldRole::kDefaultOnly: out[key] = a.other.value(key, f.info.hf_default); break;
+      case FieldRole::kRenamed: out[key] = f.info.hf_default; break;
+    }
+  }
+  return out;
+}
+
+}  // namespace hftrain

@@ -1,0 +1,209 @@
+// The whole TrainingArguments surface against transformers 4.48.3's own description of it
+// (golden/training_args/): names, defaults, types, HF's JSON, and HF's refusals.
+#include "hftrain/config/config.h"
+#include "hftrain/config/fields.h"
+#include "hftrain/core/error.h"
+#include "test_util.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+
+using hftrain::test::golden;
+using hftrain::test::read_json;
+using hftrain::test::TempDir;
+using json = nlohmann::json;
+
+namespace {
+
+hftrain::Config resolve(const json& tree) {
+  hftrain::ConfigSource src;
+  hftrain::config_merge_json(src, tree, "test.json");
+  return hftrain::config_resolve(src);
+}
+
+std::string refusal(const json& tree) {
+  try {
+    resolve(tree);
+  } catch (const hftrain::Error& e) {
+    CHECK(e.kind() == hftrain::Error::kUser);
+    CHECK(std::string(e.what()).find('\n') == std::string::npos);
+    return e.what();
+  }
+  return "";
+}
+
+bool same_value(const json& a, const json& b) {
+  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
+  return a == b;
+}
+
+// A value of the wrong type for an HF annotation, or null when any value could be right.
+json wrong_value(const std::string& type) {
+  if (type == "bool" || type == "Optional[bool]") return "yes please";
+  if (type == "int" || type == "Optional[int]" || type == "float" || type == "Optional[float]") return "many";
+  if (type == "str" || type == "Optional[str]") return 12;
+  return nullptr;
+}
+
+// HF's message up to its first line break or list of choices, with enum reprs as plain names.
+std::string hf_phrase(std::string m) {
+  m = m.substr(0, m.find('\n'));
+  m = m.substr(0, m.find(", please select"));
+  for (const char* e : {"IntervalStrategy.", "SaveStrategy."}) {
+    size_t at;
+    while ((at = m.find(e)) != std::string::npos) {
+      size_t end = at + std::strlen(e);
+      size_t stop = m.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_", end);
+      std::string name = m.substr(end, stop - end);
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(ch));
+      m.replace(at, stop - at, name);
+    }
+  }
+  while (!m.empty() && (m.back() == '.' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("every HF TrainingArguments field is known, with HF's default", "[unit][config]") {
+  json hf = read_json(golden("training_args/fields_4.48.3.json"));
+  const json ours = hftrain::training_args_to_json(resolve(json::object()).args);
+  // Filled in by __post_init__, as in HF (resolved.json): compared elsewhere.
+  const std::set<std::string> post_init = {"output_dir", "run_name", "logging_dir", "disable_tqdm", "report_to"};
+  int fields = 0;
+  for (const json& f : hf["fields"]) {
+    const std::string name = f["name"];
+    if (f.value("init", true) == false) continue;  // _n_gpu: not an argument
+    INFO("field " << name << " (" << f["type"].get<std::string>() << ")");
+    REQUIRE(ours.contains(name));
+    if (!post_init.count(name)) CHECK(same_value(ours[name], f["default"]));
+    ++fields;
+  }
+  CHECK(fields == 131);
+}
+
+TEST_CASE("each field accepts HF's default and refuses a value of the wrong type", "[unit][config]") {
+  json hf = read_json(golden("training_args/fields_4.48.3.json"));
+  for (const json& f : hf["fields"]) {
+    const std::string name = f["name"];
+    if (f.value("init", true) == false || name == "output_dir") continue;
+    INFO("field " << name);
+    CHECK(refusal({{name, f["default"]}}).empty());
+    json wrong = wrong_value(f["type"]);
+    if (!wrong.is_null()) CHECK_THAT(refusal({{name, wrong}}), Catch::Contains(name));
+  }
+}
+
+TEST_CASE("the JSON that HF's to_json_string() wrote loads as a config and resolves to the same values",
+          "[unit][config]") {
+  json hf = read_json(golden("training_args/example_to_json.json"));
+  TempDir dir("to-json");
+  const std::string path = dir.str() + "/args.json";
+  std::ofstream(path) << hf.dump(2);
+  hftrain::ConfigSource src;
+  hftrain::config_merge_file(src, path);
+  hftrain::Config c = hftrain::config_resolve(src);
+  json ours = hftrain::training_args_to_json(c.args);
+  for (const auto& [k, v] : hf.items()) {
+    INFO("field " << k);
+    REQUIRE(ours.contains(k));
+    CHECK(same_value(ours[k], v));
+  }
+  // And the values hftrain acts on, from resolved.json's properties.
+  json props = read_json(golden("training_args/resolved.json"))["properties"];
+  CHECK(c.args.train_batch_size() == props["train_batch_size"].get<int64_t>());
+  CHECK(c.args.eval_batch_size() == props["eval_batch_size"].get<int64_t>());
+  CHECK(c.args.get_warmup_steps(1000) == props["get_warmup_steps(1000)"].get<int64_t>());
+  CHECK(c.args.get_warmup_steps(37) == props["get_warmup_steps(37)"].get<int64_t>());
+  CHECK(c.args.greater_is_better == false);
+  CHECK(c.args.do_eval);
+}
+
+TEST_CASE("every combination HF refuses is refused with HF's words", "[unit][config]") {
+  json rows = read_json(golden("training_args/invalid_examples.json"));
+  REQUIRE(rows.size() >= 15);
+  for (const json& row : rows) {
+    INFO(row["what"].get<std::string>() << ": " << row["args"].dump());
+    std::string msg = refusal(row["args"]);
+    REQUIRE(!msg.empty());
+    CHECK_THAT(msg, Catch::Contains(hf_phrase(row["message"])));
+  }
+}
+
+TEST_CASE("combinations HF accepts but hftrain refuses are refused on purpose", "[unit][config]") {
+  // Each row of accepted_by_hf.json: refused (stricter than HF, with the reason) or accepted.
+  const std::map<std::string, std::string> refused = {
+      {"fp16 on CPU", "not available in this hftrain build"},
+      {"fp16_full_eval on CPU", "not available in this hftrain build"},
+      {"unknown half_precision_backend", "is not a valid half precision backend"},
+      {"torch_compile_mode unknown", "torch.compile is Python-only"},
+      {"report_to an unknown integration", "report_to not_a_logger is not available"},
+      {"gradient_accumulation_steps 0", "gradient_accumulation_steps must be >= 1"},
+      {"negative learning_rate", "learning_rate must be >= 0"},
+      {"save_total_limit 0", "save_total_limit must be >= 1"},
+  };
+  json rows = read_json(golden("training_args/accepted_by_hf.json"))["accepted"];
+  for (const json& row : rows) {
+    const std::string what = row["what"];
+    INFO(what << ": " << row["args"].dump());
+    std::string msg = refusal(row["args"]);
+    auto it = refused.find(what);
+    if (it == refused.end()) CHECK(msg.empty());
+    else CHECK_THAT(msg, Catch::Contains(it->second));
+  }
+}
+
+TEST_CASE("backend fields are accepted at their default and refused otherwise with a reason", "[unit][config]") {
+  CHECK(refusal({{"deepspeed", nullptr}, {"push_to_hub", false}, {"fsdp", ""}}).empty());
+  CHECK_THAT(refusal({{"deepspeed", "ds_config.json"}}), Catch::Contains("deepspeed: \"ds_config.json\" is not supported"));
+  CHECK_THAT(refusal({{"push_to_hub", true}}), Catch::Contains("upload output_dir yourself"));
+  CHECK_THAT(refusal({{"optim", "sgd"}}), Catch::Contains("optim sgd is not available in hftrain yet"));
+}
+
+TEST_CASE("old spellings work as the new names", "[unit][config]") {
+  hftrain::Config c = resolve({{"evaluation_strategy", "steps"}, {"no_cuda", true}, {"per_gpu_train_batch_size", 4}});
+  CHECK(c.args.eval_strategy == hftrain::IntervalStrategy::kSteps);
+  CHECK(c.args.use_cpu);
+  CHECK(c.args.per_device_train_batch_size == 4);
+  CHECK_THAT(refusal({{"evaluation_strategy", "steps"}, {"eval_strategy", "epoch"}}),
+             Catch::Contains("both evaluation_strategy and its new name eval_strategy"));
+}
+
+TEST_CASE("float steps below 1 are ratios, eval_steps falls back to logging_steps, a float warmup_steps is a ratio",
+          "[unit][config]") {
+  hftrain::Config c = resolve({{"eval_strategy", "steps"}, {"logging_steps", 0.1}, {"warmup_steps", 0.25}});
+  CHECK(c.args.eval_steps == 0.1);
+  CHECK(c.args.get_warmup_steps(40) == 10);
+  hftrain::Config load_best = resolve({{"load_best_model_at_end", true}, {"eval_strategy", "steps"},
+                                       {"eval_steps", 10}, {"save_steps", 20}});
+  CHECK(load_best.args.metric_for_best_model == "loss");
+  CHECK(load_best.args.greater_is_better == false);
+  CHECK(resolve({{"metric_for_best_model", "accuracy"}}).args.greater_is_better == true);
+}
+
+TEST_CASE("lr_scheduler_kwargs are checked against the chosen schedule", "[unit][config]") {
+  CHECK(resolve({{"lr_scheduler_type", "cosine"}, {"lr_scheduler_kwargs", {{"num_cycles", 2}}}}).args.num_cycles == 2);
+  CHECK(resolve({{"lr_scheduler_type", "cosine"}, {"lr_scheduler_kwargs", "{\"num_cycles\": 1.5}"}}).args.num_cycles == 1.5);
+  CHECK_THAT(refusal({{"lr_scheduler_type", "linear"}, {"lr_scheduler_kwargs", {{"num_cycles", 2}}}}),
+             Catch::Contains("lr_scheduler_kwargs.num_cycles has no meaning for lr_scheduler_type linear"));
+}
+
+TEST_CASE("YAML errors name the file and the line", "[unit][config]") {
+  auto yaml_error = [](const std::string& text) {
+    hftrain::ConfigSource src;
+    try {
+      hftrain::config_merge_text(src, text, "run.yaml");
+      hftrain::config_resolve(src);
+    } catch (const hftrain::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK_THAT(yaml_error("learning_rate: 1\n  seed: 3\n"), Catch::Contains("run.yaml:"));
+  CHECK_THAT(yaml_error("seed: 1\nmax_steps: 4\nseed: 2\n"), Catch::Contains("run.yaml:3: duplicate key \"seed\""));
+  CHECK_THAT(yaml_error("seed: 1\nlearning_rate: fast\n"),
+             Catch::Contains("\"learning_rate\" must be a number, got \"fast\" (from run.yaml:2)"));
+}
