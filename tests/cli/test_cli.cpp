@@ -1,6 +1,6 @@
 // End to end through the hftrain binary: train, checkpoint, resume, evaluate, bad input.
 #include "hftrain/io/safetensors.h"
-#include "test_util.h"
+#include "cli/cli_util.h"
 
 #include <ATen/Functions.h>
 #include <catch2/catch.hpp>
@@ -14,56 +14,8 @@ using hftrain::test::TempDir;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-namespace {
+using namespace hftrain::test;
 
-using Result = hftrain::test::CommandRun;
-
-Result run(const std::string& args) { return hftrain::test::run_command(std::string(HFTRAIN_BIN) + " " + args); }
-
-// A small run: 89 train windows of 32 bytes, batch 4, accumulation 2 -> 12 optimizer
-// steps per epoch, the last a single micro-batch; dropout on, so RNG state matters.
-std::string write_config(const TempDir& dir, const std::string& extra = "") {
-  std::string path = dir.str() + "/run.yaml";
-  std::ofstream(path) << "output_dir: " << dir.str() << "/out\n"
-                      << R"(max_steps: 16
-per_device_train_batch_size: 4
-per_device_eval_batch_size: 8
-gradient_accumulation_steps: 2
-learning_rate: 3.0e-3
-weight_decay: 0.01
-lr_scheduler_type: cosine
-warmup_steps: 3
-logging_steps: 1
-eval_strategy: steps
-eval_steps: 6
-save_steps: 6
-seed: 3
-model:
-  type: gpt2
-  config: {vocab_size: 256, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 2,
-           resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1}
-data:
-  block_size: 32
-  validation_split_percentage: 5
-  train: {format: generated, num_bytes: 3000, seed: 1}
-)" << extra;
-  return path;
-}
-
-std::vector<json> read_log(const std::string& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
-
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-}  // namespace
 
 TEST_CASE("resume from a mid-epoch checkpoint reproduces the uninterrupted run bit for bit", "[integration]") {
   TempDir full("full"), part("part");

@@ -524,10 +524,11 @@ TrainingArguments training_args_read(const json& tree, const std::vector<std::st
   Ctx c{where};
   TrainingArguments a;
   HFT_CHECK(tree.is_object(), "the config must be a mapping of keys to values");
-  // Renamed spellings first, so that the new name carries the value.
   json given = json::object();
   std::vector<std::string> names;
   for (const FieldDef& f : table()) names.push_back(f.info.name);
+  // Direct names first, then old spellings, which fill in their new name.
+  std::vector<std::pair<std::string, const FieldDef*>> old_names;
   for (const auto& [key, value] : tree.items()) {
     if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
     const FieldDef* f = find_field(key);
@@ -537,17 +538,16 @@ TrainingArguments training_args_read(const json& tree, const std::vector<std::st
       std::string near = nearest_name(key, known);
       fail("unknown key \"{}\"{} (from {})", key, near.empty() ? "" : "; did you mean \"" + near + "\"?", where(key));
     }
-    if (f->info.role != FieldRole::kRenamed) {
-      given[key] = value;
-      continue;
-    }
+    if (f->info.role == FieldRole::kRenamed) old_names.emplace_back(key, f);
+    else if (!value.is_null() || !given.contains(key)) given[key] = value;
+  }
+  for (const auto& [key, f] : old_names) {
+    const json& value = tree.at(key);
     const std::string& to = f->info.note;
     check_kind(c, key, value, f->kind);
     if (value.is_null() || (!value.is_object() && value == f->info.hf_default && to != "eval_strategy")) continue;
     std::fprintf(stderr, "hftrain: warning: %s is deprecated, use %s (from %s)\n", key.c_str(), to.c_str(),
                  where(key).c_str());
-    HFT_CHECK(!tree.contains(to) || tree.at(to) == value || to == "optim",
-              "both {} and its new name {} are set, to different values (from {})", key, to, where(key));
     if (key == "adafactor") {
       HFT_CHECK(!value.is_boolean() || !value.get<bool>(),
                 "adafactor: true (optim adafactor) is not available in hftrain yet; available optim: adamw_torch "
@@ -555,11 +555,12 @@ TrainingArguments training_args_read(const json& tree, const std::vector<std::st
                 where(key));
       continue;
     }
-    if (key == "include_inputs_for_metrics") {
-      given[to] = value.is_boolean() && value.get<bool>() ? json::array({"inputs"}) : json::array();
-      continue;
-    }
-    given[to] = value;
+    const json now = key == "include_inputs_for_metrics"
+                         ? (value.get<bool>() ? json::array({"inputs"}) : json::array())
+                         : value;
+    HFT_CHECK(!given.contains(to) || given.at(to).is_null() || given.at(to) == now,
+              "both {} and its new name {} are set, to different values (from {})", key, to, where(key));
+    given[to] = now;
   }
   // HF checks this before it knows whether the scheduler exists in hftrain.
   if (given.value("lr_scheduler_type", json("")) == "reduce_lr_on_plateau")
