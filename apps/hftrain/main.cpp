@@ -7,6 +7,7 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/run.h"
+#include "hftrain/train/preemption.h"
 
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
@@ -94,8 +95,12 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   hftrain::compat::set_default_threads();
+  hftrain::preemption_install();
   try {
     return run(app, train, resume, evaluate, config, o);
+  } catch (const hftrain::Interrupted& e) {
+    std::fprintf(stderr, "hftrain: %s\n", e.what());
+    return e.exit_code();
   } catch (const hftrain::Error& e) {
     std::fprintf(stderr, "hftrain: error: %s\n", e.what());
     return e.exit_code();

@@ -3,6 +3,7 @@
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/models/gpt2.h"
 #include "hftrain/models/hf_model_dir.h"
+#include "hftrain/train/callbacks/early_stopping.h"
 
 #include <mutex>
 
@@ -15,6 +16,7 @@ void register_builtins() {
       return std::make_unique<Gpt2LMHeadModel>(gpt2_config_from_json(c, where, strict));
     });
     tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
+    callback_registry().add("early_stopping", &EarlyStoppingCallback::create);
   });
 }
 

@@ -51,6 +51,7 @@ struct Components {
   std::shared_ptr<const Tokenizer> tokenizer;
   Datasets data;
   std::shared_ptr<Model> model;
+  std::vector<std::unique_ptr<Callback>> callbacks;
 };
 
 // Everything that reads user input, before anything is written.
@@ -58,6 +59,7 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
   register_builtins();
   Components out;
   out.tokenizer = tokenizer_registry().create(c.data.tokenizer);
+  for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
   out.data = datasets_load(c.data, *out.tokenizer);
   at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
   ModelOptions mo = c.model;
@@ -125,6 +127,7 @@ void run_train(const Config& config) {
   prepare_output_dir(config.args, resume.has_value());
   print_config(config);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
   json summary = trainer.train(resume);
   trainer.save_model(config.args.output_dir);
   io::write_json_file(config.args.output_dir + "/train_results.json", summary);

@@ -314,8 +314,29 @@ Config config_resolve(const ConfigSource& src) {
             "data.validation_split_percentage must be in [0, 100), got {} (from {})",
             c.data.validation_split_percentage, src.where("data.validation_split_percentage"));
 
+  if (tree.contains("callbacks") && !tree.at("callbacks").is_null()) {
+    const json& list = tree.at("callbacks");
+    HFT_CHECK(list.is_array(), "key \"callbacks\" must be a list of names or {{name: ..., options}} (from {})",
+              src.where("callbacks"));
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string path = "callbacks[" + std::to_string(i) + "]";
+      CallbackSpec spec;
+      spec.where = src.where(path);
+      if (list[i].is_string()) {
+        spec.name = list[i].get<std::string>();
+      } else {
+        HFT_CHECK(list[i].is_object() && list[i].contains("name") && list[i]["name"].is_string(),
+                  "{} must be a callback name or a mapping with \"name\" (from {})", path, spec.where);
+        spec.name = list[i]["name"].get<std::string>();
+        spec.options = list[i];
+        spec.options.erase("name");
+      }
+      c.callbacks.push_back(spec);
+    }
+  }
+
   const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data"}, [&](const std::string& key) { return src.where(key); },
+  c.args = training_args_read(tree, {"model", "data", "callbacks"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
   return c;
 }
@@ -335,6 +356,14 @@ json config_to_json(const Config& c) {
                      {"validation_split_percentage", c.data.validation_split_percentage},
                      {"train", dataset(c.data.train)}};
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
+  if (!c.callbacks.empty()) {
+    out["callbacks"] = json::array();
+    for (const CallbackSpec& cb : c.callbacks) {
+      json e = cb.options;
+      e["name"] = cb.name;
+      out["callbacks"].push_back(e);
+    }
+  }
   return out;
 }
 

@@ -38,10 +38,18 @@ struct ModelOptions {
   nlohmann::json config = nlohmann::json::object();  // HF config.json keys for `type`
 };
 
+// `callbacks:` entries: a name from the callback registry and that callback's options.
+struct CallbackSpec {
+  std::string name;
+  nlohmann::json options = nlohmann::json::object();
+  std::string where;  // for the callback's own error messages
+};
+
 struct Config {
   TrainingArguments args;
   ModelOptions model;
   DataOptions data;
+  std::vector<CallbackSpec> callbacks;
 };
 
 // The raw tree with where each value came from ("run.yaml:4", "--set").

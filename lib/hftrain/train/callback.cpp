@@ -7,6 +7,11 @@
 
 namespace hftrain {
 
+CallbackRegistry& callback_registry() {
+  static CallbackRegistry r("callback");
+  return r;
+}
+
 #define HFT_FORWARD(event)                                                                  \
   void CallbackHandler::event(const Callback::Args& a, TrainerState& s, TrainerControl& c) { \
     for (auto& cb : callbacks_) cb->event(a, s, c);                                         \

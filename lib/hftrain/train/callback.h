@@ -6,6 +6,8 @@
 #include "hftrain/config/training_arguments.h"
 #include "hftrain/train/trainer_state.h"
 
+#include "hftrain/core/registry.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +21,11 @@ class Callback {
   using Control = TrainerControl;
   using Json = nlohmann::json;
   virtual ~Callback() = default;
-  virtual std::string name() const = 0;
+  virtual std::string name() const = 0;  // HF's class name, the key in stateful_callbacks
+  // HF's ExportableState: {"args": {...}, "attributes": {...}} saved in trainer_state.json's
+  // stateful_callbacks at each checkpoint and given back on resume. Null: stateless.
+  virtual Json state() const { return nullptr; }
+  virtual void restore(const Json& state, const std::string& where) {}
   virtual void on_init_end(const Args&, State&, Control&) {}
   virtual void on_train_begin(const Args&, State&, Control&) {}
   virtual void on_train_end(const Args&, State&, Control&) {}
@@ -62,6 +68,12 @@ class CallbackHandler {
  private:
   std::vector<std::unique_ptr<Callback>> callbacks_;
 };
+
+// Callbacks chosen in the config by name (`callbacks: [{name: early_stopping, ...}]`):
+// factory(options, where) parses its own typed options. A C++ user adds one in a single file
+// plus one line in builtins.cpp.
+using CallbackRegistry = Registry<Callback, const nlohmann::json&, const std::string&>;
+CallbackRegistry& callback_registry();
 
 // HF's DefaultFlowCallback: log / evaluate / save on the steps or epochs the strategies
 // say, and stop (with a save) at max_steps.

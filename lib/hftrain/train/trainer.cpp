@@ -10,6 +10,7 @@
 #include "hftrain/optim/adamw.h"
 #include "hftrain/optim/grad_clip.h"
 #include "hftrain/train/checkpoint.h"
+#include "hftrain/train/preemption.h"
 #include "hftrain/train/rng_state.h"
 
 #include <ATen/Functions.h>
@@ -178,6 +179,14 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       state_.epoch = static_cast<double>(epoch) + static_cast<double>(b1) / static_cast<double>(s.batches_per_epoch);
       callbacks_.on_step_end(args_, state_, control_);
       maybe_log_save_evaluate(tr_loss, grad_norm);
+      if (const int sig = preemption_signal()) {
+        // Preempted: the step is complete; save it (unless just saved) and stop.
+        const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
+        if (!fs::exists(dir)) save_checkpoint();
+        throw Interrupted(sig, fmt::format("stopped by signal {} after step {}; resume with: hftrain resume "
+                                           "--checkpoint {}",
+                                           sig, state_.global_step, dir));
+      }
       if (control_.should_epoch_stop || control_.should_training_stop) break;
     }
     callbacks_.on_epoch_end(args_, state_, control_);
@@ -315,6 +324,8 @@ void Trainer::save_model(const std::string& dir) {
 void Trainer::save_checkpoint() {
   store_flos();
   state_.stateful_callbacks["TrainerControl"] = trainer_control_to_json(control_);
+  for (const auto& cb : callbacks_.callbacks())
+    if (json st = cb->state(); !st.is_null()) state_.stateful_callbacks[cb->name()] = st;
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
   checkpoint_write_atomic(dir, [&](const std::string& tmp) {
     write_model_files(tmp);
@@ -347,6 +358,12 @@ void Trainer::load_checkpoint(const std::string& dir) {
   loaded.eval_steps = state_.eval_steps;
   loaded.save_steps = state_.save_steps;
   state_ = loaded;
+  // Callback state (early stopping's counter) continues where it was, so that a resumed run
+  // behaves as the uninterrupted one; HF restores it only with
+  // restore_callback_states_from_checkpoint.
+  for (const auto& cb : callbacks_.callbacks())
+    if (!cb->state().is_null() && state_.stateful_callbacks.contains(cb->name()))
+      cb->restore(state_.stateful_callbacks.at(cb->name()), state_path);
   rng_state_restore(io::pickle_load_file(dir + "/rng_state.pth"), dir + "/rng_state.pth");
 }
 

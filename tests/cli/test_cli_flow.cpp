@@ -1,0 +1,130 @@
+// Training flow through the binary: early stopping and its resumed state, preemption by signal.
+#include "cli/cli_util.h"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <thread>
+
+using namespace hftrain::test;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A run whose eval loss stops improving: a large learning rate, evaluation every 2 steps.
+const char* kEarlyStop =
+    " --set load_best_model_at_end=true --set eval_steps=2 --set save_steps=2 --set learning_rate=0.05"
+    " --set warmup_steps=0 --set max_steps=40 --set 'callbacks=[{name: early_stopping,"
+    " early_stopping_patience: 2, early_stopping_threshold: 0.001}]'";
+
+std::vector<json> evals_of(const std::string& log) {
+  std::vector<json> out;
+  for (const json& e : read_log(log))
+    if (e.contains("eval_loss")) out.push_back(e);
+  return out;
+}
+
+// HF's EarlyStoppingCallback rule applied to the logged eval losses: the step it stops at.
+int64_t expected_stop(const std::vector<json>& evals, int64_t patience, double threshold) {
+  std::optional<double> best;
+  int64_t counter = 0;
+  for (const json& e : evals) {
+    const double v = e["eval_loss"];
+    counter = (!best || (v < *best && std::abs(v - *best) > threshold)) ? 0 : counter + 1;
+    if (!best || v < *best) best = v;
+    if (counter >= patience) return e["step"];
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("early stopping stops where HF's rule says, and its counter survives resume", "[integration][flow]") {
+  TempDir full("early"), part("early-resume");
+  Result a = run("train --config " + write_config(full) + kEarlyStop);
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  const std::string out = full.str() + "/out";
+  std::vector<json> evals = evals_of(out + "/log.jsonl");
+  const int64_t stop = expected_stop(evals, 2, 0.001);
+  REQUIRE(stop > 0);
+  REQUIRE(stop < 40);
+  json state = read_json(out + "/trainer_state.json");
+  CHECK(state["global_step"] == stop);
+  CHECK(evals.back()["step"] == stop);
+
+  // Resume from the checkpoint where the counter was 1: the resumed run must stop at the
+  // same step, which it does only if the counter came back.
+  std::optional<int64_t> from;
+  for (const auto& c : fs::directory_iterator(out)) {
+    if (c.path().filename().string().rfind("checkpoint-", 0) != 0) continue;
+    json s = read_json((c.path() / "trainer_state.json").string());
+    if (s["stateful_callbacks"]["EarlyStoppingCallback"]["attributes"]["early_stopping_patience_counter"] == 1)
+      from = s["global_step"].get<int64_t>();
+  }
+  REQUIRE(from.has_value());
+  const std::string ckpt = "checkpoint-" + std::to_string(*from);
+  fs::create_directories(part.str() + "/out");
+  fs::copy(out + "/" + ckpt, part.str() + "/out/" + ckpt, fs::copy_options::recursive);
+  Result b = run("resume --checkpoint " + part.str() + "/out/" + ckpt + " --set output_dir=" + part.str() + "/out");
+  INFO(b.output);
+  REQUIRE(b.exit_code == 0);
+  CHECK(read_json(part.str() + "/out/trainer_state.json")["global_step"] == stop);
+}
+
+TEST_CASE("SIGTERM during training leaves a resumable checkpoint and the resumed losses match", "[integration][flow]") {
+  // Slow enough steps (a wider model) that the signal lands mid-run.
+  const std::string slower =
+      " --set max_steps=40 --set save_steps=1000 --set eval_strategy=no --set model.config.n_embd=96"
+      " --set model.config.n_head=4";
+  TempDir full("term-full"), part("term");
+  REQUIRE(run("train --config " + write_config(full) + slower).exit_code == 0);
+
+  const std::string log = part.str() + "/out/log.jsonl";
+  const std::string cmd = std::string(HFTRAIN_BIN) + " train --config " + write_config(part) + slower + " > " +
+                          part.str() + "/stdout.txt 2>&1";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Signal once a few steps are logged.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && (!fs::exists(log) || read_log(log).size() < 5))
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  INFO(file_bytes(part.str() + "/stdout.txt"));
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 128 + SIGTERM);
+  std::vector<json> before = read_log(log);
+  const int64_t at = before.back()["step"];
+  REQUIRE(at < 40);
+  const std::string ckpt = part.str() + "/out/checkpoint-" + std::to_string(at);
+  REQUIRE(fs::exists(ckpt + "/optimizer.pt"));
+
+  Result r = run("resume --checkpoint " + ckpt);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::map<int64_t, json> a, b;
+  for (const json& e : read_log(full.str() + "/out/log.jsonl"))
+    if (e.contains("loss")) a[e["step"]] = e;
+  for (const json& e : read_log(log))
+    if (e.contains("loss")) b[e["step"]] = e;
+  for (int64_t step = at + 1; step <= 40; ++step) {
+    INFO("step " << step);
+    REQUIRE(b.count(step));
+    CHECK(b[step]["grad_norm"].get<double>() == a[step]["grad_norm"].get<double>());
+    CHECK(b[step]["loss"] == a[step]["loss"]);
+  }
+  CHECK(file_bytes(part.str() + "/out/model.safetensors") == file_bytes(full.str() + "/out/model.safetensors"));
+}
