@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 using namespace hftrain::test;
@@ -127,4 +128,41 @@ TEST_CASE("SIGTERM during training leaves a resumable checkpoint and the resumed
     CHECK(b[step]["loss"] == a[step]["loss"]);
   }
   CHECK(file_bytes(part.str() + "/out/model.safetensors") == file_bytes(full.str() + "/out/model.safetensors"));
+}
+
+TEST_CASE("report_to tensorboard writes HF's scalar names, and loss.svg plots the run", "[integration][flow][python]") {
+  TempDir dir("tb");
+  Result r = run("train --config " + write_config(dir) + " --set report_to=tensorboard");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string runs = dir.str() + "/out/runs";
+  std::string events;
+  for (const auto& f : fs::directory_iterator(runs))
+    if (f.path().filename().string().rfind("events.out.tfevents.", 0) == 0) events = f.path().string();
+  REQUIRE(!events.empty());
+  Result py = run_command(std::string(HFTRAIN_PYTHON) + " " + HFTRAIN_SOURCE_DIR + "/tests/io/decode_tfevents.py " +
+                          events);
+  INFO(py.output);
+  REQUIRE(py.exit_code == 0);
+  std::map<std::string, std::map<int64_t, double>> scalars;
+  std::istringstream lines(py.output);
+  for (std::string line; std::getline(lines, line);) {
+    json e = json::parse(line);
+    scalars[e["tag"]][e["step"]] = e["value"];
+  }
+  for (const char* tag : {"train/loss", "train/grad_norm", "train/learning_rate", "train/epoch", "eval/loss",
+                          "eval/runtime", "train/train_loss", "train/total_flos"})
+    CHECK(scalars.count(tag));
+  for (const json& e : read_log(dir.str() + "/out/log.jsonl")) {
+    if (e.contains("loss")) CHECK(scalars["train/loss"].at(e["step"]) == static_cast<double>(e["loss"].get<float>()));
+    if (e.contains("eval_loss"))
+      CHECK(scalars["eval/loss"].at(e["step"]) == static_cast<double>(e["eval_loss"].get<float>()));
+  }
+  // The plot: one polyline point per logged train loss (16 steps).
+  const std::string svg = file_bytes(dir.str() + "/out/loss.svg");
+  REQUIRE(svg.rfind("<svg", 0) == 0);
+  const size_t start = svg.find("points=\"");
+  REQUIRE(start != std::string::npos);
+  const std::string pts = svg.substr(start + 8, svg.find('"', start + 8) - start - 8);
+  CHECK(std::count(pts.begin(), pts.end(), ',') == 16);
 }

@@ -455,7 +455,9 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   if (a.run_name.empty()) a.run_name = a.output_dir;
   if (a.logging_dir.empty()) a.logging_dir = a.output_dir + "/runs";
   if (!a.disable_tqdm) a.disable_tqdm = false;
-  if (a.report_to.size() == 1 && (a.report_to[0] == "none" || a.report_to[0] == "all")) a.report_to.clear();
+  // "all" is every integration hftrain has: tensorboard.
+  if (a.report_to.size() == 1 && a.report_to[0] == "none") a.report_to.clear();
+  if (a.report_to.size() == 1 && a.report_to[0] == "all") a.report_to = {"tensorboard"};
 
   // lr_scheduler_kwargs: only keys the chosen schedule reads (HF ignores others silently).
   for (const auto& [k, v] : a.lr_scheduler_kwargs.items()) {
@@ -501,8 +503,8 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   check(a.half_precision_backend == "auto" || a.half_precision_backend == "cpu_amp", "half_precision_backend",
         "half_precision_backend " + a.half_precision_backend + " is not part of hftrain; use auto");
   for (const std::string& r : a.report_to)
-    check(r == "none", "report_to",
-          "report_to " + r + " is not available in hftrain yet; hftrain writes log.jsonl in output_dir");
+    check(r == "tensorboard", "report_to",
+          "report_to " + r + " is not available in hftrain; available: tensorboard (log.jsonl is always written)");
   if (a.ddp_backend)
     check(*a.ddp_backend == "gloo" || *a.ddp_backend == "nccl", "ddp_backend",
           "ddp_backend " + *a.ddp_backend + " is not part of hftrain; use gloo (CPU) or nccl (CUDA)");

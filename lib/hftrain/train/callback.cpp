@@ -72,8 +72,8 @@ void DefaultFlowCallback::on_step_end(const Args& a, State& s, Control& c) {
   if (a.save_strategy == SaveStrategy::kSteps && s.global_step % s.save_steps == 0) c.should_save = true;
   if (s.global_step >= s.max_steps) {
     c.should_training_stop = true;
-    // Save the last step, unless saving is off or decided by the best metric.
-    if (a.save_strategy != SaveStrategy::kNo && a.save_strategy != SaveStrategy::kBest) c.should_save = true;
+    // Save the last step (HF 4.48: steps only; epoch saving saves it at the epoch's end).
+    if (a.save_strategy == SaveStrategy::kSteps) c.should_save = true;
   }
 }
 
@@ -85,12 +85,9 @@ void DefaultFlowCallback::on_epoch_end(const Args& a, State& s, Control& c) {
 
 void LogCallback::on_log(const Args& a, State& s, Control& c, const Json& logs) {
   if (!s.is_world_process_zero) return;
-  std::string line = logs.dump();
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
   std::ofstream out(path_, std::ios::app);
   if (!out) fail_runtime("cannot append to {}", path_);
-  out << line << '\n';
+  out << logs.dump() << '\n';
 }
 
 }  // namespace hftrain

@@ -84,7 +84,7 @@ class DefaultFlowCallback : public Callback {
   void on_epoch_end(const Args& a, State& s, Control& c) override;
 };
 
-// Prints each log as one line and appends it to <output_dir>/log.jsonl (rank 0).
+// Appends each log as one JSON line to <output_dir>/log.jsonl (rank 0).
 class LogCallback : public Callback {
  public:
   explicit LogCallback(std::string path) : path_(std::move(path)) {}

@@ -9,11 +9,15 @@
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/optim/adamw.h"
 #include "hftrain/optim/grad_clip.h"
+#include "hftrain/train/callbacks/plot.h"
+#include "hftrain/train/callbacks/progress.h"
+#include "hftrain/train/callbacks/tensorboard.h"
 #include "hftrain/train/checkpoint.h"
 #include "hftrain/train/preemption.h"
 #include "hftrain/train/rng_state.h"
 
 #include <ATen/Functions.h>
+#include <unistd.h>
 #include <fmt/ranges.h>
 
 #include <chrono>
@@ -68,6 +72,10 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       non_embedding_params_ += static_cast<double>(p.value().numel());
   callbacks_.add(std::make_unique<DefaultFlowCallback>());
   callbacks_.add(std::make_unique<LogCallback>((fs::path(args_.output_dir) / "log.jsonl").string()));
+  callbacks_.add(std::make_unique<ProgressCallback>(::isatty(STDOUT_FILENO) && !args_.disable_tqdm.value_or(false)));
+  callbacks_.add(std::make_unique<PlotCallback>());
+  if (std::find(args_.report_to.begin(), args_.report_to.end(), "tensorboard") != args_.report_to.end())
+    callbacks_.add(std::make_unique<TensorBoardCallback>());
   callbacks_.on_init_end(args_, state_, control_);
 }
 
