@@ -2,6 +2,7 @@
 //   hftrain train    [--config FILE] [--set key=value ...]
 //   hftrain resume   --checkpoint DIR [--set key=value ...]
 //   hftrain evaluate --config FILE | --checkpoint DIR
+//   hftrain predict  --checkpoint DIR --input FILE [--output FILE]
 //   hftrain config   [--config FILE] [--set key=value ...]
 // Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 runtime failure.
 #include "hftrain/core/error.h"
@@ -18,7 +19,7 @@
 namespace {
 
 struct Options {
-  std::string config, checkpoint;
+  std::string config, checkpoint, input, output;
   std::vector<std::string> sets;
 };
 
@@ -43,9 +44,10 @@ void add_hf_style(const std::vector<std::string>& extras, std::vector<std::strin
 
 std::optional<std::string> opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); }
 
-int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* config, Options o) {
+int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* predict, CLI::App* config,
+        Options o) {
   using namespace hftrain;
-  for (CLI::App* sub : {train, resume, evaluate, config})
+  for (CLI::App* sub : {train, resume, evaluate, predict, config})
     if (sub->parsed()) add_hf_style(sub->remaining(), o.sets);
   if (train->parsed()) {
     run_train(config_resolve(config_source(opt(o.config), o.sets)));
@@ -58,6 +60,9 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
     ConfigSource src = o.checkpoint.empty() ? config_source(o.config, o.sets)
                                             : config_source_from_checkpoint(o.checkpoint, o.sets);
     run_evaluate(config_resolve(src), opt(o.checkpoint));
+  } else if (predict->parsed()) {
+    const std::string out = o.output.empty() ? o.checkpoint + "/predictions.jsonl" : o.output;
+    run_predict(config_resolve(config_source_from_checkpoint(o.checkpoint, o.sets)), o.checkpoint, o.input, out);
   } else if (config->parsed()) {
     ConfigSource src = config_source(opt(o.config), o.sets);
     std::printf("%s", config_describe(config_resolve(src), &src).c_str());
@@ -83,11 +88,16 @@ int main(int argc, char** argv) {
   evaluate->add_option("--config", o.config, "YAML or JSON config");
   evaluate->add_option("--checkpoint", o.checkpoint, "checkpoint directory");
   evaluate->add_option("--set", o.sets, set_help);
+  CLI::App* predict = app.add_subcommand("predict", "predict with a checkpoint's model on a text or JSON Lines file");
+  predict->add_option("--checkpoint", o.checkpoint, "checkpoint directory")->required();
+  predict->add_option("--input", o.input, "UTF-8 text, or .jsonl with a \"text\" field per line")->required();
+  predict->add_option("--output", o.output, "predictions JSONL (default: CHECKPOINT/predictions.jsonl)");
+  predict->add_option("--set", o.sets, set_help);
   CLI::App* config = app.add_subcommand("config", "print the resolved config and exit");
   config->add_option("--config", o.config, "YAML or JSON config");
   config->add_option("--set", o.sets, set_help);
 
-  for (CLI::App* sub : {train, resume, evaluate, config}) sub->allow_extras();  // HF-style --key value
+  for (CLI::App* sub : {train, resume, evaluate, predict, config}) sub->allow_extras();  // HF-style --key value
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -97,7 +107,7 @@ int main(int argc, char** argv) {
   hftrain::compat::set_default_threads();
   hftrain::preemption_install();
   try {
-    return run(app, train, resume, evaluate, config, o);
+    return run(app, train, resume, evaluate, predict, config, o);
   } catch (const hftrain::Interrupted& e) {
     std::fprintf(stderr, "hftrain: %s\n", e.what());
     return e.exit_code();

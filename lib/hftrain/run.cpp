@@ -150,4 +150,51 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
   std::printf("wrote %s\n", out.c_str());
 }
 
+void run_predict(const Config& config, const std::string& checkpoint, const std::string& input,
+                 const std::string& output) {
+  std::error_code ec;
+  HFT_CHECK(fs::is_regular_file(input, ec), "predict input not found: {}", input);
+  Components parts = build(config, checkpoint);
+  std::string text = io::read_file(input);
+  if (fs::path(input).extension() == ".jsonl") {  // {"text": ...} per line, joined by newlines
+    std::string joined;
+    size_t line_no = 0, start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      start = end == std::string::npos ? text.size() : end + 1;
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      json row;
+      try {
+        row = json::parse(line);
+      } catch (const json::exception& e) {
+        fail("{}:{}: invalid JSON: {}", input, line_no, e.what());
+      }
+      HFT_CHECK(row.is_object() && row.contains("text") && row["text"].is_string(), "{}:{}: expected {{\"text\": ...}}",
+                input, line_no);
+      joined += (joined.empty() ? "" : "\n") + row["text"].get<std::string>();
+    }
+    text = joined;
+  }
+  std::vector<int64_t> ids = parts.tokenizer->encode(text);
+  TokenWindows windows(at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kLong).clone(),
+                       config.data.block_size);
+  HFT_CHECK(windows.size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
+            config.data.block_size);
+  const fs::path out_dir = fs::path(output).parent_path();
+  if (!out_dir.empty()) fs::create_directories(out_dir);
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  std::vector<std::vector<int64_t>> predictions;
+  json metrics = trainer.predict(windows, predictions);
+  std::string lines;
+  for (size_t i = 0; i < predictions.size(); ++i)
+    lines += json{{"index", i}, {"predicted_ids", predictions[i]}, {"predicted_text", parts.tokenizer->decode(predictions[i])}}
+                 .dump(-1, ' ', false, json::error_handler_t::replace) +
+             "\n";
+  io::write_file_atomic(output, lines);
+  io::write_json_file((out_dir.empty() ? fs::path(".") : out_dir).string() + "/test_results.json", metrics);
+  std::printf("wrote %s (%zu windows)\n", output.c_str(), predictions.size());
+}
+
 }  // namespace hftrain

@@ -20,5 +20,10 @@ ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const 
 
 void run_train(const Config& config);
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint);
+// Predictions of a checkpoint's model on a UTF-8 text file (or JSON Lines with a "text"
+// field): one JSON line per block_size window with the argmax next tokens, plus
+// test_results.json (test_loss, the config's metrics, test_runtime, ...) beside `output`.
+void run_predict(const Config& config, const std::string& checkpoint, const std::string& input,
+                 const std::string& output);
 
 }  // namespace hftrain

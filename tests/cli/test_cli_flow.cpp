@@ -166,3 +166,33 @@ TEST_CASE("report_to tensorboard writes HF's scalar names, and loss.svg plots th
   const std::string pts = svg.substr(start + 8, svg.find('"', start + 8) - start - 8);
   CHECK(std::count(pts.begin(), pts.end(), ',') == 16);
 }
+
+TEST_CASE("metrics by name reach the eval logs, and predict writes predictions JSONL and test metrics",
+          "[integration][flow]") {
+  TempDir dir("predict");
+  Result r = run("train --config " + write_config(dir) + " --set 'metrics=[accuracy, f1_macro, exact_match]'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  json eval;
+  for (const json& e : read_log(dir.str() + "/out/log.jsonl"))
+    if (e.contains("eval_loss")) eval = e;
+  for (const char* k : {"eval_accuracy", "eval_f1_macro", "eval_exact_match"}) CHECK(eval.contains(k));
+  CHECK(!eval.contains("eval_perplexity"));  // only what was asked for
+  CHECK(eval["eval_accuracy"].get<double>() > 0.0);
+
+  // 100 bytes of text: 3 windows of 32 bytes.
+  const std::string input = dir.str() + "/input.txt";
+  std::ofstream(input) << std::string(100, 'a');
+  Result p = run("predict --checkpoint " + dir.str() + "/out/checkpoint-16 --input " + input + " --output " +
+                 dir.str() + "/pred/predictions.jsonl");
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  std::vector<json> rows = read_log(dir.str() + "/pred/predictions.jsonl");
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[2]["index"] == 2);
+  CHECK(rows[0]["predicted_ids"].size() == 31);
+  CHECK(rows[0]["predicted_text"].get<std::string>().size() == 31);
+  json test = read_json(dir.str() + "/pred/test_results.json");
+  for (const char* k : {"test_loss", "test_accuracy", "test_runtime", "test_samples_per_second"}) CHECK(test.contains(k));
+  CHECK(run("predict --checkpoint " + dir.str() + "/out/checkpoint-16 --input /nonexistent.txt").exit_code == 2);
+}

@@ -284,6 +284,16 @@ void config_merge_set(ConfigSource& src, const std::string& assignment) {
   note_origin(value, key, "--set " + key, src.origin);
 }
 
+const NameTable<Metric>& metric_names() {
+  static const NameTable<Metric> t = {
+      {"perplexity", Metric::kPerplexity},         {"accuracy", Metric::kAccuracy},
+      {"precision_macro", Metric::kPrecisionMacro}, {"recall_macro", Metric::kRecallMacro},
+      {"f1_macro", Metric::kF1Macro},               {"precision_micro", Metric::kPrecisionMicro},
+      {"recall_micro", Metric::kRecallMicro},       {"f1_micro", Metric::kF1Micro},
+      {"exact_match", Metric::kExactMatch}};
+  return t;
+}
+
 Config config_resolve(const ConfigSource& src) {
   Config c;
   static const json kEmpty = json::object();
@@ -335,8 +345,25 @@ Config config_resolve(const ConfigSource& src) {
     }
   }
 
+  if (tree.contains("metrics") && !tree.at("metrics").is_null()) {
+    const json& list = tree.at("metrics");
+    HFT_CHECK(list.is_array(), "key \"metrics\" must be a list of metric names (from {})", src.where("metrics"));
+    c.metrics.clear();
+    std::vector<std::string> known;
+    for (const auto& [n, _] : metric_names()) known.push_back(n);
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string path = "metrics[" + std::to_string(i) + "]";
+      HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, list[i].dump(), src.where(path));
+      const std::string name = list[i].get<std::string>();
+      if (name == "loss") continue;  // always computed, as HF's eval_loss
+      auto it = std::find_if(metric_names().begin(), metric_names().end(), [&](const auto& e) { return e.first == name; });
+      HFT_CHECK(it != metric_names().end(), "{} (from {})", unknown_name_message("metric", name, known), src.where(path));
+      c.metrics.push_back(it->second);
+    }
+  }
+
   const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data", "callbacks"}, [&](const std::string& key) { return src.where(key); },
+  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
   return c;
 }
@@ -356,6 +383,10 @@ json config_to_json(const Config& c) {
                      {"validation_split_percentage", c.data.validation_split_percentage},
                      {"train", dataset(c.data.train)}};
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
+  out["metrics"] = json::array();
+  for (Metric m : c.metrics)
+    for (const auto& [n, e] : metric_names())
+      if (e == m) out["metrics"].push_back(n);
   if (!c.callbacks.empty()) {
     out["callbacks"] = json::array();
     for (const CallbackSpec& cb : c.callbacks) {

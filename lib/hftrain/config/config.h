@@ -38,6 +38,13 @@ struct ModelOptions {
   nlohmann::json config = nlohmann::json::object();  // HF config.json keys for `type`
 };
 
+// `metrics:` names (train/metrics.h); eval_loss is always computed.
+enum class Metric {
+  kPerplexity, kAccuracy, kPrecisionMacro, kRecallMacro, kF1Macro, kPrecisionMicro, kRecallMicro, kF1Micro,
+  kExactMatch
+};
+const NameTable<Metric>& metric_names();
+
 // `callbacks:` entries: a name from the callback registry and that callback's options.
 struct CallbackSpec {
   std::string name;
@@ -50,6 +57,7 @@ struct Config {
   ModelOptions model;
   DataOptions data;
   std::vector<CallbackSpec> callbacks;
+  std::vector<Metric> metrics = {Metric::kPerplexity};
 };
 
 // The raw tree with where each value came from ("run.yaml:4", "--set").

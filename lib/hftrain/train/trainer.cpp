@@ -13,6 +13,7 @@
 #include "hftrain/train/callbacks/progress.h"
 #include "hftrain/train/callbacks/tensorboard.h"
 #include "hftrain/train/checkpoint.h"
+#include "hftrain/train/metrics.h"
 #include "hftrain/train/preemption.h"
 #include "hftrain/train/rng_state.h"
 
@@ -280,29 +281,54 @@ void Trainer::log(json logs) {
   callbacks_.on_log(args_, state_, control_, logs);
 }
 
-json Trainer::evaluate() {
-  HFT_CHECK(data_.eval.has_value(), "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+json Trainer::evaluation_loop(const TokenWindows& windows, const std::string& prefix,
+                              std::vector<std::vector<int64_t>>* predictions) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool was_training = model_->is_training();
   model_->eval();
   at::NoGradGuard no_grad;
-  BatchSampler sampler = BatchSampler::sequential(data_.eval->size(), args_.eval_batch_size());
+  MetricAccumulator acc(config_.metrics);
+  const bool want_preds = predictions || acc.needs_predictions();
+  BatchSampler sampler = BatchSampler::sequential(windows.size(), args_.eval_batch_size());
   std::vector<at::Tensor> losses;  // each batch's mean loss, repeated batch-size times (HF)
   for (int64_t b = 0; b < sampler.size(); ++b) {
-    Batch batch = collate_causal_lm(data_.eval->gather(sampler.batch(b)));
-    at::Tensor loss = model_->forward(batch, std::nullopt).loss;
-    losses.push_back(loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
+    Batch batch = collate_causal_lm(windows.gather(sampler.batch(b)));
+    ModelOutput out = model_->forward(batch, std::nullopt);
+    losses.push_back(out.loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
+    if (!want_preds) continue;
+    // Position t predicts token t+1: (B,T-1) against labels[:, 1:].
+    const int64_t T = out.logits.size(1);
+    at::Tensor preds = out.logits.slice(1, 0, T - 1).argmax(-1);
+    acc.add(preds, batch.at("labels").slice(1, 1));
+    if (predictions)
+      for (int64_t i = 0; i < preds.size(0); ++i) {
+        at::Tensor row = preds[i].contiguous();
+        predictions->emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+      }
   }
-  const double eval_loss = at::cat(losses).mean().item<double>();
+  const double loss = at::cat(losses).mean().item<double>();
   const double runtime = seconds_since(t0);
-  json metrics{{"eval_loss", eval_loss},
-               {"eval_perplexity", std::exp(eval_loss)},
-               {"eval_runtime", round_to(runtime, 4)},
-               {"eval_samples_per_second", round_to(static_cast<double>(data_.eval->size()) / runtime, 3)},
-               {"eval_steps_per_second", round_to(static_cast<double>(sampler.size()) / runtime, 3)}};
+  json metrics = acc.compute(loss, prefix);
+  metrics[prefix + "loss"] = loss;
+  metrics[prefix + "runtime"] = round_to(runtime, 4);
+  metrics[prefix + "samples_per_second"] = round_to(static_cast<double>(windows.size()) / runtime, 3);
+  metrics[prefix + "steps_per_second"] = round_to(static_cast<double>(sampler.size()) / runtime, 3);
+  if (was_training) model_->train();
+  return metrics;
+}
+
+json Trainer::evaluate() {
+  HFT_CHECK(data_.eval.has_value(), "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+  json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
   log(metrics);
   callbacks_.on_evaluate(args_, state_, control_, metrics);
-  if (was_training) model_->train();
+  return metrics;
+}
+
+json Trainer::predict(const TokenWindows& windows, std::vector<std::vector<int64_t>>& predictions) {
+  json metrics = evaluation_loop(windows, "test_", &predictions);
+  log(metrics);
+  callbacks_.on_predict(args_, state_, control_, metrics);
   return metrics;
 }
 

@@ -31,6 +31,9 @@ class Trainer {
   nlohmann::json train(const std::optional<std::string>& resume_dir);
   // Evaluates on the eval set: eval_loss, eval_perplexity, eval_runtime, ...; logged.
   nlohmann::json evaluate();
+  // Predictions on `windows` (argmax next token per position, (T-1) per window) and
+  // test_-prefixed metrics; logged, and on_predict is called.
+  nlohmann::json predict(const TokenWindows& windows, std::vector<std::vector<int64_t>>& predictions);
   // An HF model directory: model.safetensors, config.json, tokenizer files, training_args.json.
   void save_model(const std::string& dir);
 
@@ -41,6 +44,8 @@ class Trainer {
   void load_checkpoint(const std::string& dir);
   void save_checkpoint();
   void log(nlohmann::json logs);
+  nlohmann::json evaluation_loop(const TokenWindows& windows, const std::string& prefix,
+                                 std::vector<std::vector<int64_t>>* predictions);
   // HF's _determine_best_metric: true when `metrics` improve on state.best_metric.
   bool update_best_metric(const nlohmann::json& metrics);
   void maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm);

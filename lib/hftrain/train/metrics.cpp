@@ -1,0 +1,71 @@
+#include "hftrain/train/metrics.h"
+
+#include <ATen/Functions.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace hftrain {
+
+bool MetricAccumulator::needs_predictions() const {
+  return std::any_of(metrics_.begin(), metrics_.end(), [](Metric m) { return m != Metric::kPerplexity; });
+}
+
+void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
+  at::Tensor mask = labels.ne(-100);
+  at::Tensor p = preds.masked_select(mask), l = labels.masked_select(mask);
+  at::Tensor hit = p.eq(l);
+  correct_ += hit.sum().item<int64_t>();
+  total_ += l.numel();
+  // A row is exact when none of its counted positions is wrong.
+  at::Tensor wrong = preds.ne(labels).logical_and(mask).any(1);
+  rows_ += labels.size(0);
+  exact_rows_ += wrong.logical_not().sum().item<int64_t>();
+  const int64_t n = std::max<int64_t>({p.numel() ? p.max().item<int64_t>() + 1 : 0,
+                                       l.numel() ? l.max().item<int64_t>() + 1 : 0, tp_.defined() ? tp_.numel() : 0});
+  auto grow = [&](at::Tensor& t) {
+    if (!t.defined()) t = at::zeros({n}, at::kLong);
+    else if (t.numel() < n) t = at::cat({t, at::zeros({n - t.numel()}, at::kLong)});
+  };
+  grow(tp_), grow(pred_count_), grow(label_count_);
+  tp_.add_(at::bincount(l.masked_select(hit), {}, n));
+  pred_count_.add_(at::bincount(p, {}, n));
+  label_count_.add_(at::bincount(l, {}, n));
+}
+
+nlohmann::json MetricAccumulator::compute(double loss, const std::string& prefix) const {
+  nlohmann::json out = nlohmann::json::object();
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  // Macro averages over classes present in labels or predictions (scikit-learn's labels=None).
+  double p_sum = 0, r_sum = 0, f_sum = 0;
+  int64_t classes = 0;
+  if (tp_.defined()) {
+    auto tp = tp_.accessor<int64_t, 1>(), pc = pred_count_.accessor<int64_t, 1>(), lc = label_count_.accessor<int64_t, 1>();
+    for (int64_t c = 0; c < tp_.numel(); ++c) {
+      if (pc[c] == 0 && lc[c] == 0) continue;
+      const double prec = ratio(tp[c], pc[c]), rec = ratio(tp[c], lc[c]);
+      p_sum += prec, r_sum += rec, f_sum += prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0.0;
+      ++classes;
+    }
+  }
+  const double accuracy = ratio(static_cast<double>(correct_), static_cast<double>(total_));
+  for (Metric m : metrics_) {
+    switch (m) {
+      case Metric::kPerplexity: out[prefix + "perplexity"] = std::exp(loss); break;
+      case Metric::kAccuracy: out[prefix + "accuracy"] = accuracy; break;
+      // Single-label classification: micro precision = recall = F1 = accuracy.
+      case Metric::kPrecisionMicro: out[prefix + "precision_micro"] = accuracy; break;
+      case Metric::kRecallMicro: out[prefix + "recall_micro"] = accuracy; break;
+      case Metric::kF1Micro: out[prefix + "f1_micro"] = accuracy; break;
+      case Metric::kPrecisionMacro: out[prefix + "precision_macro"] = ratio(p_sum, static_cast<double>(classes)); break;
+      case Metric::kRecallMacro: out[prefix + "recall_macro"] = ratio(r_sum, static_cast<double>(classes)); break;
+      case Metric::kF1Macro: out[prefix + "f1_macro"] = ratio(f_sum, static_cast<double>(classes)); break;
+      case Metric::kExactMatch:
+        out[prefix + "exact_match"] = ratio(static_cast<double>(exact_rows_), static_cast<double>(rows_));
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace hftrain

@@ -1,0 +1,33 @@
+// Evaluation metrics by name over label tokens (causal LM: the prediction at position t is
+// argmax logits[t] against labels[t+1]; positions labelled -100 do not count).
+// accuracy; precision/recall/F1 macro (mean over the classes seen in labels or predictions,
+// as scikit-learn's average="macro") and micro (global counts); exact_match (a sequence all
+// of whose label tokens are right). perplexity is exp(eval_loss).
+#pragma once
+
+#include "hftrain/config/config.h"
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+namespace hftrain {
+
+class MetricAccumulator {
+ public:
+  explicit MetricAccumulator(std::vector<Metric> metrics) : metrics_(std::move(metrics)) {}
+  // Whether any metric needs predictions (loss and perplexity do not).
+  bool needs_predictions() const;
+  // preds, labels: (B,N) int64 aligned; labels -100 are ignored.
+  void add(const at::Tensor& preds, const at::Tensor& labels);
+  // {"<prefix>accuracy": ..., ...} for the metrics asked for; perplexity from `loss`.
+  nlohmann::json compute(double loss, const std::string& prefix) const;
+
+ private:
+  std::vector<Metric> metrics_;
+  at::Tensor tp_, pred_count_, label_count_;  // per class, int64
+  int64_t correct_ = 0, total_ = 0, rows_ = 0, exact_rows_ = 0;
+};
+
+}  // namespace hftrain
