@@ -196,3 +196,17 @@ TEST_CASE("metrics by name reach the eval logs, and predict writes predictions J
   for (const char* k : {"test_loss", "test_accuracy", "test_runtime", "test_samples_per_second"}) CHECK(test.contains(k));
   CHECK(run("predict --checkpoint " + dir.str() + "/out/checkpoint-16 --input /nonexistent.txt").exit_code == 2);
 }
+
+TEST_CASE("on a terminal a live progress bar shows step, loss, learning rate, it/s and ETA", "[integration][flow]") {
+  TempDir dir("tty");
+  // script(1) gives the run a pseudo-terminal.
+  Result r = run_command("script -qec '" + std::string(HFTRAIN_BIN) + " train --config " + write_config(dir) +
+                         "' /dev/null");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("] 16/16"));
+  CHECK_THAT(r.output, Catch::Contains(" it/s  ETA "));
+  CHECK_THAT(r.output, Catch::Contains("\r\033[K{"));  // a log line clears the bar first
+  Result plain = run("train --config " + write_config(dir) + " --set output_dir=" + dir.str() + "/plain");
+  CHECK(plain.output.find(" it/s") == std::string::npos);  // not a terminal: plain lines only
+}

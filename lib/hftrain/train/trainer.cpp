@@ -295,6 +295,7 @@ json Trainer::evaluation_loop(const TokenWindows& windows, const std::string& pr
     Batch batch = collate_causal_lm(windows.gather(sampler.batch(b)));
     ModelOutput out = model_->forward(batch, std::nullopt);
     losses.push_back(out.loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
+    callbacks_.on_prediction_step(args_, state_, control_);
     if (!want_preds) continue;
     // Position t predicts token t+1: (B,T-1) against labels[:, 1:].
     const int64_t T = out.logits.size(1);
