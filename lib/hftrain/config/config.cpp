@@ -215,13 +215,17 @@ class Section {
   std::vector<std::string> known_;
 };
 
-const NameTable<DatasetFormat> kFormats = {{"generated", DatasetFormat::kGenerated}, {"text", DatasetFormat::kText}};
+const NameTable<DatasetFormat> kFormats = {
+    {"generated", DatasetFormat::kGenerated}, {"text", DatasetFormat::kText}, {"tokens", DatasetFormat::kTokens}};
+const NameTable<TokenDtype> kTokenDtypes = {
+    {"uint8", TokenDtype::kUint8}, {"uint16", TokenDtype::kUint16}, {"uint32", TokenDtype::kUint32}};
 
 void read_dataset(Section s, DatasetOptions& d) {
   s.choice("format", d.format, kFormats).field("path", d.path).field("num_bytes", d.num_bytes).field("seed", d.seed);
+  s.choice("dtype", d.dtype, kTokenDtypes).field("offset", d.offset).field("num_tokens", d.num_tokens);
   s.finish();
-  if (d.format == DatasetFormat::kText) {
-    HFT_CHECK(!d.path.empty(), "key \"{}\" is required for format text (from {})", s.path("path"), s.where("format"));
+  if (d.format == DatasetFormat::kText || d.format == DatasetFormat::kTokens) {
+    HFT_CHECK(!d.path.empty(), "key \"{}\" is required for this data format (from {})", s.path("path"), s.where("format"));
     std::error_code ec;
     HFT_CHECK(std::filesystem::is_regular_file(d.path, ec), "data file not found: {} (key \"{}\", from {})", d.path,
               s.path("path"), s.where("path"));
@@ -371,9 +375,19 @@ Config config_resolve(const ConfigSource& src) {
 json config_to_json(const Config& c) {
   json out = training_args_to_json(c.args);
   auto dataset = [](const DatasetOptions& d) {
-    json j{{"format", d.format == DatasetFormat::kText ? "text" : "generated"}};
-    if (d.format == DatasetFormat::kText) j["path"] = d.path;
-    else j["num_bytes"] = d.num_bytes, j["seed"] = d.seed;
+    json j;
+    for (const auto& [n, f] : kFormats)
+      if (f == d.format) j["format"] = n;
+    if (d.format == DatasetFormat::kGenerated) {
+      j["num_bytes"] = d.num_bytes, j["seed"] = d.seed;
+      return j;
+    }
+    j["path"] = d.path;
+    if (d.format == DatasetFormat::kTokens) {
+      for (const auto& [n, t] : kTokenDtypes)
+        if (t == d.dtype) j["dtype"] = n;
+      j["offset"] = d.offset, j["num_tokens"] = d.num_tokens;
+    }
     return j;
   };
   out["model"] = json{{"type", c.model.type}, {"config", c.model.config}};

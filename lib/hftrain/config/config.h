@@ -14,13 +14,19 @@
 
 namespace hftrain {
 
-enum class DatasetFormat { kGenerated, kText };
+enum class DatasetFormat { kGenerated, kText, kTokens };
+enum class TokenDtype { kUint8, kUint16, kUint32 };
 
 struct DatasetOptions {
   DatasetFormat format = DatasetFormat::kGenerated;
-  std::string path;           // text: a UTF-8 file
-  int64_t num_bytes = 400000; // generated: size of the generated text
-  int64_t seed = 0;           // generated: the text generator's seed
+  std::string path;            // text: a UTF-8 file; tokens: a file of token ids
+  int64_t num_bytes = 400000;  // generated: size of the generated text
+  int64_t seed = 0;            // generated: the text generator's seed
+  // tokens: little-endian ids, memory-mapped; `offset` and `num_tokens` (-1: to the end)
+  // select a range, counted in tokens.
+  TokenDtype dtype = TokenDtype::kUint16;
+  int64_t offset = 0;
+  int64_t num_tokens = -1;
 };
 
 struct DataOptions {

@@ -2,17 +2,25 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/io/atomic_file.h"
+#include "hftrain/io/mmap_file.h"
 
 #include <ATen/Functions.h>
 
+#include <tuple>
+
 namespace hftrain {
 
-TokenWindows::TokenWindows(const at::Tensor& tokens, int64_t block_size) {
+TokenWindows::TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits)
+    : unsigned_bits_(unsigned_bits) {
   int64_t n = tokens.numel() / block_size;
   windows_ = tokens.slice(0, 0, n * block_size).view({n, block_size});
 }
 
-at::Tensor TokenWindows::gather(const at::Tensor& indices) const { return windows_.index_select(0, indices); }
+at::Tensor TokenWindows::gather(const at::Tensor& indices) const {
+  at::Tensor rows = windows_.index_select(0, indices).to(at::kLong);  // only these rows are read
+  if (unsigned_bits_ > 0) rows = rows.bitwise_and((int64_t{1} << unsigned_bits_) - 1);
+  return rows;
+}
 
 namespace {
 
@@ -49,6 +57,18 @@ std::string read_text(const DatasetOptions& d) {
   return d.format == DatasetFormat::kText ? io::read_file(d.path) : generate_text(d.num_bytes, d.seed);
 }
 
+// Token ids of a dataset, and how to read them back (see TokenWindows).
+std::pair<at::Tensor, int> load_tokens(const DatasetOptions& d, const Tokenizer& tok) {
+  if (d.format != DatasetFormat::kTokens) return {to_tensor(tok.encode(read_text(d))), 0};
+  // torch 1.13 has no uint16/uint32: map them as int16/int32 and mask on gather.
+  switch (d.dtype) {
+    case TokenDtype::kUint8: return {io::mmap_tensor(d.path, at::kByte, d.offset, d.num_tokens), 0};
+    case TokenDtype::kUint16: return {io::mmap_tensor(d.path, at::kShort, d.offset, d.num_tokens), 16};
+    case TokenDtype::kUint32: return {io::mmap_tensor(d.path, at::kInt, d.offset, d.num_tokens), 32};
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string generate_text(int64_t num_bytes, uint64_t seed) {
@@ -72,21 +92,22 @@ std::string generate_text(int64_t num_bytes, uint64_t seed) {
 }
 
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok) {
-  at::Tensor train = to_tensor(tok.encode(read_text(opts.train)));
+  auto [train, train_bits] = load_tokens(opts.train, tok);
   at::Tensor eval;
+  int eval_bits = train_bits;
   if (opts.eval) {
-    eval = to_tensor(tok.encode(read_text(*opts.eval)));
+    std::tie(eval, eval_bits) = load_tokens(*opts.eval, tok);
   } else if (opts.validation_split_percentage > 0) {
     int64_t cut = static_cast<int64_t>(train.numel() * opts.validation_split_percentage / 100.0);
     eval = train.slice(0, 0, cut);
     train = train.slice(0, cut);
   }
   Datasets ds;
-  ds.train.emplace(train, opts.block_size);
+  ds.train.emplace(train, opts.block_size, train_bits);
   HFT_CHECK(ds.train->size() > 0, "the train data has {} tokens, fewer than one block of data.block_size={}",
             train.numel(), opts.block_size);
   if (eval.defined()) {
-    ds.eval.emplace(eval, opts.block_size);
+    ds.eval.emplace(eval, opts.block_size, eval_bits);
     HFT_CHECK(ds.eval->size() > 0, "the eval data has {} tokens, fewer than one block of data.block_size={}",
               eval.numel(), opts.block_size);
   }

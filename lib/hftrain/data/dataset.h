@@ -13,14 +13,17 @@ namespace hftrain {
 
 class TokenWindows {
  public:
-  TokenWindows(const at::Tensor& tokens, int64_t block_size);  // tokens: int64 (N)
+  // tokens (N): int64, or the uint8 / int16 / int32 view of an unsigned token file
+  // (`unsigned_bits` 16 or 32 says how to read the signed types back).
+  TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits = 0);
   int64_t size() const { return windows_.size(0); }
   int64_t block_size() const { return windows_.size(1); }
   int64_t num_tokens() const { return windows_.numel(); }
   at::Tensor gather(const at::Tensor& indices) const;  // (B, block_size) int64
 
  private:
-  at::Tensor windows_;  // (num_windows, block_size)
+  at::Tensor windows_;  // (num_windows, block_size), stored dtype
+  int unsigned_bits_;
 };
 
 struct Datasets {
