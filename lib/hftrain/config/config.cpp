@@ -1,6 +1,7 @@
 #include "hftrain/config/config.h"
 
 #include "hftrain/config/fields.h"
+#include "hftrain/config/json_value.h"
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
@@ -140,42 +141,11 @@ class Section {
     if (obj_.is_object() && obj_.contains(key) && !obj_.at(key).is_null()) handler(obj_.at(key));
     return *this;
   }
-  Section& field(const std::string& key, int64_t& out) {
-    return on(key, [&, key](const json& v) {
-      if (v.is_number_integer()) out = v.get<int64_t>();
-      else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) out = static_cast<int64_t>(v.get<double>());
-      else bad(key, v, "an integer");
-    });
-  }
-  Section& field(const std::string& key, double& out) {
-    return on(key, [&, key](const json& v) {
-      if (!v.is_number()) bad(key, v, "a number");
-      out = v.get<double>();
-    });
-  }
-  Section& field(const std::string& key, bool& out) {
-    return on(key, [&, key](const json& v) {
-      if (!v.is_boolean()) bad(key, v, "true or false");
-      out = v.get<bool>();
-    });
-  }
-  Section& field(const std::string& key, std::string& out) {
-    return on(key, [&, key](const json& v) {
-      if (!v.is_string()) bad(key, v, "a string");
-      out = v.get<std::string>();
-    });
-  }
   template <typename T>
-  Section& field(const std::string& key, std::optional<T>& out) {
-    known_.push_back(key);
-    if (obj_.is_object() && obj_.contains(key) && !obj_.at(key).is_null()) {
-      T value{};
-      const json single{{key, obj_.at(key)}};  // outlives `one`, which keeps a reference
-      Section one(src_, single, prefix_);
-      one.field(key, value);
-      out = value;
-    }
-    return *this;
+  Section& field(const std::string& key, T& out) {
+    return on(key, [&, key](const json& v) {
+      read_json_value(v, out, [&](const std::string& expected) { bad(key, v, expected); });
+    });
   }
   template <typename E>
   Section& choice(const std::string& key, E& out, const NameTable<E>& table) {

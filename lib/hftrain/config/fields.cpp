@@ -1,5 +1,7 @@
 #include "hftrain/config/fields.h"
 
+#include "hftrain/config/json_value.h"
+
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 
@@ -23,57 +25,9 @@ struct Ctx {
   }
 };
 
-void read_value(const Ctx& c, const std::string& key, const json& v, bool& out) {
-  if (!v.is_boolean()) c.bad(key, v, "true or false");
-  out = v.get<bool>();
-}
-void read_value(const Ctx& c, const std::string& key, const json& v, int64_t& out) {
-  if (v.is_number_integer()) out = v.get<int64_t>();
-  else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) out = static_cast<int64_t>(v.get<double>());
-  else c.bad(key, v, "an integer");
-}
-void read_value(const Ctx& c, const std::string& key, const json& v, double& out) {
-  if (!v.is_number()) c.bad(key, v, "a number");
-  out = v.get<double>();
-}
-void read_value(const Ctx& c, const std::string& key, const json& v, std::string& out) {
-  if (!v.is_string()) c.bad(key, v, "a string");
-  out = v.get<std::string>();
-}
-void read_value(const Ctx& c, const std::string& key, const json& v, std::vector<std::string>& out) {
-  out.clear();
-  if (v.is_string()) {
-    out.push_back(v.get<std::string>());
-    return;
-  }
-  if (!v.is_array()) c.bad(key, v, "a string or a list of strings");
-  for (const json& e : v) {
-    if (!e.is_string()) c.bad(key, v, "a string or a list of strings");
-    out.push_back(e.get<std::string>());
-  }
-}
-void read_value(const Ctx& c, const std::string& key, const json& v, json& out) {
-  // HF accepts a dict or its JSON text (lr_scheduler_kwargs='{"num_cycles": 2}').
-  json d = v;
-  if (v.is_string()) {
-    try {
-      d = json::parse(v.get<std::string>());
-    } catch (const json::exception&) {
-      c.bad(key, v, "a mapping or its JSON text");
-    }
-  }
-  if (!d.is_object()) c.bad(key, v, "a mapping");
-  out = d;
-}
 template <typename T>
-void read_value(const Ctx& c, const std::string& key, const json& v, std::optional<T>& out) {
-  if (v.is_null()) {
-    out.reset();
-    return;
-  }
-  T value{};
-  read_value(c, key, v, value);
-  out = value;
+void read_value(const Ctx& c, const std::string& key, const json& v, T& out) {
+  read_json_value(v, out, [&](const std::string& expected) { c.bad(key, v, expected); });
 }
 
 // The type HF declares, for fields that are not members (checked, then kept as given).

@@ -1,0 +1,56 @@
+// The frame every torch.optim state_dict shares, written and checked in one place:
+//   {"state": {index: {name: value}}, "param_groups": [{hyper-parameters..., "params": [indices]}]}
+// Each optimizer fills in its own per-parameter entries and group hyper-parameters.
+#pragma once
+
+#include "hftrain/optim/optimizer.h"
+
+#include <ATen/core/Dict.h>
+#include <ATen/core/List.h>
+
+#include <string>
+#include <vector>
+
+namespace hftrain::optim_state {
+
+using Dict = c10::impl::GenericDict;
+
+Dict new_dict();  // str -> any, insertion-ordered like a Python dict
+
+// A packed group starts with the Trainer's "weight_decay" (its groups are built as
+// {"params", "weight_decay"} and torch appends the defaults after); the optimizer then adds
+// its own keys, and finish_group adds the scheduler's "initial_lr" and the indices.
+Dict begin_group(const ParamGroup& g);
+void finish_group(Dict& pg, const ParamGroup& g, int64_t first_index);
+
+c10::IValue make_state_dict(c10::impl::GenericDict state, c10::impl::GenericList groups);
+c10::impl::GenericDict new_state();  // int -> any
+c10::impl::GenericList new_groups();
+
+// ---- reading (every mismatch is a user error naming `where`) ----
+
+c10::IValue dict_get(const c10::IValue& d, const std::string& key, const std::string& where);
+double as_double(const c10::IValue& v, const std::string& what, const std::string& where);
+
+struct SavedGroup {
+  Dict group;                       // the packed group, "params" included
+  std::vector<int64_t> ids;         // per parameter of the group: its index in "state"
+  std::vector<c10::IValue> states;  // per parameter: its state dict, or None if never stepped
+};
+
+// Checks the group count and each group's parameter count against `groups`, reads lr,
+// weight_decay and initial_lr back into them (as torch's load_state_dict replaces the
+// group's hyper-parameters), and returns each parameter's saved state.
+std::vector<SavedGroup> read_groups(const c10::IValue& sd, std::vector<ParamGroup>& groups,
+                                    const std::string& where);
+
+// state[key] as a tensor of `shape` (a copy with p's dtype and device, as torch casts it).
+at::Tensor read_tensor(const c10::IValue& state, const char* key, at::IntArrayRef shape,
+                       const at::Tensor& p, int64_t id, const std::string& where);
+// state[key] as a tensor of p's shape, or undefined when it is None.
+at::Tensor read_optional_tensor(const c10::IValue& state, const char* key, const at::Tensor& p,
+                                int64_t id, const std::string& where);
+// "step": a Python int or a 0-d tensor (torch writes either, depending on the class).
+double read_step(const c10::IValue& state, const std::string& where);
+
+}  // namespace hftrain::optim_state
