@@ -13,7 +13,14 @@ int64_t TrainingArguments::get_warmup_steps(int64_t num_training_steps) const {
 const NameTable<SchedulerType>& scheduler_type_names() {
   static const NameTable<SchedulerType> t = {{"linear", SchedulerType::kLinear},
                                              {"cosine", SchedulerType::kCosine},
-                                             {"constant_with_warmup", SchedulerType::kConstantWithWarmup}};
+                                             {"cosine_with_restarts", SchedulerType::kCosineWithRestarts},
+                                             {"polynomial", SchedulerType::kPolynomial},
+                                             {"constant", SchedulerType::kConstant},
+                                             {"constant_with_warmup", SchedulerType::kConstantWithWarmup},
+                                             {"inverse_sqrt", SchedulerType::kInverseSqrt},
+                                             {"reduce_lr_on_plateau", SchedulerType::kReduceLrOnPlateau},
+                                             {"cosine_with_min_lr", SchedulerType::kCosineWithMinLr},
+                                             {"warmup_stable_decay", SchedulerType::kWarmupStableDecay}};
   return t;
 }
 

@@ -16,7 +16,19 @@
 
 namespace hftrain {
 
-enum class SchedulerType { kLinear, kCosine, kConstantWithWarmup };
+// transformers 4.48's SchedulerType, in its order (trainer_utils.py).
+enum class SchedulerType {
+  kLinear,
+  kCosine,
+  kCosineWithRestarts,
+  kPolynomial,
+  kConstant,
+  kConstantWithWarmup,
+  kInverseSqrt,
+  kReduceLrOnPlateau,
+  kCosineWithMinLr,
+  kWarmupStableDecay,
+};
 enum class IntervalStrategy { kNo, kSteps, kEpoch };
 enum class SaveStrategy { kNo, kSteps, kEpoch, kBest };
 enum class OptimizerName { kAdamWTorch };

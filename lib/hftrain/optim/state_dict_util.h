@@ -8,6 +8,7 @@
 #include <ATen/core/Dict.h>
 #include <ATen/core/List.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,20 +34,27 @@ c10::IValue dict_get(const c10::IValue& d, const std::string& key, const std::st
 double as_double(const c10::IValue& v, const std::string& what, const std::string& where);
 
 struct SavedGroup {
-  Dict group;                       // the packed group, "params" included
+  // The packed group, "params" included.
+  Dict group{c10::StringType::get(), c10::AnyType::get()};
   std::vector<int64_t> ids;         // per parameter of the group: its index in "state"
   std::vector<c10::IValue> states;  // per parameter: its state dict, or None if never stepped
+  std::optional<double> lr;         // None in Adafactor's relative-step groups
+  double weight_decay = 0;
+  double initial_lr = -1;
 };
 
-// Checks the group count and each group's parameter count against `groups`, reads lr,
-// weight_decay and initial_lr back into them (as torch's load_state_dict replaces the
-// group's hyper-parameters), and returns each parameter's saved state.
-std::vector<SavedGroup> read_groups(const c10::IValue& sd, std::vector<ParamGroup>& groups,
+// Checks the group count and each group's parameter count against `groups` and returns each
+// parameter's saved state. Nothing changes until apply_groups.
+std::vector<SavedGroup> read_groups(const c10::IValue& sd, const std::vector<ParamGroup>& groups,
                                     const std::string& where);
+// Replaces lr, weight_decay and initial_lr, as torch's load_state_dict replaces the group's
+// hyper-parameters. Call it once every tensor has been read.
+void apply_groups(const std::vector<SavedGroup>& saved, std::vector<ParamGroup>& groups);
 
-// state[key] as a tensor of `shape` (a copy with p's dtype and device, as torch casts it).
+// state[key] as a tensor of `shape`: a copy with `options` (the parameter's dtype and
+// device, as torch's load_state_dict casts it).
 at::Tensor read_tensor(const c10::IValue& state, const char* key, at::IntArrayRef shape,
-                       const at::Tensor& p, int64_t id, const std::string& where);
+                       const at::TensorOptions& options, int64_t id, const std::string& where);
 // state[key] as a tensor of p's shape, or undefined when it is None.
 at::Tensor read_optional_tensor(const c10::IValue& state, const char* key, const at::Tensor& p,
                                 int64_t id, const std::string& where);

@@ -1,0 +1,116 @@
+#include "hftrain/optim/rmsprop.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/optim/state_dict_util.h"
+
+#include <ATen/Functions.h>
+
+namespace hftrain {
+
+RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options) : options_(options) {
+  // torch.optim.RMSprop's checks and messages.
+  HFT_CHECK(options.eps >= 0, "Invalid epsilon value: {} (RMSprop eps must be >= 0)", options.eps);
+  HFT_CHECK(options.momentum >= 0, "Invalid momentum value: {} (RMSprop momentum must be >= 0)", options.momentum);
+  HFT_CHECK(options.alpha >= 0, "Invalid alpha value: {} (RMSprop alpha must be >= 0)", options.alpha);
+  groups_ = std::move(groups);
+  for (const auto& g : groups_) {
+    HFT_CHECK(g.lr >= 0, "Invalid learning rate: {} (RMSprop lr must be >= 0)", g.lr);
+    HFT_CHECK(g.weight_decay >= 0, "Invalid weight_decay value: {} (RMSprop weight_decay must be >= 0)",
+              g.weight_decay);
+    state_.emplace_back(g.params.size());
+  }
+}
+
+void RMSprop::step() {
+  at::NoGradGuard no_grad;
+  const double alpha = options_.alpha, momentum = options_.momentum;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      at::Tensor& p = g.params[i];
+      if (!p.grad().defined()) continue;
+      State& s = state_[gi][i];
+      if (!s.square_avg.defined()) {
+        s.square_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+        if (momentum > 0) s.momentum_buffer = at::zeros_like(p, at::MemoryFormat::Preserve);
+        if (options_.centered) s.grad_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      s.step += 1;
+      at::Tensor grad = p.grad();
+      if (g.weight_decay != 0) grad = grad.add(p, g.weight_decay);
+      s.square_avg.mul_(alpha).addcmul_(grad, grad, 1 - alpha);
+      at::Tensor avg;
+      if (options_.centered) {
+        s.grad_avg.mul_(alpha).add_(grad, 1 - alpha);
+        avg = s.square_avg.addcmul(s.grad_avg, s.grad_avg, -1).sqrt_();
+      } else {
+        avg = s.square_avg.sqrt();
+      }
+      avg.add_(options_.eps);
+      if (momentum > 0) {
+        s.momentum_buffer.mul_(momentum).addcdiv_(grad, avg);
+        p.add_(s.momentum_buffer, -g.lr);
+      } else {
+        p.addcdiv_(grad, avg, -g.lr);
+      }
+    }
+  }
+}
+
+c10::IValue RMSprop::state_dict() const {
+  auto state = optim_state::new_state();
+  auto groups = optim_state::new_groups();
+  int64_t index = 0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const ParamGroup& g = groups_[gi];
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      const State& s = state_[gi][i];
+      if (!s.square_avg.defined()) continue;  // torch omits parameters never stepped
+      auto ps = optim_state::new_dict();
+      ps.insert("step", s.step);
+      ps.insert("square_avg", s.square_avg);
+      if (options_.momentum > 0) ps.insert("momentum_buffer", s.momentum_buffer);
+      if (options_.centered) ps.insert("grad_avg", s.grad_avg);
+      state.insert(index + static_cast<int64_t>(i), ps);
+    }
+    auto pg = optim_state::begin_group(g);
+    pg.insert("lr", g.lr);
+    pg.insert("momentum", options_.momentum);
+    pg.insert("alpha", options_.alpha);
+    pg.insert("eps", options_.eps);
+    pg.insert("centered", options_.centered);
+    pg.insert("foreach", c10::IValue());
+    pg.insert("maximize", false);
+    pg.insert("differentiable", false);
+    optim_state::finish_group(pg, g, index);
+    groups.push_back(pg);
+    index += static_cast<int64_t>(g.params.size());
+  }
+  return optim_state::make_state_dict(state, groups);
+}
+
+void RMSprop::load_state_dict(const c10::IValue& sd, const std::string& where) {
+  auto saved = optim_state::read_groups(sd, groups_, where);
+  std::vector<std::vector<State>> loaded(groups_.size());
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const ParamGroup& g = groups_[gi];
+    loaded[gi].resize(g.params.size());
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      const c10::IValue& ps = saved[gi].states[i];
+      if (ps.isNone()) continue;
+      State& s = loaded[gi][i];
+      const at::Tensor& p = g.params[i];
+      const int64_t id = saved[gi].ids[i];
+      s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
+      s.square_avg = optim_state::read_tensor(ps, "square_avg", p.sizes(), p.options(), id, where);
+      if (options_.momentum > 0)
+        s.momentum_buffer = optim_state::read_tensor(ps, "momentum_buffer", p.sizes(), p.options(), id, where);
+      if (options_.centered)
+        s.grad_avg = optim_state::read_tensor(ps, "grad_avg", p.sizes(), p.options(), id, where);
+    }
+  }
+  optim_state::apply_groups(saved, groups_);
+  state_ = std::move(loaded);
+}
+
+}  // namespace hftrain

@@ -1,0 +1,98 @@
+#include "hftrain/optim/sgd.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/optim/state_dict_util.h"
+
+#include <ATen/Functions.h>
+
+namespace hftrain {
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : options_(options) {
+  // torch.optim.SGD's checks and messages.
+  HFT_CHECK(options.momentum >= 0, "Invalid momentum value: {} (SGD momentum must be >= 0)", options.momentum);
+  HFT_CHECK(options.dampening >= 0, "Invalid dampening value: {} (SGD dampening must be >= 0)", options.dampening);
+  HFT_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0),
+            "Nesterov momentum requires a momentum and zero dampening (SGD nesterov with momentum {}, "
+            "dampening {})",
+            options.momentum, options.dampening);
+  groups_ = std::move(groups);
+  for (const auto& g : groups_) {
+    HFT_CHECK(g.lr >= 0, "Invalid learning rate: {} (SGD lr must be >= 0)", g.lr);
+    HFT_CHECK(g.weight_decay >= 0, "Invalid weight_decay value: {} (SGD weight_decay must be >= 0)",
+              g.weight_decay);
+    state_.emplace_back(g.params.size());
+  }
+}
+
+void SGD::step() {
+  at::NoGradGuard no_grad;
+  const double momentum = options_.momentum;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      at::Tensor& p = g.params[i];
+      if (!p.grad().defined()) continue;
+      State& s = state_[gi][i];
+      s.stepped = true;
+      at::Tensor d = p.grad();
+      if (g.weight_decay != 0) d = d.add(p, g.weight_decay);
+      if (momentum != 0) {
+        if (!s.momentum_buffer.defined()) {
+          s.momentum_buffer = d.clone().detach();
+        } else {
+          s.momentum_buffer.mul_(momentum).add_(d, 1 - options_.dampening);
+        }
+        d = options_.nesterov ? d.add(s.momentum_buffer, momentum) : s.momentum_buffer;
+      }
+      p.add_(d, -g.lr);
+    }
+  }
+}
+
+c10::IValue SGD::state_dict() const {
+  auto state = optim_state::new_state();
+  auto groups = optim_state::new_groups();
+  int64_t index = 0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const ParamGroup& g = groups_[gi];
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      const State& s = state_[gi][i];
+      if (!s.stepped) continue;
+      auto ps = optim_state::new_dict();
+      ps.insert("momentum_buffer", s.momentum_buffer.defined() ? c10::IValue(s.momentum_buffer) : c10::IValue());
+      state.insert(index + static_cast<int64_t>(i), ps);
+    }
+    auto pg = optim_state::begin_group(g);
+    pg.insert("lr", g.lr);
+    pg.insert("momentum", options_.momentum);
+    pg.insert("dampening", options_.dampening);
+    pg.insert("nesterov", options_.nesterov);
+    pg.insert("maximize", false);
+    pg.insert("foreach", c10::IValue());
+    pg.insert("differentiable", false);
+    optim_state::finish_group(pg, g, index);
+    groups.push_back(pg);
+    index += static_cast<int64_t>(g.params.size());
+  }
+  return optim_state::make_state_dict(state, groups);
+}
+
+void SGD::load_state_dict(const c10::IValue& sd, const std::string& where) {
+  auto saved = optim_state::read_groups(sd, groups_, where);
+  std::vector<std::vector<State>> loaded(groups_.size());
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    loaded[gi].resize(groups_[gi].params.size());
+    for (size_t i = 0; i < loaded[gi].size(); ++i) {
+      const c10::IValue& ps = saved[gi].states[i];
+      if (ps.isNone()) continue;
+      State& s = loaded[gi][i];
+      s.stepped = true;
+      s.momentum_buffer =
+          optim_state::read_optional_tensor(ps, "momentum_buffer", groups_[gi].params[i], saved[gi].ids[i], where);
+    }
+  }
+  optim_state::apply_groups(saved, groups_);
+  state_ = std::move(loaded);
+}
+
+}  // namespace hftrain
