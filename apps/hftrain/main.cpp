@@ -65,7 +65,9 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
     run_predict(config_resolve(config_source_from_checkpoint(o.checkpoint, o.sets)), o.checkpoint, o.input, out);
   } else if (config->parsed()) {
     ConfigSource src = config_source(opt(o.config), o.sets);
-    std::printf("%s", config_describe(config_resolve(src), &src).c_str());
+    Config resolved = config_resolve(src);
+    config_check(resolved);
+    std::printf("%s", config_describe(resolved, &src).c_str());
   }
   return 0;
 }

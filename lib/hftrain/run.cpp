@@ -7,6 +7,8 @@
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
 #include "hftrain/models/hf_model_dir.h"
+#include "hftrain/optim/optimizer_factory.h"
+#include "hftrain/optim/scheduler.h"
 #include "hftrain/train/checkpoint.h"
 #include "hftrain/train/trainer.h"
 
@@ -54,9 +56,26 @@ struct Components {
   std::vector<std::unique_ptr<Callback>> callbacks;
 };
 
+}  // namespace
+
+void config_check(const Config& c) {
+  optimizer_check(c.args);
+  // The schedule's kwargs, typed now so that a bad one stops the run before it writes.
+  scheduler_options_from_kwargs(c.args.lr_scheduler_type, 0, 1, c.args.lr_scheduler_kwargs, "lr_scheduler_kwargs");
+  std::vector<std::string> given;
+  for (const auto& [k, _] : c.args.lr_scheduler_kwargs.items()) given.push_back(k);
+  const bool warmup = c.args.warmup_steps > 0 || c.args.warmup_ratio > 0;
+  const std::string quirk = scheduler_quirk(c.args.lr_scheduler_type, given, warmup ? 1 : 0);
+  // HF's numbers are reproduced, so what HF ignores is ignored here too, but said once.
+  if (!quirk.empty()) std::fprintf(stderr, "hftrain: warning: %s\n", quirk.c_str());
+}
+
+namespace {
+
 // Everything that reads user input, before anything is written.
 Components build(const Config& c, const std::string& pretrained_override = "") {
   register_builtins();
+  config_check(c);
   Components out;
   out.tokenizer = tokenizer_registry().create(c.data.tokenizer);
   for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));

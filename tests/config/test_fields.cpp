@@ -160,7 +160,7 @@ TEST_CASE("backend fields are accepted at their default and refused otherwise wi
   CHECK(refusal({{"deepspeed", nullptr}, {"push_to_hub", false}, {"fsdp", ""}}).empty());
   CHECK_THAT(refusal({{"deepspeed", "ds_config.json"}}), Catch::Contains("deepspeed: \"ds_config.json\" is not supported"));
   CHECK_THAT(refusal({{"push_to_hub", true}}), Catch::Contains("upload output_dir yourself"));
-  CHECK_THAT(refusal({{"optim", "sgd"}}), Catch::Contains("optim sgd is not available in hftrain yet"));
+  CHECK_THAT(refusal({{"optim", "lion_8bit"}}), Catch::Contains("optim lion_8bit is not available in hftrain yet"));
 }
 
 TEST_CASE("old spellings work as the new names", "[unit][config]") {
@@ -184,11 +184,15 @@ TEST_CASE("float steps below 1 are ratios, eval_steps falls back to logging_step
   CHECK(resolve({{"metric_for_best_model", "accuracy"}}).args.greater_is_better == true);
 }
 
-TEST_CASE("lr_scheduler_kwargs are checked against the chosen schedule", "[unit][config]") {
-  CHECK(resolve({{"lr_scheduler_type", "cosine"}, {"lr_scheduler_kwargs", {{"num_cycles", 2}}}}).args.num_cycles == 2);
-  CHECK(resolve({{"lr_scheduler_type", "cosine"}, {"lr_scheduler_kwargs", "{\"num_cycles\": 1.5}"}}).args.num_cycles == 1.5);
-  CHECK_THAT(refusal({{"lr_scheduler_type", "linear"}, {"lr_scheduler_kwargs", {{"num_cycles", 2}}}}),
-             Catch::Contains("lr_scheduler_kwargs.num_cycles has no meaning for lr_scheduler_type linear"));
+TEST_CASE("optim_args are parsed as HF splits them and checked against the optimizer's options", "[unit][config]") {
+  hftrain::Config c = resolve({{"optim", "sgd"}, {"optim_args", "momentum=0.9, nesterov=True"}});
+  CHECK(c.args.optim == hftrain::OptimizerName::kSgd);
+  CHECK(c.args.optim_kwargs == json{{"momentum", 0.9}, {"nesterov", true}});
+  CHECK_THAT(refusal({{"optim", "sgd"}, {"optim_args", "momentun=0.9"}}), Catch::Contains("did you mean \"momentum\""));
+  CHECK_THAT(refusal({{"optim_args", "eps=1e-6"}}), Catch::Contains("optim_args has no meaning for optim adamw_torch"));
+  CHECK(resolve({{"adafactor", true}}).args.optim == hftrain::OptimizerName::kAdafactor);  // HF's old flag
+  CHECK(resolve({{"lr_scheduler_type", "reduce_lr_on_plateau"}, {"eval_strategy", "steps"}}).args.metric_for_best_model ==
+        "loss");
 }
 
 TEST_CASE("YAML errors name the file and the line", "[unit][config]") {

@@ -1,4 +1,5 @@
 // AdamW against torch.optim.AdamW's trajectories (golden/optimizers.json, 20 steps).
+#include "hftrain/io/pickle.h"
 #include "hftrain/optim/adamw.h"
 #include "test_util.h"
 
@@ -103,4 +104,36 @@ TEST_CASE("AdamW state_dict has torch's layout and values after 3 steps", "[unit
   for (const auto& [k, _] : layout["param_groups"][0].items()) CHECK(pg.contains(k));
   CHECK(pg.at("betas").toTuple()->elements().at(1).toDouble() == 0.999);
   CHECK(pg.at("foreach").isNone());
+}
+
+TEST_CASE("Python's torch.optim.AdamW loads hftrain's optimizer.pt and its next step equals hftrain's",
+          "[integration][optim][python]") {
+  REQUIRE(hftrain::test::python_torch_available());
+  hftrain::test::TempDir dir("adamw-py");
+  Recipe r(false);
+  for (size_t t = 0; t < 3; ++t) r.step(t);
+  hftrain::io::pickle_save_file(dir.str() + "/optimizer.pt", r.opt.state_dict());
+  c10::impl::GenericDict params(c10::StringType::get(), c10::AnyType::get());
+  params.insert("w", r.w.detach().clone());
+  params.insert("b", r.b.detach().clone());
+  params.insert("gw", tensor_of(r.g["grads"][3]["w"]));
+  params.insert("gb", tensor_of(r.g["grads"][3]["b"]));
+  hftrain::io::pickle_save_file(dir.str() + "/params.pt", params);
+  r.step(3);  // hftrain's step 4
+  auto py = hftrain::test::run_python(dir.str(), R"PY(
+import sys, torch
+d = sys.argv[1]
+p = torch.load(d + "/params.pt")
+w = p["w"].clone().requires_grad_(True); b = p["b"].clone().requires_grad_(True)
+opt = torch.optim.AdamW([w, b], lr=1e-2, weight_decay=0.01)
+opt.load_state_dict(torch.load(d + "/optimizer.pt"))
+w.grad, b.grad = p["gw"], p["gb"]
+opt.step()
+torch.save({"w": w.detach(), "b": b.detach()}, d + "/after.pt")
+)PY", dir.str());
+  INFO(py.output);
+  REQUIRE(py.exit_code == 0);
+  auto after = hftrain::io::pickle_load_file(dir.str() + "/after.pt").toGenericDict();
+  CHECK(at::equal(after.at("w").toTensor(), r.w.detach()));
+  CHECK(at::equal(after.at("b").toTensor(), r.b.detach()));
 }

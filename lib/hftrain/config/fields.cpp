@@ -250,7 +250,7 @@ std::vector<FieldDef> make_table() {
       backend("distributed", "deepspeed", Kind::kAny, null, kNoAccel),
       backend("stability", "label_smoothing_factor", Kind::kFloat, 0.0, "label smoothing is not available in hftrain yet"),
       used("optimizer", "optim", "adamw_torch", bind_enum(&TA::optim, &optimizer_names, kHfOptimizers, "OptimizerNames")),
-      backend("optimizer", "optim_args", Kind::kOptStr, null, "adamw_torch takes no optim_args; use adam_beta1/2 and adam_epsilon"),
+      used("optimizer", "optim_args", null, bind_field(&TA::optim_args)),
       renamed("optimizer", "adafactor", Kind::kBool, false, "optim"),
       backend("dataloader", "group_by_length", Kind::kBool, false, "length-grouped sampling is not available in hftrain; windows all have block_size tokens"),
       no_effect("dataloader", "length_column_name", Kind::kOptStr, "length", "used only by group_by_length"),
@@ -348,6 +348,56 @@ bool is_default_equivalent(const FieldDef& f, const json& v) {
 
 // ---- HF's __post_init__ and cross-field rules ------------------------------------------
 
+// optim_args "k=v,k=v" as HF splits it (spaces removed), values read as true/false, numbers or
+// text. HF 4.48 passes optim_args to few optimizers and ignores them for the rest; hftrain
+// passes them to its optimizers' options and refuses a key the optimizer does not have.
+void parse_optim_args(TrainingArguments& a, const Ctx& c) {
+  static const std::vector<std::pair<OptimizerName, std::vector<std::string>>> kKeys = {
+      {OptimizerName::kSgd, {"momentum", "dampening", "nesterov"}},
+      {OptimizerName::kAdagrad, {"lr_decay", "initial_accumulator_value", "eps"}},
+      {OptimizerName::kRmsprop, {"alpha", "eps", "momentum", "centered"}},
+      {OptimizerName::kAdafactor,
+       {"scale_parameter", "relative_step", "warmup_init", "clip_threshold", "decay_rate", "beta1", "eps1", "eps2"}}};
+  a.optim_kwargs = json::object();
+  if (!a.optim_args) return;
+  std::string text;
+  for (char ch : *a.optim_args)
+    if (ch != ' ') text += ch;
+  std::vector<std::string> known;
+  for (const auto& [o, keys] : kKeys)
+    if (o == a.optim) known = keys;
+  size_t start = 0;
+  while (start <= text.size() && !text.empty()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? text.size() + 1 : comma + 1;
+    if (item.empty()) continue;
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      fail("optim_args expects key=value pairs separated by commas, got \"{}\" (from {})", item, c.where("optim_args"));
+    std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (known.empty())
+      fail("optim_args has no meaning for optim {}; it takes its settings from adam_beta1/2, adam_epsilon and "
+           "weight_decay (from {})",
+           to_string(a.optim), c.where("optim_args"));
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      fail("optim_args: {} (from {})", unknown_name_message(to_string(a.optim) + " option", key, known),
+           c.where("optim_args"));
+    json v;
+    if (value == "True" || value == "true") v = true;
+    else if (value == "False" || value == "false") v = false;
+    else if (value == "None" || value == "none") v = nullptr;
+    else {
+      char* end = nullptr;
+      const double d = std::strtod(value.c_str(), &end);
+      if (end && *end == '\0' && !value.empty()) v = d;
+      else v = value;
+    }
+    a.optim_kwargs[key] = v;
+  }
+}
+
+
 void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   auto check = [&](bool ok, const std::string& key, const std::string& msg) {
     if (!ok) fail("{} (from {})", msg, c.where(key));
@@ -413,18 +463,14 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   if (a.report_to.size() == 1 && a.report_to[0] == "none") a.report_to.clear();
   if (a.report_to.size() == 1 && a.report_to[0] == "all") a.report_to = {"tensorboard"};
 
-  // lr_scheduler_kwargs: only keys the chosen schedule reads (HF ignores others silently).
-  for (const auto& [k, v] : a.lr_scheduler_kwargs.items()) {
-    if (a.lr_scheduler_type == SchedulerType::kCosine && k == "num_cycles") {
-      check(v.is_number(), "lr_scheduler_kwargs", "lr_scheduler_kwargs.num_cycles must be a number");
-      a.num_cycles = v.get<double>();
-      continue;
-    }
-    fail("lr_scheduler_kwargs.{} has no meaning for lr_scheduler_type {}{} (from {})", k,
-         to_string(a.lr_scheduler_type),
-         a.lr_scheduler_type == SchedulerType::kCosine ? "; cosine takes num_cycles" : "; it takes no kwargs",
-         c.where("lr_scheduler_kwargs"));
+  // lr_scheduler_kwargs are checked against the chosen schedule where the scheduler is built
+  // (optim/scheduler: scheduler_options_from_kwargs), before anything is written.
+  // HF: reduce_lr_on_plateau steps on metric_for_best_model, "loss" unless set.
+  if (a.lr_scheduler_type == SchedulerType::kReduceLrOnPlateau && !a.metric_for_best_model) {
+    a.metric_for_best_model = "loss";
+    if (!a.greater_is_better) a.greater_is_better = false;
   }
+  parse_optim_args(a, c);
 
   // Ranges HF does not check (accepted_by_hf.json): refused deliberately, since such a run
   // cannot be meant.
@@ -504,11 +550,8 @@ TrainingArguments training_args_read(const json& tree, const std::vector<std::st
     if (value.is_null() || (!value.is_object() && value == f->info.hf_default && to != "eval_strategy")) continue;
     std::fprintf(stderr, "hftrain: warning: %s is deprecated, use %s (from %s)\n", key.c_str(), to.c_str(),
                  where(key).c_str());
-    if (key == "adafactor") {
-      HFT_CHECK(!value.is_boolean() || !value.get<bool>(),
-                "adafactor: true (optim adafactor) is not available in hftrain yet; available optim: adamw_torch "
-                "(from {})",
-                where(key));
+    if (key == "adafactor") {  // HF: adafactor=True means optim="adafactor"
+      if (value.is_boolean() && value.get<bool>()) given["optim"] = "adafactor";
       continue;
     }
     const json now = key == "include_inputs_for_metrics"

@@ -39,7 +39,12 @@ const NameTable<SaveStrategy>& save_strategy_names() {
 }
 
 const NameTable<OptimizerName>& optimizer_names() {
-  static const NameTable<OptimizerName> t = {{"adamw_torch", OptimizerName::kAdamWTorch}};
+  static const NameTable<OptimizerName> t = {{"adamw_torch", OptimizerName::kAdamWTorch},
+                                             {"adamw_torch_fused", OptimizerName::kAdamWTorchFused},
+                                             {"sgd", OptimizerName::kSgd},
+                                             {"adagrad", OptimizerName::kAdagrad},
+                                             {"rmsprop", OptimizerName::kRmsprop},
+                                             {"adafactor", OptimizerName::kAdafactor}};
   return t;
 }
 

@@ -31,7 +31,7 @@ enum class SchedulerType {
 };
 enum class IntervalStrategy { kNo, kSteps, kEpoch };
 enum class SaveStrategy { kNo, kSteps, kEpoch, kBest };
-enum class OptimizerName { kAdamWTorch };
+enum class OptimizerName { kAdamWTorch, kAdamWTorchFused, kSgd, kAdagrad, kRmsprop, kAdafactor };
 
 struct TrainingArguments {
   // ---- output
@@ -50,11 +50,13 @@ struct TrainingArguments {
   double learning_rate = 5e-5;
   SchedulerType lr_scheduler_type = SchedulerType::kLinear;
   nlohmann::json lr_scheduler_kwargs = nlohmann::json::object();  // checked per scheduler
-  double num_cycles = 0.5;  // cosine, from lr_scheduler_kwargs
   double warmup_steps = 0;  // >= 1: steps; a float below 1: a ratio of max_steps (v5)
   double warmup_ratio = 0.0;
   // ---- optimizer
   OptimizerName optim = OptimizerName::kAdamWTorch;
+  std::optional<std::string> optim_args;  // HF's "k=v,k=v" text
+  // optim_args parsed (numbers, true/false, strings), keys checked against the optimizer's.
+  nlohmann::json optim_kwargs = nlohmann::json::object();
   double weight_decay = 0.0;
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;

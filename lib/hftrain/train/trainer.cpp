@@ -7,7 +7,7 @@
 #include "hftrain/io/json_file.h"
 #include "hftrain/io/pickle.h"
 #include "hftrain/models/hf_model_dir.h"
-#include "hftrain/optim/adamw.h"
+#include "hftrain/optim/optimizer_factory.h"
 #include "hftrain/optim/grad_clip.h"
 #include "hftrain/train/callbacks/plot.h"
 #include "hftrain/train/callbacks/progress.h"
@@ -42,6 +42,12 @@ double round_to(double x, int digits) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// metric_for_best_model as the eval metrics name it (HF prefixes "eval_" when missing).
+std::string metric_key(const TrainingArguments& a) {
+  std::string key = a.metric_for_best_model.value_or("loss");
+  return key.rfind("eval_", 0) == 0 ? key : "eval_" + key;
 }
 
 // logging/eval/save steps below 1 are a ratio of max_steps (HF: math.ceil(max_steps * x)).
@@ -110,10 +116,11 @@ void Trainer::create_optimizer(const Schedule& s) {
     if (!p.value().requires_grad()) continue;
     (model_->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
   }
-  AdamWOptions o{args_.adam_beta1, args_.adam_beta2, args_.adam_epsilon, false};
-  optimizer_ = std::make_unique<AdamW>(std::vector<ParamGroup>{decay, no_decay}, o);
-  scheduler_ = std::make_unique<LambdaLR>(*optimizer_, args_.lr_scheduler_type, args_.get_warmup_steps(s.max_steps),
-                                          s.max_steps, args_.num_cycles);
+  optimizer_ = optimizer_create(args_, {decay, no_decay});
+  scheduler_ = scheduler_create(*optimizer_, scheduler_options_from_kwargs(args_.lr_scheduler_type,
+                                                                           args_.get_warmup_steps(s.max_steps),
+                                                                           s.max_steps, args_.lr_scheduler_kwargs,
+                                                                           "lr_scheduler_kwargs"));
 }
 
 json Trainer::train(const std::optional<std::string>& resume_dir) {
@@ -247,7 +254,10 @@ void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& gra
     log(logs);
   }
   if (control_.should_evaluate) {
-    const bool new_best = update_best_metric(evaluate());
+    const json metrics = evaluate();
+    // HF's _evaluate: reduce_lr_on_plateau steps on the metric after each evaluation.
+    if (scheduler_->steps_on_metric()) scheduler_->step_metric(metrics.at(metric_key(args_)).get<double>());
+    const bool new_best = update_best_metric(metrics);
     if (args_.save_strategy == SaveStrategy::kBest) control_.should_save = new_best;
   }
   if (control_.should_save) {
@@ -258,8 +268,7 @@ void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& gra
 
 bool Trainer::update_best_metric(const json& metrics) {
   if (!args_.metric_for_best_model) return false;
-  std::string key = *args_.metric_for_best_model;
-  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
+  const std::string key = metric_key(args_);
   if (!metrics.contains(key)) {
     std::vector<std::string> names;
     for (const auto& [k, _] : metrics.items()) names.push_back(k);

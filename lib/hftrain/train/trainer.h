@@ -62,7 +62,7 @@ class Trainer {
   TrainerState state_;
   TrainerControl control_;
   std::unique_ptr<Optimizer> optimizer_;
-  std::unique_ptr<LambdaLR> scheduler_;
+  std::unique_ptr<LRScheduler> scheduler_;
   double non_embedding_params_ = 0;
   double current_flos_ = 0;
   double total_loss_scalar_ = 0;

@@ -1,0 +1,22 @@
+// The optimizer HF's Trainer builds for TrainingArguments.optim (trainer.py
+// get_optimizer_cls_and_kwargs), over the Trainer's decay / no-decay parameter groups.
+#pragma once
+
+#include "hftrain/config/training_arguments.h"
+#include "hftrain/optim/optimizer.h"
+
+#include <memory>
+#include <vector>
+
+namespace hftrain {
+
+// adamw_torch: AdamW(lr, betas=(adam_beta1, adam_beta2), eps=adam_epsilon).
+// sgd / adagrad / rmsprop: torch's class with lr, plus optim_args.
+// adafactor: HF's Adafactor(lr, scale_parameter=False, relative_step=False), plus optim_args.
+// adamw_torch_fused needs CUDA on LibTorch 2.x: a user error in this build.
+std::unique_ptr<Optimizer> optimizer_create(const TrainingArguments& args, std::vector<ParamGroup> groups);
+
+// A user error naming optim when the optimizer cannot be built here (checked before training).
+void optimizer_check(const TrainingArguments& args);
+
+}  // namespace hftrain
