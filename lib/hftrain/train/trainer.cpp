@@ -1,6 +1,7 @@
 #include "hftrain/train/trainer.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/host_sync.h"
 #include "hftrain/data/collator.h"
 #include "hftrain/data/sampler.h"
 #include "hftrain/io/atomic_file.h"
@@ -212,7 +213,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
 
   // Summary as HF's speed_metrics("train", ...). train_loss is the mean step loss of the
   // steps this process ran (HF divides by all steps, which undercounts after a resume).
-  total_loss_scalar_ += tr_loss.item<double>();
+  total_loss_scalar_ += host_read<double>(tr_loss);
   const double runtime = seconds_since(t0);
   const int64_t steps_run = std::max<int64_t>(state_.global_step - start_step, 1);
   const double samples = static_cast<double>(s.max_steps * args_.train_batch_size() * ga);
@@ -243,11 +244,11 @@ std::vector<at::Tensor> Trainer::optimizer_params() const {
 
 void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm) {
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
-    const double tr_loss_scalar = tr_loss.item<double>();  // the one host sync, when logging
+    const double tr_loss_scalar = host_read<double>(tr_loss);  // host reads happen only when logging
     tr_loss.zero_();
     json logs{{"loss", round_to(tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_), 4)},
               {"learning_rate", scheduler_->last_lr()[0]}};
-    if (grad_norm.defined()) logs["grad_norm"] = grad_norm.item<double>();
+    if (grad_norm.defined()) logs["grad_norm"] = host_read<double>(grad_norm);
     total_loss_scalar_ += tr_loss_scalar;
     globalstep_last_logged_ = state_.global_step;
     store_flos();
@@ -316,7 +317,7 @@ json Trainer::evaluation_loop(const TokenWindows& windows, const std::string& pr
         predictions->emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
       }
   }
-  const double loss = at::cat(losses).mean().item<double>();
+  const double loss = host_read<double>(at::cat(losses).mean());
   const double runtime = seconds_since(t0);
   json metrics = acc.compute(loss, prefix);
   metrics[prefix + "loss"] = loss;

@@ -1,0 +1,212 @@
+// hftrain's training step against a bare LibTorch loop (same process, same model, batches,
+// optimizer and schedule) and against the same loop in Python PyTorch (Debian's python3-torch,
+// the same LibTorch 1.13 kernels), for a tiny and a small GPT-2; plus time to the first
+// optimizer step, peak memory, and host reads per optimizer step.
+//   build/bench_trainer [--steps N]
+// Prints a table and a JSON summary. Times are per optimizer step, after 3 warm-up steps.
+#include "hftrain/builtins.h"
+#include "hftrain/config/config.h"
+#include "hftrain/core/host_sync.h"
+#include "hftrain/core/torch_compat.h"
+#include "hftrain/data/collator.h"
+#include "hftrain/data/sampler.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/optim/adamw.h"
+#include "hftrain/optim/grad_clip.h"
+#include "hftrain/optim/scheduler.h"
+#include "hftrain/train/trainer.h"
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+using namespace hftrain;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kWarmup = 3;
+
+struct Size {
+  const char* name;
+  int64_t layers, width, heads, seq, batch;
+};
+
+Config make_config(const Size& s, int64_t steps, const std::string& out) {
+  ConfigSource src;
+  config_merge_text(src, fmt::format(R"(output_dir: {}
+overwrite_output_dir: true
+max_steps: {}
+per_device_train_batch_size: {}
+learning_rate: 1.0e-3
+weight_decay: 0.01
+lr_scheduler_type: cosine
+warmup_steps: 2
+logging_steps: {}
+save_strategy: "no"
+metrics: []
+model: {{type: gpt2, config: {{vocab_size: 256, n_positions: {}, n_embd: {}, n_layer: {}, n_head: {},
+         resid_pdrop: 0.0, embd_pdrop: 0.0, attn_pdrop: 0.0}}}}
+data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generated, num_bytes: 2000000}}}}
+)",
+                                     out, steps, s.batch, steps, s.seq, s.width, s.layers, s.heads, s.seq),
+                     "bench");
+  return config_resolve(src);
+}
+
+double mean_after_warmup(const std::vector<double>& t) {
+  double sum = 0;
+  for (size_t i = kWarmup; i < t.size(); ++i) sum += t[i];
+  return sum / static_cast<double>(t.size() - kWarmup);
+}
+
+// Per-step wall time inside the Trainer, from on_step_begin to on_step_end.
+class StepTimer : public Callback {
+ public:
+  explicit StepTimer(std::vector<double>* out) : out_(out) {}
+  std::string name() const override { return "StepTimer"; }
+  void on_step_begin(const Args&, State&, Control&) override { t0_ = Clock::now(); }
+  void on_step_end(const Args&, State&, Control&) override {
+    out_->push_back(std::chrono::duration<double>(Clock::now() - t0_).count());
+  }
+
+ private:
+  std::vector<double>* out_;
+  Clock::time_point t0_;
+};
+
+// The same work as the Trainer's step, written as plainly as LibTorch allows.
+std::vector<double> bare_loop(const Config& c, const TokenWindows& train, int64_t steps) {
+  at::manual_seed(static_cast<uint64_t>(c.args.seed));
+  std::shared_ptr<Model> model = model_create(c.model);
+  model->train();
+  ParamGroup decay, no_decay;
+  decay.lr = no_decay.lr = c.args.learning_rate;
+  decay.weight_decay = c.args.weight_decay;
+  std::vector<at::Tensor> params;
+  for (const auto& p : model->named_parameters()) {
+    (model->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
+    params.push_back(p.value());
+  }
+  AdamW opt({decay, no_decay}, {});
+  LambdaLR sched(opt, c.args.lr_scheduler_type, 2, steps);
+  BatchSampler sampler = BatchSampler::random(train.size(), c.args.per_device_train_batch_size, false, 42, 0);
+  std::vector<double> times;
+  for (int64_t s = 0; s < steps; ++s) {
+    const auto t0 = Clock::now();
+    Batch batch = collate_causal_lm(train.gather(sampler.batch(s % sampler.size())));
+    const double n = static_cast<double>(count_label_tokens(batch));
+    model->forward(batch, n).loss.backward();
+    clip_grad_norm(params, 1.0);
+    opt.step();
+    sched.step();
+    opt.zero_grad();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return times;
+}
+
+struct Result {
+  double bare = 0, hftrain = 0, python = NAN, python_rss_mb = NAN, syncs_per_step = 0;
+};
+
+Result run_size(const Size& s, int64_t steps) {
+  const std::string out = std::string("/tmp/hftrain_bench_trainer_") + s.name;
+  Config c = make_config(s, steps, out);
+  register_builtins();
+  auto tok = tokenizer_registry().create(c.data.tokenizer);
+  Result r;
+  {
+    Datasets ds = datasets_load(c.data, *tok);
+    r.bare = mean_after_warmup(bare_loop(c, *ds.train, steps));
+  }
+  {
+    Datasets ds = datasets_load(c.data, *tok);
+    // The Python loop reads the same windows, in the same order (randperm seeded 42 + epoch).
+    at::Tensor all = ds.train->gather(at::arange(ds.train->size(), at::kLong)).contiguous();
+    std::ofstream(out + ".tokens", std::ios::binary)
+        .write(reinterpret_cast<const char*>(all.data_ptr<int64_t>()), all.numel() * 8);
+    at::manual_seed(static_cast<uint64_t>(c.args.seed));
+    std::shared_ptr<Model> model = model_create(c.model);
+    std::filesystem::create_directories(out);
+    Trainer trainer(c, model, std::shared_ptr<const Tokenizer>(tok.release()), std::move(ds));
+    std::vector<double> times;
+    trainer.callbacks().add(std::make_unique<StepTimer>(&times));
+    const int64_t before = host_sync_counter().load();
+    trainer.train(std::nullopt);
+    // One log at the last step (loss and grad_norm) and the summary's final read.
+    r.syncs_per_step = static_cast<double>(host_sync_counter().load() - before) / static_cast<double>(steps);
+    r.hftrain = mean_after_warmup(times);
+  }
+  const std::string cmd = fmt::format("/usr/bin/python3 {}/bench/python_loop.py {} {} {} {} {} {} {} {}", HFTRAIN_SOURCE,
+                                      out + ".tokens", s.seq, s.layers, s.width, s.heads, s.batch, steps,
+                                      at::get_num_threads());
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string text;
+  char buf[512];
+  while (p && fgets(buf, sizeof buf, p)) text += buf;
+  if (p && pclose(p) == 0 && !text.empty()) {
+    json j = json::parse(text.substr(text.rfind('{')));
+    r.python = j["seconds_per_step"];
+    r.python_rss_mb = j["peak_rss_mb"];
+  }
+  return r;
+}
+
+double peak_rss_mb(int who) {
+  rusage u{};
+  getrusage(who, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t steps = 30;
+  for (int i = 1; i + 1 < argc; i += 2)
+    if (!std::strcmp(argv[i], "--steps")) steps = std::atoll(argv[i + 1]);
+  compat::set_default_threads();
+  const Size sizes[] = {{"tiny", 2, 64, 2, 64, 8}, {"small", 4, 256, 4, 256, 8}};
+  json summary = {{"bench", "trainer"}, {"threads", at::get_num_threads()}, {"steps", steps}};
+  std::printf("per optimizer step, %d threads, mean of %lld steps after %d warm-up\n", at::get_num_threads(),
+              static_cast<long long>(steps - kWarmup), kWarmup);
+  std::printf("%-6s %10s %10s %9s %10s %14s %11s\n", "model", "bare ms", "hftrain ms", "overhead", "python ms",
+              "python/hftrain", "host reads");
+  for (const Size& s : sizes) {
+    Result r = run_size(s, steps);
+    const double overhead = (r.hftrain - r.bare) / r.bare * 100;
+    std::printf("%-6s %10.2f %10.2f %8.2f%% %10.2f %13.2fx %11.3f\n", s.name, r.bare * 1e3, r.hftrain * 1e3, overhead,
+                r.python * 1e3, r.python / r.hftrain, r.syncs_per_step);
+    summary[s.name] = {{"bare_ms", r.bare * 1e3},       {"hftrain_ms", r.hftrain * 1e3},
+                       {"overhead_percent", overhead},  {"python_ms", r.python * 1e3},
+                       {"python_over_hftrain", r.python / r.hftrain},
+                       {"host_reads_per_step", r.syncs_per_step}, {"python_peak_rss_mb", r.python_rss_mb}};
+  }
+  summary["hftrain_peak_rss_mb"] = peak_rss_mb(RUSAGE_SELF);
+
+  // Process start to exit after one optimizer step of the built-in default (an upper bound on
+  // the time to the first step: it includes writing the final model).
+  const auto t0 = Clock::now();
+  const std::string first = fmt::format(
+      "{}/build/hftrain train --set max_steps=1 --set eval_strategy=no --set save_strategy=no "
+      "--set output_dir=/tmp/hftrain_bench_first_step > /dev/null 2>&1",
+      HFTRAIN_SOURCE);
+  const int rc = std::system(first.c_str());
+  const double first_step = std::chrono::duration<double>(Clock::now() - t0).count();
+  summary["first_step_seconds"] = first_step;
+  summary["first_step_peak_rss_mb"] = peak_rss_mb(RUSAGE_CHILDREN);
+  std::printf("time from process start to exit after the first optimizer step (built-in default): %.3f s%s\n",
+              first_step, rc == 0 ? "" : " (hftrain failed)");
+  std::printf("peak resident memory: this process (both C++ loops) %.0f MB, largest child (Python loops, the "
+              "first-step run) %.0f MB\n",
+              summary["hftrain_peak_rss_mb"].get<double>(), summary["first_step_peak_rss_mb"].get<double>());
+  std::printf("%s\n", summary.dump().c_str());
+  return 0;
+}
