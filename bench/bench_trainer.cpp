@@ -20,7 +20,9 @@
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -61,11 +63,14 @@ data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generat
   return config_resolve(src);
 }
 
-double mean_after_warmup(const std::vector<double>& t) {
-  double sum = 0;
-  for (size_t i = kWarmup; i < t.size(); ++i) sum += t[i];
-  return sum / static_cast<double>(t.size() - kWarmup);
+// The median step time after the warm-up steps: robust to the noise of a shared machine.
+double median_after_warmup(std::vector<double> t) {
+  t.erase(t.begin(), t.begin() + std::min<size_t>(kWarmup, t.size()));
+  std::sort(t.begin(), t.end());
+  return t.empty() ? NAN : t[t.size() / 2];
 }
+
+double median3(double a, double b, double c) { return std::max(std::min(a, b), std::min(std::max(a, b), c)); }
 
 // Per-step wall time inside the Trainer, from on_step_begin to on_step_end.
 class StepTimer : public Callback {
@@ -125,7 +130,7 @@ Result run_size(const Size& s, int64_t steps) {
   Result r;
   {
     Datasets ds = datasets_load(c.data, *tok);
-    r.bare = mean_after_warmup(bare_loop(c, *ds.train, steps));
+    r.bare = median_after_warmup(bare_loop(c, *ds.train, steps));
   }
   {
     Datasets ds = datasets_load(c.data, *tok);
@@ -143,7 +148,7 @@ Result run_size(const Size& s, int64_t steps) {
     trainer.train(std::nullopt);
     // One log at the last step (loss and grad_norm) and the summary's final read.
     r.syncs_per_step = static_cast<double>(host_sync_counter().load() - before) / static_cast<double>(steps);
-    r.hftrain = mean_after_warmup(times);
+    r.hftrain = median_after_warmup(times);
   }
   const std::string cmd = fmt::format("/usr/bin/python3 {}/bench/python_loop.py {} {} {} {} {} {} {} {}", HFTRAIN_SOURCE,
                                       out + ".tokens", s.seq, s.layers, s.width, s.heads, s.batch, steps,
@@ -154,7 +159,7 @@ Result run_size(const Size& s, int64_t steps) {
   while (p && fgets(buf, sizeof buf, p)) text += buf;
   if (p && pclose(p) == 0 && !text.empty()) {
     json j = json::parse(text.substr(text.rfind('{')));
-    r.python = j["seconds_per_step"];
+    r.python = j["median_seconds_per_step"];
     r.python_rss_mb = j["peak_rss_mb"];
   }
   return r;
@@ -175,12 +180,17 @@ int main(int argc, char** argv) {
   compat::set_default_threads();
   const Size sizes[] = {{"tiny", 2, 64, 2, 64, 8}, {"small", 4, 256, 4, 256, 8}};
   json summary = {{"bench", "trainer"}, {"threads", at::get_num_threads()}, {"steps", steps}};
-  std::printf("per optimizer step, %d threads, mean of %lld steps after %d warm-up\n", at::get_num_threads(),
+  std::printf("per optimizer step, %d threads, median of %lld steps after %d warm-up, median of 3 rounds\n", at::get_num_threads(),
               static_cast<long long>(steps - kWarmup), kWarmup);
   std::printf("%-6s %10s %10s %9s %10s %14s %11s\n", "model", "bare ms", "hftrain ms", "overhead", "python ms",
               "python/hftrain", "host reads");
   for (const Size& s : sizes) {
-    Result r = run_size(s, steps);
+    // Three rounds of (bare, hftrain, python), back to back; the median of each.
+    Result a = run_size(s, steps), b = run_size(s, steps), c = run_size(s, steps);
+    Result r = a;
+    r.bare = median3(a.bare, b.bare, c.bare);
+    r.hftrain = median3(a.hftrain, b.hftrain, c.hftrain);
+    r.python = median3(a.python, b.python, c.python);
     const double overhead = (r.hftrain - r.bare) / r.bare * 100;
     std::printf("%-6s %10.2f %10.2f %8.2f%% %10.2f %13.2fx %11.3f\n", s.name, r.bare * 1e3, r.hftrain * 1e3, overhead,
                 r.python * 1e3, r.python / r.hftrain, r.syncs_per_step);

@@ -3,7 +3,7 @@ GPT2LMHeadModel architecture, written out here since transformers is not install
 windows in the same order, AdamW with HF's decay groups, clip_grad_norm_, HF's cosine schedule.
 
 usage: python_loop.py TOKENS SEQ LAYERS WIDTH HEADS BATCH STEPS THREADS
-Prints {"seconds_per_step": mean after 3 warm-up steps, "peak_rss_mb": ...}.
+Prints {"median_seconds_per_step": after 3 warm-up steps, "peak_rss_mb": ...}.
 """
 import json
 import math
@@ -97,5 +97,6 @@ for s in range(steps):
     sched.step()
     model.zero_grad()
     times.append(time.perf_counter() - t0)
-print(json.dumps({"seconds_per_step": sum(times[3:]) / len(times[3:]),
+timed = sorted(times[3:])
+print(json.dumps({"median_seconds_per_step": timed[len(timed) // 2],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
