@@ -1,6 +1,7 @@
 #include "hftrain/optim/adamw.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/optim/state_dict_util.h"
 
 #include <ATen/Functions.h>
 #include <ATen/core/Dict.h>
@@ -106,20 +107,8 @@ c10::IValue AdamW::state_dict() const {
   return out;
 }
 
-namespace {
-c10::IValue dict_get(const c10::IValue& d, const std::string& key, const std::string& where) {
-  HFT_CHECK(d.isGenericDict(), "{}: expected a dict holding \"{}\"", where, key);
-  auto dict = d.toGenericDict();
-  auto it = dict.find(key);
-  HFT_CHECK(it != dict.end(), "{}: missing key \"{}\"", where, key);
-  return it->value();
-}
-
-double as_double(const c10::IValue& v, const std::string& what, const std::string& where) {
-  HFT_CHECK(v.isDouble() || v.isInt(), "{}: {} must be a number", where, what);
-  return v.isDouble() ? v.toDouble() : static_cast<double>(v.toInt());
-}
-}  // namespace
+using optim_state::as_double;
+using optim_state::dict_get;
 
 void AdamW::load_state_dict(const c10::IValue& sd, const std::string& where) {
   c10::IValue groups_v = dict_get(sd, "param_groups", where);
