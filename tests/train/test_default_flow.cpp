@@ -98,3 +98,27 @@ TEST_CASE("save_strategy best never saves on a schedule, not even at the end", "
   a.save_strategy = SaveStrategy::kBest;
   CHECK(simulate(a, 3, 4, 5).save.empty());
 }
+
+TEST_CASE("every combination of logging, eval and save strategies gives each flag its own schedule", "[unit][train]") {
+  // Per HF's rules each decision depends only on its own strategy: steps -> multiples of its
+  // step count (3 for logging, 4 for eval, 5 for save, plus the last step for save), epoch ->
+  // the epoch ends 4, 8 and the cut-short last epoch at 10, no -> never.
+  const V log_for[] = {{}, {3, 6, 9}, {4, 8, 10}};
+  const V eval_for[] = {{}, {4, 8}, {4, 8, 10}};
+  const V save_for[] = {{}, {5, 10}, {4, 8, 10}};
+  const IntervalStrategy interval[] = {IntervalStrategy::kNo, IntervalStrategy::kSteps, IntervalStrategy::kEpoch};
+  const SaveStrategy save[] = {SaveStrategy::kNo, SaveStrategy::kSteps, SaveStrategy::kEpoch};
+  for (int l = 0; l < 3; ++l)
+    for (int e = 0; e < 3; ++e)
+      for (int s = 0; s < 3; ++s) {
+        TrainingArguments a;
+        a.logging_strategy = interval[l];
+        a.eval_strategy = interval[e];
+        a.save_strategy = save[s];
+        INFO("logging " << l << " eval " << e << " save " << s);
+        Schedule got = simulate(a, 3, 4, 5);
+        CHECK(got.log == log_for[l]);
+        CHECK(got.eval == eval_for[e]);
+        CHECK(got.save == save_for[s]);
+      }
+}
