@@ -1,6 +1,7 @@
 // AdamW against torch.optim.AdamW's trajectories (golden/optimizers.json, 20 steps).
 #include "hftrain/io/pickle.h"
 #include "hftrain/optim/adamw.h"
+#include "optim/optim_test_util.h"
 #include "test_util.h"
 
 #include <ATen/Functions.h>
@@ -14,27 +15,8 @@ using json = nlohmann::json;
 
 namespace {
 
-at::Tensor tensor_of(const json& j) {
-  std::vector<float> flat;
-  std::vector<int64_t> shape;
-  if (j[0].is_array()) {
-    shape = {static_cast<int64_t>(j.size()), static_cast<int64_t>(j[0].size())};
-    for (const auto& row : j)
-      for (const auto& v : row) flat.push_back(v.get<float>());
-  } else {
-    shape = {static_cast<int64_t>(j.size())};
-    for (const auto& v : j) flat.push_back(v.get<float>());
-  }
-  return at::from_blob(flat.data(), shape, at::kFloat).clone();
-}
-
-// |delta| <= 2e-6 + 1e-6 |ref| per element (golden README).
-void require_close(const at::Tensor& got, const at::Tensor& ref, const std::string& what) {
-  at::Tensor bound = ref.abs().mul(1e-6).add(2e-6);
-  at::Tensor excess = got.sub(ref).abs().sub(bound);
-  INFO(what << ": max |delta| = " << got.sub(ref).abs().max().item<double>());
-  REQUIRE(excess.max().item<double>() <= 0);
-}
+using hftrain::test::require_close;
+using hftrain::test::tensor_of;
 
 // The golden recipe: w (4,3) and b (3) in one group, AdamW(lr 1e-2, weight_decay 0.01).
 struct Recipe {

@@ -6,6 +6,7 @@
 #include "hftrain/optim/adagrad.h"
 #include "hftrain/optim/rmsprop.h"
 #include "hftrain/optim/sgd.h"
+#include "optim/optim_test_util.h"
 #include "test_util.h"
 
 #include <ATen/Functions.h>
@@ -34,28 +35,8 @@ const json& optimizers_golden() {
   return g;
 }
 
-at::Tensor tensor_of(const json& j) {
-  std::vector<float> flat;
-  std::vector<int64_t> shape;
-  if (j[0].is_array()) {
-    shape = {static_cast<int64_t>(j.size()), static_cast<int64_t>(j[0].size())};
-    for (const auto& row : j)
-      for (const auto& v : row) flat.push_back(v.get<float>());
-  } else {
-    shape = {static_cast<int64_t>(j.size())};
-    for (const auto& v : j) flat.push_back(v.get<float>());
-  }
-  return at::from_blob(flat.data(), shape, at::kFloat).clone();
-}
-
-// |delta| <= 2e-6 + 1e-6 |ref| per element (golden README); returns max |delta|.
-double require_close(const at::Tensor& got, const at::Tensor& ref, const std::string& what) {
-  const double max_delta = got.sub(ref).abs().max().item<double>();
-  at::Tensor excess = got.sub(ref).abs().sub(ref.abs().mul(1e-6).add(2e-6));
-  INFO(what << ": max |delta| = " << max_delta);
-  REQUIRE(excess.max().item<double>() <= 0);
-  return max_delta;
-}
+using hftrain::test::require_close;
+using hftrain::test::tensor_of;
 
 // The constructor arguments in golden["defaults"][name], which torch/HF reported back.
 // One parameter group per entry of `params`.
