@@ -176,37 +176,26 @@ c10::IValue Adafactor::state_dict() const {
 }
 
 void Adafactor::load_state_dict(const c10::IValue& sd, const std::string& where) {
-  auto saved = optim_state::read_groups(sd, groups_, where);
-  std::vector<std::vector<State>> loaded(groups_.size());
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    loaded[gi].resize(g.params.size());
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const c10::IValue& ps = saved[gi].states[i];
-      if (ps.isNone()) continue;
-      State& s = loaded[gi][i];
-      const at::Tensor& p = g.params[i];
-      const int64_t id = saved[gi].ids[i];
-      const at::TensorOptions opts = state_options(p);
-      s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
-      c10::IValue rms = optim_state::dict_get(ps, "RMS", where);
-      if (rms.isTensor()) {
-        HFT_CHECK(rms.toTensor().numel() == 1, "{}: state RMS of parameter {} must be a number", where, id);
-        s.rms = rms.toTensor().to(opts, false, true).reshape({});
-      } else {
-        s.rms = at::scalar_tensor(optim_state::as_double(rms, "state RMS", where), opts);
-      }
-      if (options_.beta1) s.exp_avg = optim_state::read_tensor(ps, "exp_avg", p.sizes(), opts, id, where);
-      if (p.dim() >= 2) {
-        s.exp_avg_sq_row = optim_state::read_tensor(ps, "exp_avg_sq_row", row_shape(p.sizes()), opts, id, where);
-        s.exp_avg_sq_col = optim_state::read_tensor(ps, "exp_avg_sq_col", col_shape(p.sizes()), opts, id, where);
-      } else {
-        s.exp_avg_sq = optim_state::read_tensor(ps, "exp_avg_sq", p.sizes(), opts, id, where);
-      }
-    }
-  }
-  optim_state::apply_groups(saved, groups_);
-  state_ = std::move(loaded);
+  state_ = optim_state::load_states<State>(
+      sd, groups_, where,
+      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+        const at::TensorOptions opts = state_options(p);
+        s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
+        c10::IValue rms = optim_state::dict_get(ps, "RMS", where);
+        if (rms.isTensor()) {
+          HFT_CHECK(rms.toTensor().numel() == 1, "{}: state RMS of parameter {} must be a number", where, id);
+          s.rms = rms.toTensor().to(opts, false, true).reshape({});
+        } else {
+          s.rms = at::scalar_tensor(optim_state::as_double(rms, "state RMS", where), opts);
+        }
+        if (options_.beta1) s.exp_avg = optim_state::read_tensor(ps, "exp_avg", p.sizes(), opts, id, where);
+        if (p.dim() >= 2) {
+          s.exp_avg_sq_row = optim_state::read_tensor(ps, "exp_avg_sq_row", row_shape(p.sizes()), opts, id, where);
+          s.exp_avg_sq_col = optim_state::read_tensor(ps, "exp_avg_sq_col", col_shape(p.sizes()), opts, id, where);
+        } else {
+          s.exp_avg_sq = optim_state::read_tensor(ps, "exp_avg_sq", p.sizes(), opts, id, where);
+        }
+      });
 }
 
 }  // namespace hftrain

@@ -73,25 +73,16 @@ c10::IValue Adagrad::state_dict() const {
 }
 
 void Adagrad::load_state_dict(const c10::IValue& sd, const std::string& where) {
-  auto saved = optim_state::read_groups(sd, groups_, where);
-  std::vector<std::vector<State>> loaded(groups_.size());
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    loaded[gi].resize(g.params.size());
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const c10::IValue& ps = saved[gi].states[i];
-      State& s = loaded[gi][i];
-      const at::Tensor& p = g.params[i];
-      if (ps.isNone()) {  // as torch: the constructor's fresh state stays
+  state_ = optim_state::load_states<State>(
+      sd, groups_, where,
+      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+        s.step = static_cast<float>(optim_state::read_step(ps, where));
+        s.sum = optim_state::read_tensor(ps, "sum", p.sizes(), p.options(), id, where);
+      },
+      [&](const at::Tensor& p, State& s) {
+        // As torch: the constructor's fresh state stays.
         s.sum = at::full_like(p, options_.initial_accumulator_value, at::MemoryFormat::Preserve);
-        continue;
-      }
-      s.step = static_cast<float>(optim_state::read_step(ps, where));
-      s.sum = optim_state::read_tensor(ps, "sum", p.sizes(), p.options(), saved[gi].ids[i], where);
-    }
-  }
-  optim_state::apply_groups(saved, groups_);
-  state_ = std::move(loaded);
+      });
 }
 
 }  // namespace hftrain

@@ -90,27 +90,16 @@ c10::IValue RMSprop::state_dict() const {
 }
 
 void RMSprop::load_state_dict(const c10::IValue& sd, const std::string& where) {
-  auto saved = optim_state::read_groups(sd, groups_, where);
-  std::vector<std::vector<State>> loaded(groups_.size());
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    loaded[gi].resize(g.params.size());
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const c10::IValue& ps = saved[gi].states[i];
-      if (ps.isNone()) continue;
-      State& s = loaded[gi][i];
-      const at::Tensor& p = g.params[i];
-      const int64_t id = saved[gi].ids[i];
-      s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
-      s.square_avg = optim_state::read_tensor(ps, "square_avg", p.sizes(), p.options(), id, where);
-      if (options_.momentum > 0)
-        s.momentum_buffer = optim_state::read_tensor(ps, "momentum_buffer", p.sizes(), p.options(), id, where);
-      if (options_.centered)
-        s.grad_avg = optim_state::read_tensor(ps, "grad_avg", p.sizes(), p.options(), id, where);
-    }
-  }
-  optim_state::apply_groups(saved, groups_);
-  state_ = std::move(loaded);
+  state_ = optim_state::load_states<State>(
+      sd, groups_, where,
+      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+        s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
+        s.square_avg = optim_state::read_tensor(ps, "square_avg", p.sizes(), p.options(), id, where);
+        if (options_.momentum > 0)
+          s.momentum_buffer = optim_state::read_tensor(ps, "momentum_buffer", p.sizes(), p.options(), id, where);
+        if (options_.centered)
+          s.grad_avg = optim_state::read_tensor(ps, "grad_avg", p.sizes(), p.options(), id, where);
+      });
 }
 
 }  // namespace hftrain

@@ -78,21 +78,12 @@ c10::IValue SGD::state_dict() const {
 }
 
 void SGD::load_state_dict(const c10::IValue& sd, const std::string& where) {
-  auto saved = optim_state::read_groups(sd, groups_, where);
-  std::vector<std::vector<State>> loaded(groups_.size());
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    loaded[gi].resize(groups_[gi].params.size());
-    for (size_t i = 0; i < loaded[gi].size(); ++i) {
-      const c10::IValue& ps = saved[gi].states[i];
-      if (ps.isNone()) continue;
-      State& s = loaded[gi][i];
-      s.stepped = true;
-      s.momentum_buffer =
-          optim_state::read_optional_tensor(ps, "momentum_buffer", groups_[gi].params[i], saved[gi].ids[i], where);
-    }
-  }
-  optim_state::apply_groups(saved, groups_);
-  state_ = std::move(loaded);
+  state_ = optim_state::load_states<State>(
+      sd, groups_, where,
+      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+        s.stepped = true;
+        s.momentum_buffer = optim_state::read_optional_tensor(ps, "momentum_buffer", p, id, where);
+      });
 }
 
 }  // namespace hftrain

@@ -61,4 +61,31 @@ at::Tensor read_optional_tensor(const c10::IValue& state, const char* key, const
 // "step": a Python int or a 0-d tensor (torch writes either, depending on the class).
 double read_step(const c10::IValue& state, const std::string& where);
 
+// The common shape of load_state_dict: every parameter's saved state is read into a fresh
+// [group][parameter] table by read(state, param, id, State&); a parameter saved without state
+// (None) gets on_none(param, State&). The groups' hyper-parameters are applied only after
+// everything was read, so a bad file changes nothing.
+template <typename State, typename Read, typename OnNone>
+std::vector<std::vector<State>> load_states(const c10::IValue& sd, std::vector<ParamGroup>& groups,
+                                            const std::string& where, Read read, OnNone on_none) {
+  std::vector<SavedGroup> saved = read_groups(sd, groups, where);
+  std::vector<std::vector<State>> loaded(groups.size());
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    loaded[gi].resize(groups[gi].params.size());
+    for (size_t i = 0; i < loaded[gi].size(); ++i) {
+      const c10::IValue& ps = saved[gi].states[i];
+      if (ps.isNone()) on_none(groups[gi].params[i], loaded[gi][i]);
+      else read(ps, groups[gi].params[i], saved[gi].ids[i], loaded[gi][i]);
+    }
+  }
+  apply_groups(saved, groups);
+  return loaded;
+}
+
+template <typename State, typename Read>
+std::vector<std::vector<State>> load_states(const c10::IValue& sd, std::vector<ParamGroup>& groups,
+                                            const std::string& where, Read read) {
+  return load_states<State>(sd, groups, where, read, [](const at::Tensor&, State&) {});
+}
+
 }  // namespace hftrain::optim_state
