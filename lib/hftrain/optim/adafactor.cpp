@@ -1,13 +1,13 @@
 #include "hftrain/optim/adafactor.h"
 
-#include "hftrain/core/error.h"
-#include "hftrain/optim/state_dict_util.h"
-
 #include <ATen/Functions.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+
+#include "hftrain/core/error.h"
+#include "hftrain/optim/state_dict_util.h"
 
 namespace hftrain {
 
@@ -32,7 +32,9 @@ at::TensorOptions state_options(const at::Tensor& p) {
 }
 
 // exp_avg_sq_row (..., R) and exp_avg_sq_col (..., C) of a (..., R, C) parameter.
-std::vector<int64_t> row_shape(at::IntArrayRef s) { return std::vector<int64_t>(s.begin(), s.end() - 1); }
+std::vector<int64_t> row_shape(at::IntArrayRef s) {
+  return std::vector<int64_t>(s.begin(), s.end() - 1);
+}
 std::vector<int64_t> col_shape(at::IntArrayRef s) {
   std::vector<int64_t> out(s.begin(), s.end() - 2);
   out.push_back(s.back());
@@ -43,8 +45,10 @@ std::vector<int64_t> col_shape(at::IntArrayRef s) {
 
 Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options) : options_(options) {
   // transformers' Adafactor.__init__ checks, with its messages.
-  HFT_CHECK(!(options.lr && options.relative_step), "Cannot combine manual `lr` and `relative_step=True` options");
-  HFT_CHECK(!(options.warmup_init && !options.relative_step), "`warmup_init=True` requires `relative_step=True`");
+  HFT_CHECK(!(options.lr && options.relative_step),
+            "Cannot combine manual `lr` and `relative_step=True` options");
+  HFT_CHECK(!(options.warmup_init && !options.relative_step),
+            "`warmup_init=True` requires `relative_step=True`");
   groups_ = std::move(groups);
   for (const auto& g : groups_) state_.emplace_back(g.params.size());
 }
@@ -69,7 +73,8 @@ Adafactor::Lr Adafactor::lr_of(const ParamGroup& g, const State& s) const {
 }
 
 double Adafactor::last_lr(size_t group) const {
-  HFT_CHECK(group < groups_.size(), "Adafactor has {} parameter groups, asked for group {}", groups_.size(), group);
+  HFT_CHECK(group < groups_.size(), "Adafactor has {} parameter groups, asked for group {}",
+            groups_.size(), group);
   if (state_[group].empty() || state_[group][0].step == 0) return 0.0;
   Lr lr = lr_of(groups_[group], state_[group][0]);
   return lr.tensor.defined() ? lr.tensor.item<double>() : lr.value;
@@ -107,7 +112,9 @@ void Adafactor::step() {
         s.exp_avg_sq_col.mul_(beta2t).add_(update.mean(-2), 1.0 - beta2t);
         // HF's _approx_sq_grad (from fairseq): rsqrt(row / mean(row)) (..., R, 1) times
         // rsqrt(col) (..., 1, C).
-        at::Tensor r = s.exp_avg_sq_row.div(s.exp_avg_sq_row.mean(-1, /*keepdim=*/true)).rsqrt_().unsqueeze(-1);
+        at::Tensor r = s.exp_avg_sq_row.div(s.exp_avg_sq_row.mean(-1, /*keepdim=*/true))
+                           .rsqrt_()
+                           .unsqueeze(-1);
         at::Tensor c = s.exp_avg_sq_col.unsqueeze(-2).rsqrt();
         update = at::mul(r, c).mul_(grad);
       } else {
@@ -127,8 +134,8 @@ void Adafactor::step() {
       if (g.weight_decay != 0) {
         // HF passes -wd * lr as add_'s alpha; with a tensor lr that is a float32 product
         // read back on the host, as Python's argument parser does.
-        const double alpha =
-            lr.tensor.defined() ? lr.tensor.mul(-g.weight_decay).item<double>() : -g.weight_decay * lr.value;
+        const double alpha = lr.tensor.defined() ? lr.tensor.mul(-g.weight_decay).item<double>()
+                                                 : -g.weight_decay * lr.value;
         p32.add_(p32, alpha);
       }
       p32.sub_(update);  // HF: add_(-update); a - b and a + (-b) round the same
@@ -138,60 +145,54 @@ void Adafactor::step() {
 }
 
 c10::IValue Adafactor::state_dict() const {
-  auto state = optim_state::new_state();
-  auto groups = optim_state::new_groups();
-  int64_t index = 0;
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const State& s = state_[gi][i];
-      if (!s.rms.defined()) continue;  // HF creates state on a parameter's first step
-      auto ps = optim_state::new_dict();
-      ps.insert("step", s.step);
-      if (options_.beta1) ps.insert("exp_avg", s.exp_avg);
-      if (s.exp_avg_sq_row.defined()) {
-        ps.insert("exp_avg_sq_row", s.exp_avg_sq_row);
-        ps.insert("exp_avg_sq_col", s.exp_avg_sq_col);
-      } else {
-        ps.insert("exp_avg_sq", s.exp_avg_sq);
-      }
-      ps.insert("RMS", s.rms);
-      state.insert(index + static_cast<int64_t>(i), ps);
-    }
-    auto pg = optim_state::begin_group(g);
-    // HF's relative step requires lr=None; otherwise the group's lr is the one used.
-    pg.insert("lr", options_.relative_step ? c10::IValue() : c10::IValue(g.lr));
-    pg.insert("eps", c10::ivalue::Tuple::create({options_.eps1, options_.eps2}));
-    pg.insert("clip_threshold", options_.clip_threshold);
-    pg.insert("decay_rate", options_.decay_rate);
-    pg.insert("beta1", options_.beta1 ? c10::IValue(*options_.beta1) : c10::IValue());
-    pg.insert("scale_parameter", options_.scale_parameter);
-    pg.insert("relative_step", options_.relative_step);
-    pg.insert("warmup_init", options_.warmup_init);
-    optim_state::finish_group(pg, g, index);
-    groups.push_back(pg);
-    index += static_cast<int64_t>(g.params.size());
-  }
-  return optim_state::make_state_dict(state, groups);
+  return optim_state::save_states(
+      groups_, state_,
+      [&](const State& s, optim_state::Dict& ps) {
+        if (!s.rms.defined()) return false;  // HF creates state on a parameter's first step
+        ps.insert("step", s.step);
+        if (options_.beta1) ps.insert("exp_avg", s.exp_avg);
+        if (s.exp_avg_sq_row.defined()) {
+          ps.insert("exp_avg_sq_row", s.exp_avg_sq_row);
+          ps.insert("exp_avg_sq_col", s.exp_avg_sq_col);
+        } else {
+          ps.insert("exp_avg_sq", s.exp_avg_sq);
+        }
+        ps.insert("RMS", s.rms);
+        return true;
+      },
+      [&](const ParamGroup& g, optim_state::Dict& pg) {
+        // HF's relative step requires lr=None; otherwise the group's lr is the one used.
+        pg.insert("lr", options_.relative_step ? c10::IValue() : c10::IValue(g.lr));
+        pg.insert("eps", c10::ivalue::Tuple::create({options_.eps1, options_.eps2}));
+        pg.insert("clip_threshold", options_.clip_threshold);
+        pg.insert("decay_rate", options_.decay_rate);
+        pg.insert("beta1", options_.beta1 ? c10::IValue(*options_.beta1) : c10::IValue());
+        pg.insert("scale_parameter", options_.scale_parameter);
+        pg.insert("relative_step", options_.relative_step);
+        pg.insert("warmup_init", options_.warmup_init);
+      });
 }
 
 void Adafactor::load_state_dict(const c10::IValue& sd, const std::string& where) {
   state_ = optim_state::load_states<State>(
-      sd, groups_, where,
-      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+      sd, groups_, where, [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
         const at::TensorOptions opts = state_options(p);
         s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
         c10::IValue rms = optim_state::dict_get(ps, "RMS", where);
         if (rms.isTensor()) {
-          HFT_CHECK(rms.toTensor().numel() == 1, "{}: state RMS of parameter {} must be a number", where, id);
+          HFT_CHECK(rms.toTensor().numel() == 1, "{}: state RMS of parameter {} must be a number",
+                    where, id);
           s.rms = rms.toTensor().to(opts, false, true).reshape({});
         } else {
           s.rms = at::scalar_tensor(optim_state::as_double(rms, "state RMS", where), opts);
         }
-        if (options_.beta1) s.exp_avg = optim_state::read_tensor(ps, "exp_avg", p.sizes(), opts, id, where);
+        if (options_.beta1)
+          s.exp_avg = optim_state::read_tensor(ps, "exp_avg", p.sizes(), opts, id, where);
         if (p.dim() >= 2) {
-          s.exp_avg_sq_row = optim_state::read_tensor(ps, "exp_avg_sq_row", row_shape(p.sizes()), opts, id, where);
-          s.exp_avg_sq_col = optim_state::read_tensor(ps, "exp_avg_sq_col", col_shape(p.sizes()), opts, id, where);
+          s.exp_avg_sq_row =
+              optim_state::read_tensor(ps, "exp_avg_sq_row", row_shape(p.sizes()), opts, id, where);
+          s.exp_avg_sq_col =
+              optim_state::read_tensor(ps, "exp_avg_sq_col", col_shape(p.sizes()), opts, id, where);
         } else {
           s.exp_avg_sq = optim_state::read_tensor(ps, "exp_avg_sq", p.sizes(), opts, id, where);
         }

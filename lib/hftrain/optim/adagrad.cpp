@@ -1,27 +1,30 @@
 #include "hftrain/optim/adagrad.h"
 
+#include <ATen/Functions.h>
+
 #include "hftrain/core/error.h"
 #include "hftrain/optim/state_dict_util.h"
-
-#include <ATen/Functions.h>
 
 namespace hftrain {
 
 Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options) : options_(options) {
   // torch.optim.Adagrad's checks and messages.
-  HFT_CHECK(options.lr_decay >= 0, "Invalid lr_decay value: {} (Adagrad lr_decay must be >= 0)", options.lr_decay);
+  HFT_CHECK(options.lr_decay >= 0, "Invalid lr_decay value: {} (Adagrad lr_decay must be >= 0)",
+            options.lr_decay);
   HFT_CHECK(options.initial_accumulator_value >= 0,
-            "Invalid initial_accumulator_value value: {} (Adagrad initial_accumulator_value must be >= 0)",
+            "Invalid initial_accumulator_value value: {} (Adagrad initial_accumulator_value must "
+            "be >= 0)",
             options.initial_accumulator_value);
   HFT_CHECK(options.eps >= 0, "Invalid epsilon value: {} (Adagrad eps must be >= 0)", options.eps);
   groups_ = std::move(groups);
   for (const auto& g : groups_) {
     HFT_CHECK(g.lr >= 0, "Invalid learning rate: {} (Adagrad lr must be >= 0)", g.lr);
-    HFT_CHECK(g.weight_decay >= 0, "Invalid weight_decay value: {} (Adagrad weight_decay must be >= 0)",
-              g.weight_decay);
+    HFT_CHECK(g.weight_decay >= 0,
+              "Invalid weight_decay value: {} (Adagrad weight_decay must be >= 0)", g.weight_decay);
     auto& states = state_.emplace_back(g.params.size());
     for (size_t i = 0; i < g.params.size(); ++i)
-      states[i].sum = at::full_like(g.params[i], options.initial_accumulator_value, at::MemoryFormat::Preserve);
+      states[i].sum =
+          at::full_like(g.params[i], options.initial_accumulator_value, at::MemoryFormat::Preserve);
   }
 }
 
@@ -46,30 +49,21 @@ void Adagrad::step() {
 }
 
 c10::IValue Adagrad::state_dict() const {
-  auto state = optim_state::new_state();
-  auto groups = optim_state::new_groups();
-  int64_t index = 0;
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const State& s = state_[gi][i];
-      auto ps = optim_state::new_dict();
-      ps.insert("step", at::scalar_tensor(static_cast<double>(s.step), at::kFloat));
-      ps.insert("sum", s.sum);
-      state.insert(index + static_cast<int64_t>(i), ps);
-    }
-    auto pg = optim_state::begin_group(g);
-    pg.insert("lr", g.lr);
-    pg.insert("lr_decay", options_.lr_decay);
-    pg.insert("eps", options_.eps);
-    pg.insert("initial_accumulator_value", options_.initial_accumulator_value);
-    pg.insert("foreach", c10::IValue());
-    pg.insert("maximize", false);
-    optim_state::finish_group(pg, g, index);
-    groups.push_back(pg);
-    index += static_cast<int64_t>(g.params.size());
-  }
-  return optim_state::make_state_dict(state, groups);
+  return optim_state::save_states(
+      groups_, state_,
+      [&](const State& s, optim_state::Dict& ps) {
+        ps.insert("step", at::scalar_tensor(static_cast<double>(s.step), at::kFloat));
+        ps.insert("sum", s.sum);
+        return true;
+      },
+      [&](const ParamGroup& g, optim_state::Dict& pg) {
+        pg.insert("lr", g.lr);
+        pg.insert("lr_decay", options_.lr_decay);
+        pg.insert("eps", options_.eps);
+        pg.insert("initial_accumulator_value", options_.initial_accumulator_value);
+        pg.insert("foreach", c10::IValue());
+        pg.insert("maximize", false);
+      });
 }
 
 void Adagrad::load_state_dict(const c10::IValue& sd, const std::string& where) {

@@ -1,22 +1,24 @@
 #include "hftrain/optim/rmsprop.h"
 
+#include <ATen/Functions.h>
+
 #include "hftrain/core/error.h"
 #include "hftrain/optim/state_dict_util.h"
-
-#include <ATen/Functions.h>
 
 namespace hftrain {
 
 RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options) : options_(options) {
   // torch.optim.RMSprop's checks and messages.
   HFT_CHECK(options.eps >= 0, "Invalid epsilon value: {} (RMSprop eps must be >= 0)", options.eps);
-  HFT_CHECK(options.momentum >= 0, "Invalid momentum value: {} (RMSprop momentum must be >= 0)", options.momentum);
-  HFT_CHECK(options.alpha >= 0, "Invalid alpha value: {} (RMSprop alpha must be >= 0)", options.alpha);
+  HFT_CHECK(options.momentum >= 0, "Invalid momentum value: {} (RMSprop momentum must be >= 0)",
+            options.momentum);
+  HFT_CHECK(options.alpha >= 0, "Invalid alpha value: {} (RMSprop alpha must be >= 0)",
+            options.alpha);
   groups_ = std::move(groups);
   for (const auto& g : groups_) {
     HFT_CHECK(g.lr >= 0, "Invalid learning rate: {} (RMSprop lr must be >= 0)", g.lr);
-    HFT_CHECK(g.weight_decay >= 0, "Invalid weight_decay value: {} (RMSprop weight_decay must be >= 0)",
-              g.weight_decay);
+    HFT_CHECK(g.weight_decay >= 0,
+              "Invalid weight_decay value: {} (RMSprop weight_decay must be >= 0)", g.weight_decay);
     state_.emplace_back(g.params.size());
   }
 }
@@ -58,45 +60,37 @@ void RMSprop::step() {
 }
 
 c10::IValue RMSprop::state_dict() const {
-  auto state = optim_state::new_state();
-  auto groups = optim_state::new_groups();
-  int64_t index = 0;
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const State& s = state_[gi][i];
-      if (!s.square_avg.defined()) continue;  // torch omits parameters never stepped
-      auto ps = optim_state::new_dict();
-      ps.insert("step", s.step);
-      ps.insert("square_avg", s.square_avg);
-      if (options_.momentum > 0) ps.insert("momentum_buffer", s.momentum_buffer);
-      if (options_.centered) ps.insert("grad_avg", s.grad_avg);
-      state.insert(index + static_cast<int64_t>(i), ps);
-    }
-    auto pg = optim_state::begin_group(g);
-    pg.insert("lr", g.lr);
-    pg.insert("momentum", options_.momentum);
-    pg.insert("alpha", options_.alpha);
-    pg.insert("eps", options_.eps);
-    pg.insert("centered", options_.centered);
-    pg.insert("foreach", c10::IValue());
-    pg.insert("maximize", false);
-    pg.insert("differentiable", false);
-    optim_state::finish_group(pg, g, index);
-    groups.push_back(pg);
-    index += static_cast<int64_t>(g.params.size());
-  }
-  return optim_state::make_state_dict(state, groups);
+  return optim_state::save_states(
+      groups_, state_,
+      [&](const State& s, optim_state::Dict& ps) {
+        if (!s.square_avg.defined()) return false;  // torch omits parameters never stepped
+        ps.insert("step", s.step);
+        ps.insert("square_avg", s.square_avg);
+        if (options_.momentum > 0) ps.insert("momentum_buffer", s.momentum_buffer);
+        if (options_.centered) ps.insert("grad_avg", s.grad_avg);
+        return true;
+      },
+      [&](const ParamGroup& g, optim_state::Dict& pg) {
+        pg.insert("lr", g.lr);
+        pg.insert("momentum", options_.momentum);
+        pg.insert("alpha", options_.alpha);
+        pg.insert("eps", options_.eps);
+        pg.insert("centered", options_.centered);
+        pg.insert("foreach", c10::IValue());
+        pg.insert("maximize", false);
+        pg.insert("differentiable", false);
+      });
 }
 
 void RMSprop::load_state_dict(const c10::IValue& sd, const std::string& where) {
   state_ = optim_state::load_states<State>(
-      sd, groups_, where,
-      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+      sd, groups_, where, [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
         s.step = static_cast<int64_t>(optim_state::read_step(ps, where));
-        s.square_avg = optim_state::read_tensor(ps, "square_avg", p.sizes(), p.options(), id, where);
+        s.square_avg =
+            optim_state::read_tensor(ps, "square_avg", p.sizes(), p.options(), id, where);
         if (options_.momentum > 0)
-          s.momentum_buffer = optim_state::read_tensor(ps, "momentum_buffer", p.sizes(), p.options(), id, where);
+          s.momentum_buffer =
+              optim_state::read_tensor(ps, "momentum_buffer", p.sizes(), p.options(), id, where);
         if (options_.centered)
           s.grad_avg = optim_state::read_tensor(ps, "grad_avg", p.sizes(), p.options(), id, where);
       });

@@ -1,20 +1,23 @@
 #include "hftrain/optim/sgd.h"
 
+#include <ATen/Functions.h>
+
 #include "hftrain/core/error.h"
 #include "hftrain/optim/state_dict_util.h"
-
-#include <ATen/Functions.h>
 
 namespace hftrain {
 
 SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : options_(options) {
   // torch.optim.SGD's checks and messages.
-  HFT_CHECK(options.momentum >= 0, "Invalid momentum value: {} (SGD momentum must be >= 0)", options.momentum);
-  HFT_CHECK(options.dampening >= 0, "Invalid dampening value: {} (SGD dampening must be >= 0)", options.dampening);
-  HFT_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0),
-            "Nesterov momentum requires a momentum and zero dampening (SGD nesterov with momentum {}, "
-            "dampening {})",
-            options.momentum, options.dampening);
+  HFT_CHECK(options.momentum >= 0, "Invalid momentum value: {} (SGD momentum must be >= 0)",
+            options.momentum);
+  HFT_CHECK(options.dampening >= 0, "Invalid dampening value: {} (SGD dampening must be >= 0)",
+            options.dampening);
+  HFT_CHECK(
+      !options.nesterov || (options.momentum > 0 && options.dampening == 0),
+      "Nesterov momentum requires a momentum and zero dampening (SGD nesterov with momentum {}, "
+      "dampening {})",
+      options.momentum, options.dampening);
   groups_ = std::move(groups);
   for (const auto& g : groups_) {
     HFT_CHECK(g.lr >= 0, "Invalid learning rate: {} (SGD lr must be >= 0)", g.lr);
@@ -50,37 +53,28 @@ void SGD::step() {
 }
 
 c10::IValue SGD::state_dict() const {
-  auto state = optim_state::new_state();
-  auto groups = optim_state::new_groups();
-  int64_t index = 0;
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const ParamGroup& g = groups_[gi];
-    for (size_t i = 0; i < g.params.size(); ++i) {
-      const State& s = state_[gi][i];
-      if (!s.stepped) continue;
-      auto ps = optim_state::new_dict();
-      ps.insert("momentum_buffer", s.momentum_buffer.defined() ? c10::IValue(s.momentum_buffer) : c10::IValue());
-      state.insert(index + static_cast<int64_t>(i), ps);
-    }
-    auto pg = optim_state::begin_group(g);
-    pg.insert("lr", g.lr);
-    pg.insert("momentum", options_.momentum);
-    pg.insert("dampening", options_.dampening);
-    pg.insert("nesterov", options_.nesterov);
-    pg.insert("maximize", false);
-    pg.insert("foreach", c10::IValue());
-    pg.insert("differentiable", false);
-    optim_state::finish_group(pg, g, index);
-    groups.push_back(pg);
-    index += static_cast<int64_t>(g.params.size());
-  }
-  return optim_state::make_state_dict(state, groups);
+  return optim_state::save_states(
+      groups_, state_,
+      [&](const State& s, optim_state::Dict& ps) {
+        if (!s.stepped) return false;
+        ps.insert("momentum_buffer",
+                  s.momentum_buffer.defined() ? c10::IValue(s.momentum_buffer) : c10::IValue());
+        return true;
+      },
+      [&](const ParamGroup& g, optim_state::Dict& pg) {
+        pg.insert("lr", g.lr);
+        pg.insert("momentum", options_.momentum);
+        pg.insert("dampening", options_.dampening);
+        pg.insert("nesterov", options_.nesterov);
+        pg.insert("maximize", false);
+        pg.insert("foreach", c10::IValue());
+        pg.insert("differentiable", false);
+      });
 }
 
 void SGD::load_state_dict(const c10::IValue& sd, const std::string& where) {
   state_ = optim_state::load_states<State>(
-      sd, groups_, where,
-      [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
+      sd, groups_, where, [&](const c10::IValue& ps, const at::Tensor& p, int64_t id, State& s) {
         s.stepped = true;
         s.momentum_buffer = optim_state::read_optional_tensor(ps, "momentum_buffer", p, id, where);
       });

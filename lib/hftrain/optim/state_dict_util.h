@@ -61,6 +61,30 @@ at::Tensor read_optional_tensor(const c10::IValue& state, const char* key, const
 // "step": a Python int or a 0-d tensor (torch writes either, depending on the class).
 double read_step(const c10::IValue& state, const std::string& where);
 
+// The common shape of state_dict: write(State, Dict& entry) fills a parameter's entry and
+// returns false to leave the parameter out (never stepped); group(ParamGroup, Dict&) adds the
+// group's hyper-parameters between begin_group and finish_group.
+template <typename State, typename Write, typename Group>
+c10::IValue save_states(const std::vector<ParamGroup>& groups, const std::vector<std::vector<State>>& states,
+                        Write write, Group group) {
+  c10::impl::GenericDict state = new_state();
+  c10::impl::GenericList packed = new_groups();
+  int64_t index = 0;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const ParamGroup& g = groups[gi];
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      Dict entry = new_dict();
+      if (write(states[gi][i], entry)) state.insert(index + static_cast<int64_t>(i), entry);
+    }
+    Dict pg = begin_group(g);
+    group(g, pg);
+    finish_group(pg, g, index);
+    packed.push_back(pg);
+    index += static_cast<int64_t>(g.params.size());
+  }
+  return make_state_dict(state, packed);
+}
+
 // The common shape of load_state_dict: every parameter's saved state is read into a fresh
 // [group][parameter] table by read(state, param, id, State&); a parameter saved without state
 // (None) gets on_none(param, State&). The groups' hyper-parameters are applied only after
