@@ -6,10 +6,7 @@
 namespace hftrain {
 
 BatchSampler::BatchSampler(at::Tensor order, int64_t batch_size, bool drop_last)
-    : order_(std::move(order)), batch_size_(batch_size) {
-  int64_t n = order_.numel();
-  num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
-}
+    : order_(std::move(order)), batch_size_(batch_size), num_batches_(count(order_.numel(), batch_size, drop_last)) {}
 
 BatchSampler BatchSampler::random(int64_t n, int64_t batch_size, bool drop_last, int64_t seed, int64_t epoch) {
   at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed + epoch));

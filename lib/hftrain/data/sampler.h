@@ -13,6 +13,10 @@ class BatchSampler {
   BatchSampler(at::Tensor order, int64_t batch_size, bool drop_last);
   static BatchSampler random(int64_t n, int64_t batch_size, bool drop_last, int64_t seed, int64_t epoch);
   static BatchSampler sequential(int64_t n, int64_t batch_size);
+  // Batches of n windows: ceil(n / batch_size), or floor with drop_last (len(dataloader)).
+  static int64_t count(int64_t n, int64_t batch_size, bool drop_last) {
+    return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
+  }
 
   int64_t size() const { return num_batches_; }  // len(dataloader)
   at::Tensor batch(int64_t b) const;             // window indices of batch b, by index: O(1)

@@ -45,10 +45,17 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// metric_for_best_model as the eval metrics name it (HF prefixes "eval_" when missing).
-std::string metric_key(const TrainingArguments& a) {
+// metric_for_best_model's value in the eval metrics (HF prefixes "eval_" when missing); a
+// metric the evaluation does not produce is named with the ones it does.
+double metric_value(const TrainingArguments& a, const nlohmann::json& metrics) {
   std::string key = a.metric_for_best_model.value_or("loss");
-  return key.rfind("eval_", 0) == 0 ? key : "eval_" + key;
+  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
+  if (!metrics.contains(key)) {
+    std::vector<std::string> names;
+    for (const auto& [k, _] : metrics.items()) names.push_back(k);
+    fail("metric_for_best_model is {}, which is not among the evaluation metrics: {}", key, fmt::join(names, ", "));
+  }
+  return metrics.at(key).get<double>();
 }
 
 // logging/eval/save steps below 1 are a ratio of max_steps (HF: math.ceil(max_steps * x)).
@@ -90,8 +97,8 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
 Trainer::Schedule Trainer::plan() const {
   Schedule s;
   const int64_t ga = args_.gradient_accumulation_steps;
-  s.batches_per_epoch = BatchSampler(at::empty({data_.train->size()}), args_.train_batch_size(),
-                                     args_.dataloader_drop_last).size();
+  s.batches_per_epoch =
+      BatchSampler::count(data_.train->size(), args_.train_batch_size(), args_.dataloader_drop_last);
   HFT_CHECK(s.batches_per_epoch > 0, "the train set has {} windows, fewer than one batch of {} with drop_last",
             data_.train->size(), args_.train_batch_size());
   s.steps_per_epoch = (s.batches_per_epoch + ga - 1) / ga;
@@ -257,7 +264,7 @@ void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& gra
   if (control_.should_evaluate) {
     const json metrics = evaluate();
     // HF's _evaluate: reduce_lr_on_plateau steps on the metric after each evaluation.
-    if (scheduler_->steps_on_metric()) scheduler_->step_metric(metrics.at(metric_key(args_)).get<double>());
+    if (scheduler_->steps_on_metric()) scheduler_->step_metric(metric_value(args_, metrics));
     const bool new_best = update_best_metric(metrics);
     if (args_.save_strategy == SaveStrategy::kBest) control_.should_save = new_best;
   }
@@ -269,13 +276,7 @@ void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& gra
 
 bool Trainer::update_best_metric(const json& metrics) {
   if (!args_.metric_for_best_model) return false;
-  const std::string key = metric_key(args_);
-  if (!metrics.contains(key)) {
-    std::vector<std::string> names;
-    for (const auto& [k, _] : metrics.items()) names.push_back(k);
-    fail("metric_for_best_model is {}, which is not among the evaluation metrics: {}", key, fmt::join(names, ", "));
-  }
-  const double value = metrics.at(key).get<double>();
+  const double value = metric_value(args_, metrics);
   const bool greater = args_.greater_is_better.value_or(false);
   if (state_.best_metric && !(greater ? value > *state_.best_metric : value < *state_.best_metric)) return false;
   state_.best_metric = value;
