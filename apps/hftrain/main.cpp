@@ -4,10 +4,12 @@
 //   hftrain evaluate --config FILE | --checkpoint DIR
 //   hftrain predict  --checkpoint DIR --input FILE [--output FILE]
 //   hftrain config   [--config FILE] [--set key=value ...]
+//   hftrain tokenize --tokenizer PATH --input PATH --output FILE
 // Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 runtime failure.
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/run.h"
+#include "hftrain/tokenize_command.h"
 #include "hftrain/train/preemption.h"
 
 #include <CLI/CLI.hpp>
@@ -21,6 +23,7 @@ namespace {
 struct Options {
   std::string config, checkpoint, input, output;
   std::vector<std::string> sets;
+  hftrain::TokenizeOptions tokenize;
 };
 
 // HfArgumentParser style: `--learning_rate 3e-4`, `--learning_rate=3e-4`, and a bare
@@ -45,7 +48,7 @@ void add_hf_style(const std::vector<std::string>& extras, std::vector<std::strin
 std::optional<std::string> opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); }
 
 int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* predict, CLI::App* config,
-        Options o) {
+        CLI::App* tokenize, Options o) {
   using namespace hftrain;
   for (CLI::App* sub : {train, resume, evaluate, predict, config})
     if (sub->parsed()) add_hf_style(sub->remaining(), o.sets);
@@ -68,6 +71,8 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
     Config resolved = config_resolve(src);
     config_check(resolved);
     std::printf("%s", config_describe(resolved, &src).c_str());
+  } else if (tokenize->parsed()) {
+    run_tokenize(o.tokenize);
   }
   return 0;
 }
@@ -99,6 +104,19 @@ int main(int argc, char** argv) {
   config->add_option("--config", o.config, "YAML or JSON config");
   config->add_option("--set", o.sets, set_help);
 
+  CLI::App* tokenize = app.add_subcommand("tokenize", "tokenize a corpus into JSON Lines of input_ids or a token file");
+  hftrain::TokenizeOptions& t = o.tokenize;
+  tokenize->add_option("--tokenizer", t.tokenizer, "tokenizer.json, a directory with one (or vocab.json + merges.txt, "
+                       "or vocab.txt), or \"byte\"")->required();
+  tokenize->add_option("--input", t.input, "a file, a directory or a glob")->required();
+  tokenize->add_option("--output", t.output, "FILE.jsonl (input_ids per example) or a token file")->required();
+  tokenize->add_option("--format", t.input_format, "input format: text, jsonl, csv, tsv (default: by extension)");
+  tokenize->add_option("--sample-by", t.sample_by, "text input: line, paragraph or document (default line)");
+  tokenize->add_option("--text-field", t.text_field, "jsonl/csv/tsv: the text field (default text)");
+  tokenize->add_option("--output-format", t.output_format, "jsonl, uint16 or uint32 (default: by extension and vocab)");
+  tokenize->add_flag("!--no-special-tokens", t.add_special_tokens, "leave out the post-processor's special tokens");
+  tokenize->add_option("--workers", t.workers, "tokenizer threads (default: one per core)");
+
   for (CLI::App* sub : {train, resume, evaluate, predict, config}) sub->allow_extras();  // HF-style --key value
   try {
     app.parse(argc, argv);
@@ -109,7 +127,7 @@ int main(int argc, char** argv) {
   hftrain::compat::set_default_threads();
   hftrain::preemption_install();
   try {
-    return run(app, train, resume, evaluate, predict, config, o);
+    return run(app, train, resume, evaluate, predict, config, tokenize, o);
   } catch (const hftrain::Interrupted& e) {
     std::fprintf(stderr, "hftrain: %s\n", e.what());
     return e.exit_code();

@@ -77,7 +77,7 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
   register_builtins();
   config_check(c);
   Components out;
-  out.tokenizer = tokenizer_registry().create(c.data.tokenizer);
+  out.tokenizer = tokenizer_load(c.data.tokenizer);
   for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
   out.data = datasets_load(c.data, *out.tokenizer);
   at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built

@@ -186,19 +186,27 @@ class Section {
 };
 
 const NameTable<DatasetFormat> kFormats = {
-    {"generated", DatasetFormat::kGenerated}, {"text", DatasetFormat::kText}, {"tokens", DatasetFormat::kTokens}};
+    {"generated", DatasetFormat::kGenerated}, {"text", DatasetFormat::kText}, {"jsonl", DatasetFormat::kJsonl},
+    {"csv", DatasetFormat::kCsv},             {"tsv", DatasetFormat::kTsv},   {"tokens", DatasetFormat::kTokens}};
+const NameTable<SampleBy> kSampleBy = {
+    {"line", SampleBy::kLine}, {"paragraph", SampleBy::kParagraph}, {"document", SampleBy::kDocument}};
 const NameTable<TokenDtype> kTokenDtypes = {
     {"uint8", TokenDtype::kUint8}, {"uint16", TokenDtype::kUint16}, {"uint32", TokenDtype::kUint32}};
 
 void read_dataset(Section s, DatasetOptions& d) {
   s.choice("format", d.format, kFormats).field("path", d.path).field("num_bytes", d.num_bytes).field("seed", d.seed);
   s.choice("dtype", d.dtype, kTokenDtypes).field("offset", d.offset).field("num_tokens", d.num_tokens);
+  s.field("text_field", d.text_field).choice("sample_by", d.sample_by, kSampleBy);
+  s.field("keep_linebreaks", d.keep_linebreaks);
   s.finish();
-  if (d.format == DatasetFormat::kText || d.format == DatasetFormat::kTokens) {
+  if (d.format != DatasetFormat::kGenerated) {
     HFT_CHECK(!d.path.empty(), "key \"{}\" is required for this data format (from {})", s.path("path"), s.where("format"));
     std::error_code ec;
-    HFT_CHECK(std::filesystem::is_regular_file(d.path, ec), "data file not found: {} (key \"{}\", from {})", d.path,
-              s.path("path"), s.where("path"));
+    // A glob is expanded when the data is read; a plain path must exist now.
+    const bool exists = d.format == DatasetFormat::kTokens ? std::filesystem::is_regular_file(d.path, ec)
+                                                           : std::filesystem::exists(d.path, ec);
+    HFT_CHECK(exists || (d.format != DatasetFormat::kTokens && d.path.find_first_of("*?[") != std::string::npos),
+              "data file not found: {} (key \"{}\", from {})", d.path, s.path("path"), s.where("path"));
   } else {
     HFT_CHECK(d.num_bytes > 0, "key \"{}\" must be > 0, got {} (from {})", s.path("num_bytes"), d.num_bytes,
               s.where("num_bytes"));
@@ -283,7 +291,10 @@ Config config_resolve(const ConfigSource& src) {
   Section data(src, tree.contains("data") ? tree.at("data") : kNull, "data");
   data.field("tokenizer", c.data.tokenizer)
       .field("block_size", c.data.block_size)
-      .field("validation_split_percentage", c.data.validation_split_percentage);
+      .field("validation_split_percentage", c.data.validation_split_percentage)
+      .field("cache_dir", c.data.cache_dir)
+      .field("overwrite_cache", c.data.overwrite_cache)
+      .field("preprocessing_num_workers", c.data.preprocessing_num_workers);
   read_dataset(data.sub("train"), c.data.train);
   if (data.has("eval")) {
     c.data.eval.emplace();
@@ -292,6 +303,8 @@ Config config_resolve(const ConfigSource& src) {
     data.sub("eval");
   }
   data.finish();
+  HFT_CHECK(c.data.preprocessing_num_workers >= 0, "data.preprocessing_num_workers must be >= 0, got {} (from {})",
+            c.data.preprocessing_num_workers, src.where("data.preprocessing_num_workers"));
   HFT_CHECK(c.data.block_size >= 2, "data.block_size must be >= 2, got {} (from {})", c.data.block_size,
             src.where("data.block_size"));
   HFT_CHECK(c.data.validation_split_percentage >= 0 && c.data.validation_split_percentage < 100,
@@ -353,6 +366,13 @@ json config_to_json(const Config& c) {
       return j;
     }
     j["path"] = d.path;
+    if (d.format == DatasetFormat::kText) {
+      for (const auto& [n, b] : kSampleBy)
+        if (b == d.sample_by) j["sample_by"] = n;
+      j["keep_linebreaks"] = d.keep_linebreaks;
+    }
+    if (d.format == DatasetFormat::kJsonl || d.format == DatasetFormat::kCsv || d.format == DatasetFormat::kTsv)
+      j["text_field"] = d.text_field;
     if (d.format == DatasetFormat::kTokens) {
       for (const auto& [n, t] : kTokenDtypes)
         if (t == d.dtype) j["dtype"] = n;
@@ -365,7 +385,10 @@ json config_to_json(const Config& c) {
   out["data"] = json{{"tokenizer", c.data.tokenizer},
                      {"block_size", c.data.block_size},
                      {"validation_split_percentage", c.data.validation_split_percentage},
+                     {"overwrite_cache", c.data.overwrite_cache},
+                     {"preprocessing_num_workers", c.data.preprocessing_num_workers},
                      {"train", dataset(c.data.train)}};
+  if (!c.data.cache_dir.empty()) out["data"]["cache_dir"] = c.data.cache_dir;
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
   out["metrics"] = json::array();
   for (Metric m : c.metrics)

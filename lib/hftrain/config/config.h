@@ -14,12 +14,17 @@
 
 namespace hftrain {
 
-enum class DatasetFormat { kGenerated, kText, kTokens };
+enum class DatasetFormat { kGenerated, kText, kJsonl, kCsv, kTsv, kTokens };
 enum class TokenDtype { kUint8, kUint16, kUint32 };
+enum class SampleBy { kLine, kParagraph, kDocument };  // HF datasets' text loader
 
 struct DatasetOptions {
   DatasetFormat format = DatasetFormat::kGenerated;
-  std::string path;            // text: a UTF-8 file; tokens: a file of token ids
+  // text/jsonl/csv/tsv: a file, a directory (its files, sorted) or a glob; tokens: a file.
+  std::string path;
+  std::string text_field = "text";        // jsonl/csv/tsv: the field or column of the text
+  SampleBy sample_by = SampleBy::kLine;   // text: one example per line, paragraph or file
+  bool keep_linebreaks = true;            // text by line: each line keeps its "\n" (run_clm)
   int64_t num_bytes = 400000;  // generated: size of the generated text
   int64_t seed = 0;            // generated: the text generator's seed
   // tokens: little-endian ids, memory-mapped; `offset` and `num_tokens` (-1: to the end)
@@ -34,6 +39,11 @@ struct DataOptions {
   int64_t block_size = 128;
   // Share of the train data held out for evaluation when there is no `eval` dataset.
   double validation_split_percentage = 5;
+  // Tokenized datasets are cached under cache_dir (default $HFTRAIN_CACHE, else
+  // $XDG_CACHE_HOME/hftrain, else ~/.cache/hftrain), keyed by the files and the tokenizer.
+  std::string cache_dir;
+  bool overwrite_cache = false;
+  int64_t preprocessing_num_workers = 0;  // tokenizer threads; 0: one per core
   DatasetOptions train;
   std::optional<DatasetOptions> eval;
 };

@@ -1,6 +1,10 @@
 #include "hftrain/data/collator.h"
 
+#include "hftrain/core/error.h"
+
 #include <ATen/Functions.h>
+
+#include <algorithm>
 
 namespace hftrain {
 
@@ -9,6 +13,69 @@ Batch collate_causal_lm(const at::Tensor& input_ids) { return {{"input_ids", inp
 int64_t count_label_tokens(const Batch& batch) {
   const at::Tensor& labels = batch.at("labels");
   return labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+}
+
+namespace {
+
+// (B, T) of `seqs` padded with `fill`, T the longest rounded up to pad_to_multiple_of.
+at::Tensor pad_to_tensor(const Sequences& seqs, int64_t fill, const PadOptions& pad, int64_t length) {
+  at::Tensor out = at::full({static_cast<int64_t>(seqs.size()), length}, fill, at::kLong);
+  auto acc = out.accessor<int64_t, 2>();
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    const int64_t n = static_cast<int64_t>(seqs[b].size()), start = pad.left ? length - n : 0;
+    for (int64_t t = 0; t < n; ++t) acc[b][start + t] = seqs[b][t];
+  }
+  return out;
+}
+
+int64_t padded_length(const Sequences& seqs, const PadOptions& pad) {
+  int64_t longest = 0;
+  for (const auto& s : seqs) longest = std::max<int64_t>(longest, s.size());
+  if (pad.pad_to_multiple_of > 0) longest = (longest + pad.pad_to_multiple_of - 1) / pad.pad_to_multiple_of * pad.pad_to_multiple_of;
+  return longest;
+}
+
+}  // namespace
+
+Batch collate_padded(const Sequences& input_ids, const PadOptions& pad, const Sequences* labels) {
+  HFT_CHECK(!input_ids.empty(), "collate: an empty batch");
+  const int64_t length = padded_length(input_ids, pad);
+  Batch batch{{"input_ids", pad_to_tensor(input_ids, pad.pad_token_id, pad, length)}};
+  Sequences ones(input_ids.size());
+  for (size_t b = 0; b < input_ids.size(); ++b) ones[b].assign(input_ids[b].size(), 1);
+  batch["attention_mask"] = pad_to_tensor(ones, 0, pad, length);
+  if (labels) {
+    HFT_CHECK(labels->size() == input_ids.size(), "collate: {} label rows for {} examples", labels->size(), input_ids.size());
+    batch["labels"] = pad_to_tensor(*labels, -100, pad, length);
+  }
+  return batch;
+}
+
+Batch collate_lm(const Sequences& input_ids, const PadOptions& pad) {
+  Batch batch = collate_padded(input_ids, pad);
+  batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"].eq(0), -100);
+  return batch;
+}
+
+Batch collate_mlm(const Sequences& input_ids, const PadOptions& pad, const MlmOptions& mlm) {
+  HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token");
+  Batch batch = collate_padded(input_ids, pad);
+  at::Tensor inputs = batch["input_ids"];
+  at::Tensor labels = inputs.clone();
+  at::Tensor special = batch["attention_mask"].eq(0);
+  for (int64_t id : mlm.special_token_ids) special.logical_or_(labels.eq(id));
+  at::Tensor probability = at::full(labels.sizes(), mlm.mlm_probability, at::kFloat).masked_fill_(special, 0.0);
+  at::Tensor masked = at::bernoulli(probability).to(at::kBool);
+  labels.masked_fill_(masked.logical_not(), -100);
+  at::Tensor replaced = at::bernoulli(at::full(labels.sizes(), 0.8, at::kFloat)).to(at::kBool).logical_and_(masked);
+  inputs.masked_fill_(replaced, mlm.mask_token_id);
+  at::Tensor random = at::bernoulli(at::full(labels.sizes(), 0.5, at::kFloat)).to(at::kBool)
+                          .logical_and_(masked).logical_and_(replaced.logical_not());
+  at::Tensor words = at::randint(mlm.vocab_size, labels.sizes(), at::kLong);
+  inputs.copy_(at::where(random, words, inputs));
+  batch["input_ids"] = inputs;
+  batch["labels"] = labels;
+  return batch;
 }
 
 }  // namespace hftrain

@@ -1,7 +1,7 @@
 #include "hftrain/data/dataset.h"
 
 #include "hftrain/core/error.h"
-#include "hftrain/io/atomic_file.h"
+#include "hftrain/data/preprocess.h"
 #include "hftrain/io/mmap_file.h"
 
 #include <ATen/Functions.h>
@@ -53,13 +53,11 @@ at::Tensor to_tensor(const std::vector<int64_t>& ids) {
   return at::from_blob(const_cast<int64_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, at::kLong).clone();
 }
 
-std::string read_text(const DatasetOptions& d) {
-  return d.format == DatasetFormat::kText ? io::read_file(d.path) : generate_text(d.num_bytes, d.seed);
-}
-
 // Token ids of a dataset, and how to read them back (see TokenWindows).
-std::pair<at::Tensor, int> load_tokens(const DatasetOptions& d, const Tokenizer& tok) {
-  if (d.format != DatasetFormat::kTokens) return {to_tensor(tok.encode(read_text(d))), 0};
+std::pair<at::Tensor, int> load_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
+                                       const std::string& key) {
+  if (d.format == DatasetFormat::kGenerated) return {to_tensor(tok.encode(generate_text(d.num_bytes, d.seed))), 0};
+  if (d.format != DatasetFormat::kTokens) return {dataset_tokens(d, opts, tok, key), 0};
   // torch 1.13 has no uint16/uint32: map them as int16/int32 and mask on gather.
   switch (d.dtype) {
     case TokenDtype::kUint8: return {io::mmap_tensor(d.path, at::kByte, d.offset, d.num_tokens), 0};
@@ -92,11 +90,11 @@ std::string generate_text(int64_t num_bytes, uint64_t seed) {
 }
 
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok) {
-  auto [train, train_bits] = load_tokens(opts.train, tok);
+  auto [train, train_bits] = load_tokens(opts.train, opts, tok, "data.train.path");
   at::Tensor eval;
   int eval_bits = train_bits;
   if (opts.eval) {
-    std::tie(eval, eval_bits) = load_tokens(*opts.eval, tok);
+    std::tie(eval, eval_bits) = load_tokens(*opts.eval, opts, tok, "data.eval.path");
   } else if (opts.validation_split_percentage > 0) {
     int64_t cut = static_cast<int64_t>(train.numel() * opts.validation_split_percentage / 100.0);
     eval = train.slice(0, 0, cut);

@@ -1,5 +1,7 @@
 #include "hftrain/data/tokenizer.h"
 
+#include "hftrain/data/text/subword.h"
+
 #include <nlohmann/json.hpp>
 
 namespace hftrain {
@@ -9,10 +11,17 @@ TokenizerRegistry& tokenizer_registry() {
   return r;
 }
 
-std::vector<int64_t> ByteTokenizer::encode(std::string_view text) const {
-  std::vector<int64_t> ids(text.size());
-  for (size_t i = 0; i < text.size(); ++i) ids[i] = static_cast<unsigned char>(text[i]);
-  return ids;
+std::vector<int64_t> Tokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> ids;
+  encode_to(text, ids);
+  return {ids.begin(), ids.end()};
+}
+
+nlohmann::json Tokenizer::hf_config() const { return nlohmann::json::object(); }
+
+void ByteTokenizer::encode_to(std::string_view text, std::vector<int32_t>& out, bool) const {
+  out.reserve(out.size() + text.size());
+  for (char c : text) out.push_back(static_cast<unsigned char>(c));
 }
 
 std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
@@ -22,34 +31,10 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
   return out;
 }
 
-namespace {
-// GPT-2's bytes_to_unicode: printable bytes map to themselves, the others to U+0100 + n.
-std::string byte_char(int b) {
-  static const std::vector<int> table = [] {
-    std::vector<int> cp(256, -1);
-    for (int i = '!'; i <= '~'; ++i) cp[i] = i;
-    for (int i = 0xA1; i <= 0xAC; ++i) cp[i] = i;
-    for (int i = 0xAE; i <= 0xFF; ++i) cp[i] = i;
-    int n = 0;
-    for (int i = 0; i < 256; ++i)
-      if (cp[i] < 0) cp[i] = 256 + n++;
-    return cp;
-  }();
-  int c = table[b];
-  std::string s;  // UTF-8 of code point c (< 0x800)
-  if (c < 0x80) {
-    s.push_back(static_cast<char>(c));
-  } else {
-    s.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    s.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-  return s;
-}
-}  // namespace
 
 nlohmann::json ByteTokenizer::to_hf_json() const {
   nlohmann::json vocab = nlohmann::json::object();
-  for (int b = 0; b < 256; ++b) vocab[byte_char(b)] = b;
+  for (int b = 0; b < 256; ++b) vocab[byte_level_char(static_cast<uint8_t>(b))] = b;
   nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
                                {"use_regex", false}};
   return {{"version", "1.0"},

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,18 +17,26 @@ namespace hftrain {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  virtual std::vector<int64_t> encode(std::string_view text) const = 0;
+  // Appends the ids of `text` to `out`. add_special_tokens: the post-processor's tokens
+  // ([CLS] ... [SEP], a BOS), which transformers' tokenizer(text) adds by default.
+  virtual void encode_to(std::string_view text, std::vector<int32_t>& out, bool add_special_tokens = true) const = 0;
+  std::vector<int64_t> encode(std::string_view text) const;
   virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;
+  // The id of a special token by its tokenizer_config.json role ("pad_token", "eos_token",
+  // "mask_token", ...), when the tokenizer has one.
+  virtual std::optional<int64_t> special_token_id(std::string_view role) const { return std::nullopt; }
   // HF tokenizer.json; transformers' PreTrainedTokenizerFast loads it and encodes alike.
   virtual nlohmann::json to_hf_json() const = 0;
+  // HF tokenizer_config.json keys beyond tokenizer_class (special tokens, casing).
+  virtual nlohmann::json hf_config() const;
 };
 
 // One token per byte: id = byte value, vocab 256. Its tokenizer.json is a byte-level BPE
 // with no merges whose vocabulary maps GPT-2's byte-to-unicode character of byte b to b.
 class ByteTokenizer : public Tokenizer {
  public:
-  std::vector<int64_t> encode(std::string_view text) const override;
+  void encode_to(std::string_view text, std::vector<int32_t>& out, bool add_special_tokens) const override;
   std::string decode(const std::vector<int64_t>& ids) const override;
   int64_t vocab_size() const override { return 256; }
   nlohmann::json to_hf_json() const override;
@@ -35,5 +44,10 @@ class ByteTokenizer : public Tokenizer {
 
 using TokenizerRegistry = Registry<Tokenizer>;
 TokenizerRegistry& tokenizer_registry();  // data.tokenizer name -> tokenizer
+
+// data.tokenizer: a registered name ("byte"), or a path to an HF tokenizer: a tokenizer.json,
+// a directory holding one, a directory with vocab.json + merges.txt (GPT-2) or vocab.txt
+// (BERT), or such a vocab.txt itself.
+std::shared_ptr<const Tokenizer> tokenizer_load(const std::string& name_or_path);
 
 }  // namespace hftrain

@@ -352,9 +352,10 @@ void Trainer::store_flos() {
 void Trainer::write_model_files(const std::string& dir) {
   model_save_pretrained(*model_, dir);
   io::write_json_file(dir + "/tokenizer.json", tokenizer_->to_hf_json());
-  json tok_cfg{{"tokenizer_class", "PreTrainedTokenizerFast"},
-               {"model_max_length", config_.data.block_size},
-               {"clean_up_tokenization_spaces", false}};
+  json tok_cfg = tokenizer_->hf_config();
+  tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
+  tok_cfg["model_max_length"] = config_.data.block_size;
+  if (!tok_cfg.contains("clean_up_tokenization_spaces")) tok_cfg["clean_up_tokenization_spaces"] = false;
   io::write_json_file(dir + "/tokenizer_config.json", tok_cfg);
   io::write_json_file(dir + "/training_args.json", training_args_to_json(args_));
   json manifest{{"format_version", kCheckpointFormatVersion}, {"config", config_to_json(config_)}};

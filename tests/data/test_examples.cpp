@@ -1,0 +1,144 @@
+// Datasets on disk: JSON Lines, CSV/TSV, text by line/paragraph/document over files,
+// directories and globs; the errors that name file:line; the tokenized-data cache.
+#include "hftrain/data/dataset.h"
+#include "hftrain/data/examples.h"
+#include "hftrain/data/preprocess.h"
+#include "hftrain/io/atomic_file.h"
+#include "test_util.h"
+
+#include <ATen/Functions.h>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using hftrain::DatasetFormat;
+using hftrain::test::TempDir;
+
+namespace {
+
+std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir.str() + "/" + name;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+hftrain::DatasetOptions dataset(DatasetFormat format, const std::string& path) {
+  hftrain::DatasetOptions d;
+  d.format = format;
+  d.path = path;
+  return d;
+}
+
+std::vector<std::string> texts(const std::vector<hftrain::Example>& ex) {
+  std::vector<std::string> out;
+  for (const auto& e : ex) out.push_back(e.text);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("JSON Lines rows give their text field, or their input_ids as they are", "[unit][data]") {
+  TempDir dir("jsonl");
+  auto d = dataset(DatasetFormat::kJsonl,
+                   write(dir, "a.jsonl", "{\"text\": \"ab\", \"id\": 1}\n\n{\"input_ids\": [7, 8, 9]}\n{\"text\": \"\\u00e9\"}\n"));
+  auto ex = hftrain::examples_read(d, "data.train.path");
+  REQUIRE(ex.size() == 3);
+  CHECK(ex[0].text == "ab");
+  CHECK(ex[1].tokenized);
+  CHECK(ex[1].input_ids == std::vector<int32_t>{7, 8, 9});
+  CHECK(ex[2].text == "\xC3\xA9");
+  // The byte tokenizer's ids are the UTF-8 bytes: the stream is the rows in order.
+  hftrain::ByteTokenizer tok;
+  auto ids = hftrain::tokenize_examples(ex, tok, 2, "test");
+  CHECK(ids[0] == std::vector<int32_t>{'a', 'b'});
+  CHECK(ids[1] == std::vector<int32_t>{7, 8, 9});
+  CHECK(ids[2] == std::vector<int32_t>{0xC3, 0xA9});
+
+  d.text_field = "body";
+  write(dir, "b.jsonl", "{\"body\": \"x\"}\n{\"title\": \"t\", \"id\": 3}\n");
+  d.path = dir.str() + "/b.jsonl";
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "data.train.path"); },
+                               {"b.jsonl:2", "no field \"body\"", "id, title"});
+}
+
+TEST_CASE("a malformed JSON line is a user error naming file:line", "[unit][data]") {
+  TempDir dir("jsonl-bad");
+  auto d = dataset(DatasetFormat::kJsonl, write(dir, "bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"cut\n"));
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "data.train.path"); },
+                               {"bad.jsonl:2", "invalid JSON"});
+}
+
+TEST_CASE("an empty dataset, or a path that names no files, is a user error", "[unit][data]") {
+  TempDir dir("empty");
+  auto d = dataset(DatasetFormat::kJsonl, write(dir, "empty.jsonl", "\n  \n"));
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "data.train.path"); },
+                               {"empty.jsonl", "no examples"});
+  d.path = dir.str() + "/*.csv";
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "data.train.path"); },
+                               {"*.csv", "names no files"});
+}
+
+TEST_CASE("CSV and TSV read the named column with RFC 4180 quoting", "[unit][data]") {
+  TempDir dir("csv");
+  auto d = dataset(DatasetFormat::kCsv, write(dir, "a.csv",
+                                              "label,text\r\n1,\"a, b\"\r\n0,\"say \"\"hi\"\"\nnext line\"\r\n2,plain\n"));
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"a, b", "say \"hi\"\nnext line", "plain"});
+  auto t = dataset(DatasetFormat::kTsv, write(dir, "a.tsv", "text\tlabel\nx y\t1\n"));
+  CHECK(texts(hftrain::examples_read(t, "k")) == std::vector<std::string>{"x y"});
+  d.text_field = "sentence";
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "k"); },
+                               {"a.csv", "no column \"sentence\"", "label, text"});
+}
+
+TEST_CASE("text splits by line keeping line breaks, by paragraph, or by document", "[unit][data]") {
+  TempDir dir("text");
+  auto d = dataset(DatasetFormat::kText, write(dir, "a.txt", "one\ntwo\r\n\nthree\n\n\nfour"));
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"one\n", "two\r\n", "\n", "three\n", "\n", "\n", "four"});
+  d.keep_linebreaks = false;
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"one", "two", "", "three", "", "", "four"});
+  d.sample_by = hftrain::SampleBy::kParagraph;
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"one\ntwo\r", "three", "\nfour"});
+  d.sample_by = hftrain::SampleBy::kDocument;
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"one\ntwo\r\n\nthree\n\n\nfour"});
+}
+
+TEST_CASE("a directory or a glob reads its files in sorted order, skipping hidden ones", "[unit][data]") {
+  TempDir dir("files");
+  write(dir, "docs/b.txt", "B");
+  write(dir, "docs/a.txt", "A");
+  write(dir, "docs/.hidden", "H");
+  write(dir, "docs/c.md", "C");
+  auto d = dataset(DatasetFormat::kText, dir.str() + "/docs");
+  d.sample_by = hftrain::SampleBy::kDocument;
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"A", "B", "C"});
+  d.path = dir.str() + "/docs/*.txt";
+  CHECK(texts(hftrain::examples_read(d, "k")) == std::vector<std::string>{"A", "B"});
+}
+
+TEST_CASE("tokenized datasets are cached, reused unchanged, and redone when the file changes", "[unit][data]") {
+  TempDir dir("cache");
+  hftrain::DataOptions opts;
+  opts.cache_dir = dir.str() + "/cache";
+  opts.block_size = 2;
+  opts.validation_split_percentage = 0;
+  opts.train = dataset(DatasetFormat::kText, write(dir, "a.txt", "abcd"));
+  hftrain::ByteTokenizer tok;
+  auto first = hftrain::datasets_load(opts, tok);
+  CHECK(first.train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'c');
+  std::vector<std::filesystem::path> caches;
+  for (const auto& e : std::filesystem::directory_iterator(opts.cache_dir)) caches.push_back(e.path());
+  REQUIRE(caches.size() == 1);
+  // Rewrite the cached ids: a load that reads them proves the cache, not the text, was used.
+  std::string bytes = hftrain::io::read_file(caches[0].string());
+  REQUIRE(bytes.size() == 24 + 4 * 4);
+  bytes[24 + 8] = 'z';
+  std::ofstream(caches[0], std::ios::binary) << bytes;
+  CHECK(hftrain::datasets_load(opts, tok).train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'z');
+  opts.overwrite_cache = true;
+  CHECK(hftrain::datasets_load(opts, tok).train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'c');
+  opts.overwrite_cache = false;
+  write(dir, "a.txt", "abxyz");  // another size: another key
+  CHECK(hftrain::datasets_load(opts, tok).train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'x');
+}
