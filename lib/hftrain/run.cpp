@@ -3,6 +3,7 @@
 #include "hftrain/builtins.h"
 #include "hftrain/core/error.h"
 #include "hftrain/data/dataset.h"
+#include "hftrain/data/preprocess.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
@@ -174,29 +175,15 @@ void run_predict(const Config& config, const std::string& checkpoint, const std:
   std::error_code ec;
   HFT_CHECK(fs::is_regular_file(input, ec), "predict input not found: {}", input);
   Components parts = build(config, checkpoint);
-  std::string text = io::read_file(input);
-  if (fs::path(input).extension() == ".jsonl") {  // {"text": ...} per line, joined by newlines
-    std::string joined;
-    size_t line_no = 0, start = 0;
-    while (start < text.size()) {
-      size_t end = text.find('\n', start);
-      std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-      start = end == std::string::npos ? text.size() : end + 1;
-      ++line_no;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      json row;
-      try {
-        row = json::parse(line);
-      } catch (const json::exception& e) {
-        fail("{}:{}: invalid JSON: {}", input, line_no, e.what());
-      }
-      HFT_CHECK(row.is_object() && row.contains("text") && row["text"].is_string(), "{}:{}: expected {{\"text\": ...}}",
-                input, line_no);
-      joined += (joined.empty() ? "" : "\n") + row["text"].get<std::string>();
-    }
-    text = joined;
-  }
-  std::vector<int64_t> ids = parts.tokenizer->encode(text);
+  // The trainer's reader: a .jsonl file's "text" rows, or a text file as one document, each
+  // tokenized with its special tokens and concatenated.
+  DatasetOptions d;
+  d.path = input;
+  d.format = fs::path(input).extension() == ".jsonl" ? DatasetFormat::kJsonl : DatasetFormat::kText;
+  d.sample_by = SampleBy::kDocument;
+  std::vector<int64_t> ids;
+  for (const auto& v : tokenize_examples(examples_read(d, "--input"), *parts.tokenizer, 0, input))
+    ids.insert(ids.end(), v.begin(), v.end());
   TokenWindows windows(at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kLong).clone(),
                        config.data.block_size);
   HFT_CHECK(windows.size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
