@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   for (int64_t epoch = 0; seconds_since(t0) < 1.0; ++epoch) {
     BatchSampler sampler = BatchSampler::random(ds.train->size(), bs, false, c.args.seed, epoch);
     for (int64_t b = 0; b < sampler.size(); ++b, ++batches) {
-      Batch batch = collate_causal_lm(ds.train->gather(sampler.batch(b)));
+      Batch batch = ds.train->collate(sampler.batch(b));
       count_label_tokens(batch);
     }
   }
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   const int steps = 8;
   for (int s = 0; s < steps + 2; ++s) {
     if (s == 2) t0 = Clock::now();  // two warm-up steps
-    Batch batch = collate_causal_lm(ds.train->gather(sampler.batch(s)));
+    Batch batch = ds.train->collate(sampler.batch(s));
     model->forward(batch, static_cast<double>(count_label_tokens(batch))).loss.backward();
     opt.step();
     opt.zero_grad();

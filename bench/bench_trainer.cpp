@@ -88,7 +88,7 @@ class StepTimer : public Callback {
 };
 
 // The same work as the Trainer's step, written as plainly as LibTorch allows.
-std::vector<double> bare_loop(const Config& c, const TokenWindows& train, int64_t steps) {
+std::vector<double> bare_loop(const Config& c, const LmDataset& train, int64_t steps) {
   at::manual_seed(static_cast<uint64_t>(c.args.seed));
   std::shared_ptr<Model> model = model_create(c.model);
   model->train();
@@ -106,7 +106,7 @@ std::vector<double> bare_loop(const Config& c, const TokenWindows& train, int64_
   std::vector<double> times;
   for (int64_t s = 0; s < steps; ++s) {
     const auto t0 = Clock::now();
-    Batch batch = collate_causal_lm(train.gather(sampler.batch(s % sampler.size())));
+    Batch batch = train.collate(sampler.batch(s % sampler.size()));
     const double n = static_cast<double>(count_label_tokens(batch));
     model->forward(batch, n).loss.backward();
     clip_grad_norm(params, 1.0);
@@ -135,7 +135,7 @@ Result run_size(const Size& s, int64_t steps) {
   {
     Datasets ds = datasets_load(c.data, *tok);
     // The Python loop reads the same windows, in the same order (randperm seeded 42 + epoch).
-    at::Tensor all = ds.train->gather(at::arange(ds.train->size(), at::kLong)).contiguous();
+    at::Tensor all = ds.train->collate(at::arange(ds.train->size(), at::kLong)).at("input_ids").contiguous();
     std::ofstream(out + ".tokens", std::ios::binary)
         .write(reinterpret_cast<const char*>(all.data_ptr<int64_t>()), all.numel() * 8);
     at::manual_seed(static_cast<uint64_t>(c.args.seed));

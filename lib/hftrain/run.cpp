@@ -156,7 +156,7 @@ void run_train(const Config& config) {
 
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint) {
   Components parts = build(config, checkpoint.value_or(""));
-  HFT_CHECK(parts.data.eval.has_value(),
+  HFT_CHECK(parts.data.eval != nullptr,
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
   prepare_output_dir(config.args, /*resuming=*/true);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <cmath>
 #include <sstream>
 
 using namespace hftrain::test;
@@ -101,4 +102,28 @@ TEST_CASE("bad data is one line naming file:line or the field, exit 2, nothing w
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("missing.json"));
   CHECK(!fs::exists(dir.str() + "/x.jsonl"));
+}
+
+TEST_CASE("group_texts false trains on padded examples with group_by_length and warns once about truncation",
+          "[integration][data]") {
+  TempDir dir("cli-seq");
+  std::string rows;
+  for (int i = 0; i < 120; ++i) rows += json{{"text", std::string(5 + (i * 7) % 50, 'a' + i % 26)}}.dump() + "\n";
+  std::ofstream(dir.str() + "/rows.jsonl") << rows;
+  Result r = run("train --config " + write_config(dir) + " --set max_steps=6 --set eval_steps=3 --set save_steps=3" +
+                 " --set data.group_texts=false --set data.pad_to_multiple_of=8" +
+                 " --set train_sampling_strategy=group_by_length --set data.cache_dir=" + dir.str() + "/cache" +
+                 " --set 'data.train={format: jsonl, path: " + dir.str() + "/rows.jsonl}'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  // 5 + (7i mod 50) bytes, block 32: lengths 33..54 are cut; the train split holds 114 examples.
+  CHECK_THAT(r.output, Catch::Contains("of the train data's 114 examples are longer than data.block_size=32"));
+  std::vector<json> log = read_log(dir.str() + "/out/log.jsonl");
+  int evals = 0;
+  for (const json& e : log)
+    if (e.contains("eval_loss")) {
+      ++evals;
+      CHECK(std::isfinite(e["eval_loss"].get<double>()));
+    }
+  CHECK(evals == 2);
 }

@@ -126,19 +126,59 @@ TEST_CASE("tokenized datasets are cached, reused unchanged, and redone when the 
   opts.train = dataset(DatasetFormat::kText, write(dir, "a.txt", "abcd"));
   hftrain::ByteTokenizer tok;
   auto first = hftrain::datasets_load(opts, tok);
-  CHECK(first.train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'c');
+  CHECK(first.train->collate(at::tensor({1}, at::kLong)).at("input_ids")[0][0].item<int64_t>() == 'c');
   std::vector<std::filesystem::path> caches;
   for (const auto& e : std::filesystem::directory_iterator(opts.cache_dir)) caches.push_back(e.path());
   REQUIRE(caches.size() == 1);
   // Rewrite the cached ids: a load that reads them proves the cache, not the text, was used.
   std::string bytes = hftrain::io::read_file(caches[0].string());
-  REQUIRE(bytes.size() == 24 + 4 * 4);
-  bytes[24 + 8] = 'z';
+  REQUIRE(bytes.size() == 32 + 4 * 4 + 8 * 2);  // header, 4 ids, offsets of 1 example
+  bytes[32 + 4 * 2] = 'z';
   std::ofstream(caches[0], std::ios::binary) << bytes;
-  CHECK(hftrain::datasets_load(opts, tok).train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'z');
+  CHECK(hftrain::datasets_load(opts, tok).train->collate(at::tensor({1}, at::kLong)).at("input_ids")[0][0].item<int64_t>() == 'z');
   opts.overwrite_cache = true;
-  CHECK(hftrain::datasets_load(opts, tok).train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'c');
+  CHECK(hftrain::datasets_load(opts, tok).train->collate(at::tensor({1}, at::kLong)).at("input_ids")[0][0].item<int64_t>() == 'c');
   opts.overwrite_cache = false;
   write(dir, "a.txt", "abxyz");  // another size: another key
-  CHECK(hftrain::datasets_load(opts, tok).train->gather(at::tensor({1}, at::kLong))[0][0].item<int64_t>() == 'x');
+  CHECK(hftrain::datasets_load(opts, tok).train->collate(at::tensor({1}, at::kLong)).at("input_ids")[0][0].item<int64_t>() == 'x');
+}
+
+TEST_CASE("group_texts false: one padded sequence per example, truncated keeping its [SEP], split by example",
+          "[unit][data]") {
+  TempDir dir("sequences");
+  std::string rows;
+  for (int i = 0; i < 10; ++i) rows += "{\"text\": \"" + std::string(i == 3 ? 0 : 2 + i, 'a' + i) + "\"}\n";
+  hftrain::DataOptions opts;
+  opts.cache_dir = dir.str() + "/cache";
+  opts.block_size = 6;
+  opts.group_texts = false;
+  opts.validation_split_percentage = 25;  // round(2.5) = 2 examples, halves to even as Python rounds
+  opts.train = dataset(DatasetFormat::kJsonl, write(dir, "a.jsonl", rows));
+  // BERT-style [CLS] text [SEP] around each example: byte ids plus 1000 and 1001.
+  struct Wrapped : hftrain::ByteTokenizer {
+    void encode_to(std::string_view t, std::vector<int32_t>& out, bool special) const override {
+      out.push_back(1000);
+      hftrain::ByteTokenizer::encode_to(t, out, special);
+      out.push_back(1001);
+    }
+    int64_t vocab_size() const override { return 1002; }
+    int64_t num_special_tokens_after() const override { return 1; }
+    std::optional<int64_t> special_token_id(std::string_view role) const override {
+      return role == "pad_token" ? std::optional<int64_t>(7) : std::nullopt;
+    }
+  } tok;
+  hftrain::Datasets ds = hftrain::datasets_load(opts, tok);
+  REQUIRE(ds.eval->size() == 2);   // examples 0 and 1
+  REQUIRE(ds.train->size() == 8);  // examples 2..9 (3 is empty text but still [CLS] [SEP])
+  hftrain::Batch b = ds.train->collate(at::tensor({0, 7}, at::kLong));
+  // Example 2 ("cccc"): 6 tokens fit. Example 9 (11 'j'): [CLS] j j j j [SEP], truncated.
+  CHECK(b.at("input_ids")[0].equal(at::tensor({1000, 'c', 'c', 'c', 'c', 1001}, at::kLong)));
+  CHECK(b.at("input_ids")[1].equal(at::tensor({1000, 'j', 'j', 'j', 'j', 1001}, at::kLong)));
+  b = ds.train->collate(at::tensor({1}, at::kLong));  // example 3: [CLS] [SEP]
+  CHECK(b.at("input_ids")[0].equal(at::tensor({1000, 1001}, at::kLong)));
+  b = ds.eval->collate(at::tensor({0, 1}, at::kLong));  // "aa" and "bbb": padded with id 7
+  CHECK(b.at("input_ids")[0].equal(at::tensor({1000, 'a', 'a', 1001, 7}, at::kLong)));
+  CHECK(b.at("labels")[0].equal(at::tensor({1000, 'a', 'a', 1001, -100}, at::kLong)));
+  CHECK(b.at("attention_mask")[0].equal(at::tensor({1, 1, 1, 1, 0}, at::kLong)));
+  CHECK(ds.train->length(7) == 6);
 }

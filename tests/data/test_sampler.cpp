@@ -28,3 +28,38 @@ TEST_CASE("each epoch's order is randperm(n) from a generator seeded with seed +
     CHECK(got == want);
   }
 }
+
+TEST_CASE("group_by_length orders as transformers' get_length_grouped_indices on the same randperm",
+          "[unit][data][python]") {
+  hftrain::test::python_torch_available();
+  hftrain::test::TempDir dir("grouped");
+  std::vector<int64_t> lengths;
+  for (int64_t i = 0; i < 203; ++i) lengths.push_back(1 + (i * 37) % 64);  // ties included
+  const int64_t batch = 4, group = 8, seed = 11, epoch = 2;
+  hftrain::BatchSampler s = hftrain::BatchSampler::length_grouped(lengths, batch, group, false, seed, epoch);
+  std::vector<int64_t> got;
+  for (int64_t b = 0; b < s.size(); ++b) {
+    at::Tensor idx = s.batch(b);
+    for (int64_t i = 0; i < idx.numel(); ++i) got.push_back(idx[i].item<int64_t>());
+  }
+  // trainer_pt_utils.get_length_grouped_indices, with the generator hftrain seeds.
+  const std::string script = R"(
+import json, sys, torch
+lengths = json.loads(sys.argv[1]); batch_size = 8
+g = torch.Generator(); g.manual_seed(13)
+mega_batch_mult = min(len(lengths) // (batch_size * 4), 50) or 1
+indices = torch.randperm(len(lengths), generator=g)
+megabatch_size = mega_batch_mult * batch_size
+megabatches = [indices[i : i + megabatch_size].tolist() for i in range(0, len(lengths), megabatch_size)]
+megabatches = [sorted(m, key=lambda i: lengths[i], reverse=True) for m in megabatches]
+maxima = [lengths[m[0]] for m in megabatches]
+max_idx = torch.argmax(torch.tensor(maxima)).item()
+megabatches[0][0], megabatches[max_idx][0] = megabatches[max_idx][0], megabatches[0][0]
+print(json.dumps([i for m in megabatches for i in m]))
+)";
+  auto r = hftrain::test::run_python(dir.str(), script, "'" + nlohmann::json(lengths).dump() + "'");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(got == nlohmann::json::parse(r.output).get<std::vector<int64_t>>());
+  CHECK(lengths[got[0]] == 64);  // the longest example leads, so an out-of-memory shows at once
+}

@@ -31,7 +31,7 @@ TEST_CASE("uint16 and uint32 token files keep ids above the signed range", "[uni
   hftrain::ByteTokenizer tok;
   hftrain::Datasets ds = hftrain::datasets_load(opts, tok);
   REQUIRE(ds.train->size() == 2);  // 5 tokens: two windows of 2, the remainder dropped
-  at::Tensor w = ds.train->gather(at::tensor({1, 0}, at::kLong));
+  at::Tensor w = ds.train->collate(at::tensor({1, 0}, at::kLong)).at("input_ids");
   CHECK(w.scalar_type() == at::kLong);
   CHECK(w[0][0].item<int64_t>() == 40000);
   CHECK(w[1][1].item<int64_t>() == 65535);
@@ -42,7 +42,7 @@ TEST_CASE("uint16 and uint32 token files keep ids above the signed range", "[uni
   opts.train.num_tokens = 2;
   ds = hftrain::datasets_load(opts, tok);
   REQUIRE(ds.train->size() == 1);
-  CHECK(ds.train->gather(at::tensor({0}, at::kLong))[0][0].item<int64_t>() == 3);
+  CHECK(ds.train->collate(at::tensor({0}, at::kLong)).at("input_ids")[0][0].item<int64_t>() == 3);
 }
 
 TEST_CASE("a token range outside the file, or a ragged file, is a user error naming it", "[unit][data]") {

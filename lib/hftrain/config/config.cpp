@@ -294,7 +294,10 @@ Config config_resolve(const ConfigSource& src) {
       .field("validation_split_percentage", c.data.validation_split_percentage)
       .field("cache_dir", c.data.cache_dir)
       .field("overwrite_cache", c.data.overwrite_cache)
-      .field("preprocessing_num_workers", c.data.preprocessing_num_workers);
+      .field("preprocessing_num_workers", c.data.preprocessing_num_workers)
+      .field("group_texts", c.data.group_texts)
+      .field("pad_to_max_length", c.data.pad_to_max_length)
+      .field("pad_to_multiple_of", c.data.pad_to_multiple_of);
   read_dataset(data.sub("train"), c.data.train);
   if (data.has("eval")) {
     c.data.eval.emplace();
@@ -303,6 +306,8 @@ Config config_resolve(const ConfigSource& src) {
     data.sub("eval");
   }
   data.finish();
+  HFT_CHECK(c.data.pad_to_multiple_of >= 0, "data.pad_to_multiple_of must be >= 0, got {} (from {})",
+            c.data.pad_to_multiple_of, src.where("data.pad_to_multiple_of"));
   HFT_CHECK(c.data.preprocessing_num_workers >= 0, "data.preprocessing_num_workers must be >= 0, got {} (from {})",
             c.data.preprocessing_num_workers, src.where("data.preprocessing_num_workers"));
   HFT_CHECK(c.data.block_size >= 2, "data.block_size must be >= 2, got {} (from {})", c.data.block_size,
@@ -387,6 +392,9 @@ json config_to_json(const Config& c) {
                      {"validation_split_percentage", c.data.validation_split_percentage},
                      {"overwrite_cache", c.data.overwrite_cache},
                      {"preprocessing_num_workers", c.data.preprocessing_num_workers},
+                     {"group_texts", c.data.group_texts},
+                     {"pad_to_max_length", c.data.pad_to_max_length},
+                     {"pad_to_multiple_of", c.data.pad_to_multiple_of},
                      {"train", dataset(c.data.train)}};
   if (!c.data.cache_dir.empty()) out["data"]["cache_dir"] = c.data.cache_dir;
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);

@@ -44,6 +44,11 @@ struct DataOptions {
   std::string cache_dir;
   bool overwrite_cache = false;
   int64_t preprocessing_num_workers = 0;  // tokenizer threads; 0: one per core
+  // true: concatenate and cut into block_size windows (run_clm); false: each example its own
+  // sequence, truncated to block_size and padded per batch (run_mlm's line_by_line).
+  bool group_texts = true;
+  bool pad_to_max_length = false;  // group_texts false: pad every batch to block_size
+  int64_t pad_to_multiple_of = 0;  // group_texts false: round the padded length up
   DatasetOptions train;
   std::optional<DatasetOptions> eval;
 };

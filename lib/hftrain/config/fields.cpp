@@ -247,7 +247,7 @@ std::vector<FieldDef> make_table() {
       used("optimizer", "optim", "adamw_torch", bind_enum(&TA::optim, &optimizer_names, kHfOptimizers, "OptimizerNames")),
       used("optimizer", "optim_args", null, bind_field(&TA::optim_args)),
       renamed("optimizer", "adafactor", Kind::kBool, false, "optim"),
-      backend("dataloader", "group_by_length", Kind::kBool, false, "length-grouped sampling is not available in hftrain; windows all have block_size tokens"),
+      used("dataloader", "group_by_length", false, bind_field(&TA::group_by_length)),
       no_effect("dataloader", "length_column_name", Kind::kOptStr, "length", "used only by group_by_length"),
       used("logging", "report_to", null, bind_field(&TA::report_to)),
       no_effect("distributed", "ddp_find_unused_parameters", Kind::kOptBool, null, "every parameter gets a gradient"),
@@ -302,9 +302,9 @@ std::vector<FieldDef> make_table() {
       no_effect("eval", "eval_use_gather_object", Kind::kOptBool, false, "eval losses are gathered as tensors"),
       used("distributed", "average_tokens_across_devices", false, bind_field(&TA::average_tokens_across_devices)),
       // transformers v5 spelling of group_by_length.
-      with_choices(backend("dataloader", "train_sampling_strategy", Kind::kStr, "random",
-                           "only random sampling is available in hftrain"),
-                   {"random", "sequential", "group_by_length"}, "train sampling strategy"),
+      used("dataloader", "train_sampling_strategy", "random",
+           bind_enum(&TA::train_sampling_strategy, &train_sampling_names, {"random", "sequential", "group_by_length"},
+                     "train sampling strategy")),
   };
 }
 

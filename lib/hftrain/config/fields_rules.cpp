@@ -74,6 +74,7 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   const bool steps_eval = a.eval_strategy == IntervalStrategy::kSteps;
   const bool steps_save = a.save_strategy == SaveStrategy::kSteps;
   if (a.eval_strategy != IntervalStrategy::kNo) a.do_eval = true;
+  if (a.group_by_length) a.train_sampling_strategy = TrainSampling::kGroupByLength;
   // eval_steps falls back to logging_steps.
   if (steps_eval && (!a.eval_steps || *a.eval_steps == 0)) {
     check(a.logging_steps > 0, "eval_steps",

@@ -38,6 +38,13 @@ const NameTable<SaveStrategy>& save_strategy_names() {
   return t;
 }
 
+const NameTable<TrainSampling>& train_sampling_names() {
+  static const NameTable<TrainSampling> t = {{"random", TrainSampling::kRandom},
+                                             {"sequential", TrainSampling::kSequential},
+                                             {"group_by_length", TrainSampling::kGroupByLength}};
+  return t;
+}
+
 const NameTable<OptimizerName>& optimizer_names() {
   static const NameTable<OptimizerName> t = {{"adamw_torch", OptimizerName::kAdamWTorch},
                                              {"adamw_torch_fused", OptimizerName::kAdamWTorchFused},

@@ -31,6 +31,7 @@ enum class SchedulerType {
 };
 enum class IntervalStrategy { kNo, kSteps, kEpoch };
 enum class SaveStrategy { kNo, kSteps, kEpoch, kBest };
+enum class TrainSampling { kRandom, kSequential, kGroupByLength };
 enum class OptimizerName { kAdamWTorch, kAdamWTorchFused, kSgd, kAdagrad, kRmsprop, kAdafactor };
 
 struct TrainingArguments {
@@ -99,6 +100,9 @@ struct TrainingArguments {
   bool restore_callback_states_from_checkpoint = false;
   // ---- dataloader
   bool dataloader_drop_last = false;
+  // v5's train_sampling_strategy; group_by_length: true (the v4 spelling) means kGroupByLength.
+  TrainSampling train_sampling_strategy = TrainSampling::kRandom;
+  bool group_by_length = false;
   // ---- device and distributed
   bool use_cpu = false;
   std::optional<std::string> ddp_backend;  // gloo | nccl
@@ -124,6 +128,7 @@ const NameTable<SchedulerType>& scheduler_type_names();
 const NameTable<IntervalStrategy>& interval_strategy_names();
 const NameTable<SaveStrategy>& save_strategy_names();
 const NameTable<OptimizerName>& optimizer_names();
+const NameTable<TrainSampling>& train_sampling_names();
 
 std::string to_string(SchedulerType t);
 std::string to_string(IntervalStrategy s);

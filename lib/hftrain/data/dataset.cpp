@@ -6,7 +6,8 @@
 
 #include <ATen/Functions.h>
 
-#include <tuple>
+#include <cmath>
+#include <cstdio>
 
 namespace hftrain {
 
@@ -16,10 +17,40 @@ TokenWindows::TokenWindows(const at::Tensor& tokens, int64_t block_size, int uns
   windows_ = tokens.slice(0, 0, n * block_size).view({n, block_size});
 }
 
+Batch TokenWindows::collate(const at::Tensor& indices) const { return collate_causal_lm(gather(indices)); }
+
 at::Tensor TokenWindows::gather(const at::Tensor& indices) const {
   at::Tensor rows = windows_.index_select(0, indices).to(at::kLong);  // only these rows are read
   if (unsigned_bits_ > 0) rows = rows.bitwise_and((int64_t{1} << unsigned_bits_) - 1);
   return rows;
+}
+
+TokenSequences::TokenSequences(at::Tensor ids, at::Tensor offsets, int64_t first, int64_t last, int64_t max_length,
+                               int64_t keep_tail, PadOptions pad)
+    : ids_(std::move(ids)), pad_(pad) {
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  keep_tail = std::min(keep_tail, max_length - 1);
+  for (int64_t e = first; e < last; ++e) {
+    const int64_t n = off[e + 1] - off[e];
+    if (n == 0) continue;
+    const bool cut = n > max_length;
+    num_truncated_ += cut;
+    spans_.push_back({off[e], off[e + 1], cut ? max_length : n, cut ? keep_tail : 0});
+    num_tokens_ += spans_.back().length;
+  }
+}
+
+Batch TokenSequences::collate(const at::Tensor& indices) const {
+  const at::Tensor idx = indices.contiguous();
+  const int32_t* ids = ids_.data_ptr<int32_t>();
+  Sequences seqs;
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    const Span& s = spans_.at(idx.data_ptr<int64_t>()[i]);
+    std::vector<int32_t> v(ids + s.start, ids + s.start + s.length - s.tail);
+    v.insert(v.end(), ids + s.end - s.tail, ids + s.end);  // a truncated example keeps its last tokens
+    seqs.push_back(std::move(v));
+  }
+  return collate_lm(seqs, pad_);
 }
 
 namespace {
@@ -53,18 +84,54 @@ at::Tensor to_tensor(const std::vector<int64_t>& ids) {
   return at::from_blob(const_cast<int64_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, at::kLong).clone();
 }
 
-// Token ids of a dataset, and how to read them back (see TokenWindows).
-std::pair<at::Tensor, int> load_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
-                                       const std::string& key) {
-  if (d.format == DatasetFormat::kGenerated) return {to_tensor(tok.encode(generate_text(d.num_bytes, d.seed))), 0};
-  if (d.format != DatasetFormat::kTokens) return {dataset_tokens(d, opts, tok, key), 0};
+// A dataset's token ids, how to read them back (see TokenWindows), and where its examples
+// start (text formats only: generated text and token files are one stream).
+struct Loaded {
+  at::Tensor ids, offsets;
+  int bits = 0;
+  int64_t examples() const { return offsets.defined() ? offsets.numel() - 1 : 0; }
+};
+
+Loaded load_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok, const std::string& key) {
+  if (d.format == DatasetFormat::kGenerated) return {to_tensor(tok.encode(generate_text(d.num_bytes, d.seed))), {}, 0};
+  if (d.format != DatasetFormat::kTokens) {
+    TokenizedExamples t = dataset_tokens(d, opts, tok, key);
+    return {t.ids, t.offsets, 0};
+  }
   // torch 1.13 has no uint16/uint32: map them as int16/int32 and mask on gather.
   switch (d.dtype) {
-    case TokenDtype::kUint8: return {io::mmap_tensor(d.path, at::kByte, d.offset, d.num_tokens), 0};
-    case TokenDtype::kUint16: return {io::mmap_tensor(d.path, at::kShort, d.offset, d.num_tokens), 16};
-    case TokenDtype::kUint32: return {io::mmap_tensor(d.path, at::kInt, d.offset, d.num_tokens), 32};
+    case TokenDtype::kUint8: return {io::mmap_tensor(d.path, at::kByte, d.offset, d.num_tokens), {}, 0};
+    case TokenDtype::kUint16: return {io::mmap_tensor(d.path, at::kShort, d.offset, d.num_tokens), {}, 16};
+    case TokenDtype::kUint32: return {io::mmap_tensor(d.path, at::kInt, d.offset, d.num_tokens), {}, 32};
   }
   return {};
+}
+
+// Examples [first, last) of `l` (its tokens [first, last) when it has no examples) as the
+// trainer's dataset; `which` is "train" or "eval" for messages.
+std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, int64_t last, const DataOptions& opts,
+                                              const Tokenizer& tok, const char* which) {
+  if (opts.group_texts) {
+    at::Tensor ids = l.offsets.defined()
+                         ? l.ids.slice(0, l.offsets[first].item<int64_t>(), l.offsets[last].item<int64_t>())
+                         : l.ids.slice(0, first, last);
+    auto w = std::make_shared<TokenWindows>(ids, opts.block_size, l.bits);
+    HFT_CHECK(w->size() > 0, "the {} data has {} tokens, fewer than one block of data.block_size={}", which,
+              ids.numel(), opts.block_size);
+    return w;
+  }
+  HFT_CHECK(l.offsets.defined(), "data.group_texts false needs examples: a text, jsonl, csv or tsv {} dataset", which);
+  PadOptions pad;
+  pad.pad_token_id = tok.special_token_id("pad_token").value_or(tok.special_token_id("eos_token").value_or(0));
+  pad.pad_to_multiple_of = opts.pad_to_max_length ? opts.block_size : opts.pad_to_multiple_of;
+  auto seqs = std::make_shared<TokenSequences>(l.ids, l.offsets, first, last, opts.block_size,
+                                               tok.num_special_tokens_after(), pad);
+  HFT_CHECK(seqs->size() > 0, "the {} data has no non-empty examples", which);
+  if (seqs->num_truncated() > 0)
+    std::fprintf(stderr, "hftrain: warning: %lld of the %s data's %lld examples are longer than data.block_size=%lld "
+                 "tokens and were truncated\n", static_cast<long long>(seqs->num_truncated()), which,
+                 static_cast<long long>(seqs->size()), static_cast<long long>(opts.block_size));
+  return seqs;
 }
 
 }  // namespace
@@ -90,24 +157,23 @@ std::string generate_text(int64_t num_bytes, uint64_t seed) {
 }
 
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok) {
-  auto [train, train_bits] = load_tokens(opts.train, opts, tok, "data.train.path");
-  at::Tensor eval;
-  int eval_bits = train_bits;
-  if (opts.eval) {
-    std::tie(eval, eval_bits) = load_tokens(*opts.eval, opts, tok, "data.eval.path");
-  } else if (opts.validation_split_percentage > 0) {
-    int64_t cut = static_cast<int64_t>(train.numel() * opts.validation_split_percentage / 100.0);
-    eval = train.slice(0, 0, cut);
-    train = train.slice(0, cut);
-  }
+  const Loaded train = load_tokens(opts.train, opts, tok, "data.train.path");
+  const bool by_example = train.offsets.defined();
+  const int64_t n = by_example ? train.examples() : train.ids.numel();
   Datasets ds;
-  ds.train.emplace(train, opts.block_size, train_bits);
-  HFT_CHECK(ds.train->size() > 0, "the train data has {} tokens, fewer than one block of data.block_size={}",
-            train.numel(), opts.block_size);
-  if (eval.defined()) {
-    ds.eval.emplace(eval, opts.block_size, eval_bits);
-    HFT_CHECK(ds.eval->size() > 0, "the eval data has {} tokens, fewer than one block of data.block_size={}",
-              eval.numel(), opts.block_size);
+  if (opts.eval) {
+    const Loaded eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
+    ds.eval = make_dataset(eval, 0, eval.offsets.defined() ? eval.examples() : eval.ids.numel(), opts, tok, "eval");
+    ds.train = make_dataset(train, 0, n, opts, tok, "train");
+  } else if (opts.validation_split_percentage > 0) {
+    // Examples: datasets' train[:N%], round(N * n / 100) with halves to even as Python rounds.
+    // A token stream: the first floor(N % of its tokens).
+    const double share = opts.validation_split_percentage * static_cast<double>(n) / 100.0;
+    const auto cut = static_cast<int64_t>(by_example ? std::nearbyint(share) : std::floor(share));
+    ds.eval = make_dataset(train, 0, cut, opts, tok, "eval");
+    ds.train = make_dataset(train, cut, n, opts, tok, "train");
+  } else {
+    ds.train = make_dataset(train, 0, n, opts, tok, "train");
   }
   return ds;
 }

@@ -1,24 +1,41 @@
 // Causal-LM datasets: the token stream cut into block_size windows, as transformers'
-// run_clm example groups texts (the remainder shorter than a block is dropped).
+// run_clm example groups texts (the remainder shorter than a block is dropped), or each
+// example its own sequence, truncated to block_size and padded per batch (run_mlm's
+// line_by_line).
 #pragma once
 
 #include "hftrain/config/config.h"
+#include "hftrain/core/batch.h"
+#include "hftrain/data/collator.h"
 #include "hftrain/data/tokenizer.h"
 
 #include <ATen/core/Tensor.h>
 
-#include <optional>
+#include <memory>
+#include <vector>
 
 namespace hftrain {
 
-class TokenWindows {
+// What the trainer batches: size() examples, any subset of which collates into a Batch.
+class LmDataset {
+ public:
+  virtual ~LmDataset() = default;
+  virtual int64_t size() const = 0;
+  virtual int64_t num_tokens() const = 0;          // real tokens, padding not counted
+  virtual int64_t length(int64_t i) const = 0;     // tokens of example i (group_by_length)
+  virtual Batch collate(const at::Tensor& indices) const = 0;  // indices: (B) int64
+};
+
+class TokenWindows : public LmDataset {
  public:
   // tokens (N): int64, or the uint8 / int16 / int32 view of an unsigned token file
   // (`unsigned_bits` 16 or 32 says how to read the signed types back).
   TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits = 0);
-  int64_t size() const { return windows_.size(0); }
+  int64_t size() const override { return windows_.size(0); }
+  int64_t num_tokens() const override { return windows_.numel(); }
+  int64_t length(int64_t) const override { return block_size(); }
+  Batch collate(const at::Tensor& indices) const override;  // collate_causal_lm
   int64_t block_size() const { return windows_.size(1); }
-  int64_t num_tokens() const { return windows_.numel(); }
   at::Tensor gather(const at::Tensor& indices) const;  // (B, block_size) int64
 
  private:
@@ -26,12 +43,37 @@ class TokenWindows {
   int unsigned_bits_;
 };
 
+// Examples [first, last) of a tokenized dataset, one sequence each. Longer ones keep their
+// first max_length - keep_tail tokens and their last keep_tail (the post-processor's [SEP]
+// or EOS), as transformers truncates around special tokens; empty ones are dropped.
+class TokenSequences : public LmDataset {
+ public:
+  TokenSequences(at::Tensor ids, at::Tensor offsets, int64_t first, int64_t last, int64_t max_length,
+                 int64_t keep_tail, PadOptions pad);
+  int64_t size() const override { return static_cast<int64_t>(spans_.size()); }
+  int64_t num_tokens() const override { return num_tokens_; }
+  int64_t length(int64_t i) const override { return spans_[i].length; }
+  Batch collate(const at::Tensor& indices) const override;  // collate_lm: padded, labels -100 on padding
+  int64_t num_truncated() const { return num_truncated_; }
+
+ private:
+  struct Span {
+    int64_t start, end;    // the example's ids: [start, end)
+    int64_t length, tail;  // tokens used; of those, taken from the end (truncated examples)
+  };
+  at::Tensor ids_;  // (N) int32
+  std::vector<Span> spans_;
+  PadOptions pad_;
+  int64_t num_tokens_ = 0, num_truncated_ = 0;
+};
+
 struct Datasets {
-  std::optional<TokenWindows> train, eval;
+  std::shared_ptr<const LmDataset> train, eval;
 };
 
 // Reads (or generates) and tokenizes train and eval data. With no eval dataset, the first
-// validation_split_percentage % of the train tokens become the eval set (run_clm's split).
+// validation_split_percentage % of the train examples (of the tokens, for generated data
+// and token files) become the eval set, as run_clm splits train[:N%].
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok);
 
 // The built-in default data: a pseudo-language (a syllable lexicon and a small grammar)

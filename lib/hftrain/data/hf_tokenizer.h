@@ -29,6 +29,7 @@ class HfTokenizer : public Tokenizer {
   std::string decode(const std::vector<int64_t>& ids) const override;
   int64_t vocab_size() const override { return static_cast<int64_t>(id_to_token_.size()); }
   std::optional<int64_t> special_token_id(std::string_view role) const override;
+  int64_t num_special_tokens_after() const override { return static_cast<int64_t>(suffix_.size()); }
   nlohmann::json to_hf_json() const override { return json_; }
   nlohmann::json hf_config() const override { return config_; }
 

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -22,10 +23,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Cache file: magic, format version, token count, then int32 ids (little-endian).
+// Cache file (little-endian): magic, format version, token count, example count, the int32
+// ids padded to 8 bytes, then the int64 example offsets.
 constexpr char kCacheMagic[8] = {'H', 'F', 'T', 'T', 'O', 'K', 'S', '\0'};
-constexpr uint32_t kCacheVersion = 1;
-constexpr int64_t kCacheHeaderInts = 6;  // 24 bytes: magic(8) version(4) pad(4) count(8)
+constexpr uint32_t kCacheVersion = 2;
+constexpr int64_t kCacheHeaderBytes = 32;
+
+int64_t ids_bytes(int64_t count) { return (4 * count + 7) / 8 * 8; }
 
 struct Fnv64 {
   uint64_t h = 1469598103934665603ull;
@@ -40,7 +44,7 @@ struct Fnv64 {
 std::string cache_key(const DatasetOptions& d, const Tokenizer& tok, const std::vector<std::string>& files) {
   Fnv64 h;
   h.add(static_cast<int64_t>(kCacheVersion)).add(static_cast<int64_t>(d.format)).add(d.text_field);
-  h.add(static_cast<int64_t>(d.sample_by));
+  h.add(static_cast<int64_t>(d.sample_by)).add(static_cast<int64_t>(d.keep_linebreaks));
   for (const std::string& f : files) {
     std::error_code ec;
     h.add(fs::absolute(f, ec).string()).add(static_cast<int64_t>(fs::file_size(f, ec)));
@@ -52,31 +56,40 @@ std::string cache_key(const DatasetOptions& d, const Tokenizer& tok, const std::
   return hex;
 }
 
-at::Tensor cache_read(const std::string& path) {
+std::optional<TokenizedExamples> cache_read(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return {};
-  char header[24];
+  if (!f) return std::nullopt;
+  char header[kCacheHeaderBytes];
   const bool whole = std::fread(header, 1, sizeof header, f) == sizeof header;
   std::fclose(f);
   uint32_t version;
-  int64_t count;
+  int64_t count, examples;
   std::memcpy(&version, header + 8, 4);
   std::memcpy(&count, header + 16, 8);
+  std::memcpy(&examples, header + 24, 8);
   std::error_code ec;
-  if (!whole || std::memcmp(header, kCacheMagic, 8) != 0 || version != kCacheVersion ||
-      static_cast<int64_t>(fs::file_size(path, ec)) != 24 + 4 * count)
-    return {};  // not ours, or from another version: tokenize again and replace it
-  return io::mmap_tensor(path, at::kInt, kCacheHeaderInts, count);
+  if (!whole || std::memcmp(header, kCacheMagic, 8) != 0 || version != kCacheVersion || count < 0 || examples < 0 ||
+      static_cast<int64_t>(fs::file_size(path, ec)) != kCacheHeaderBytes + ids_bytes(count) + 8 * (examples + 1))
+    return std::nullopt;  // not ours, or from another version: tokenize again and replace it
+  TokenizedExamples t;
+  t.ids = io::mmap_tensor(path, at::kInt, kCacheHeaderBytes / 4, count);
+  t.offsets = io::mmap_tensor(path, at::kLong, (kCacheHeaderBytes + ids_bytes(count)) / 8, examples + 1);
+  return t;
 }
 
-void cache_write(const std::string& path, const std::vector<int32_t>& ids) {
-  char header[24] = {};
+void cache_write(const std::string& path, const std::vector<int32_t>& ids, const std::vector<int64_t>& offsets) {
+  char header[kCacheHeaderBytes] = {};
   std::memcpy(header, kCacheMagic, 8);
   std::memcpy(header + 8, &kCacheVersion, 4);
-  const int64_t count = static_cast<int64_t>(ids.size());
+  const int64_t count = static_cast<int64_t>(ids.size()), examples = static_cast<int64_t>(offsets.size()) - 1;
   std::memcpy(header + 16, &count, 8);
-  io::write_file_atomic_parts(path, {std::string_view(header, sizeof header),
-                                     std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * 4)});
+  std::memcpy(header + 24, &examples, 8);
+  static const char zeros[8] = {};
+  io::write_file_atomic_parts(
+      path, {std::string_view(header, sizeof header),
+             std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * 4),
+             std::string_view(zeros, ids_bytes(count) - 4 * count),
+             std::string_view(reinterpret_cast<const char*>(offsets.data()), offsets.size() * 8)});
 }
 
 }  // namespace
@@ -141,21 +154,19 @@ std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& 
   return ids;
 }
 
-at::Tensor dataset_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
-                          const std::string& key) {
+TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
+                                 const std::string& key) {
   const std::vector<std::string> files = dataset_files(d.path, key);
   const std::string dir = opts.cache_dir.empty() ? cache_dir_default() : opts.cache_dir;
   const std::string path = dir + "/tokens-" + cache_key(d, tok, files) + ".bin";
-  if (!opts.overwrite_cache) {
-    at::Tensor cached = cache_read(path);
-    if (cached.defined()) return cached;
-  }
+  if (!opts.overwrite_cache)
+    if (auto cached = cache_read(path)) return *cached;
   std::vector<std::vector<int32_t>> per_example = tokenize_examples(examples_read(d, key), tok,
                                                                     opts.preprocessing_num_workers, d.path);
   std::vector<int32_t> ids;
-  size_t total = 0;
-  for (const auto& v : per_example) total += v.size();
-  ids.reserve(total);
+  std::vector<int64_t> offsets{0};
+  for (const auto& v : per_example) offsets.push_back(offsets.back() + static_cast<int64_t>(v.size()));
+  ids.reserve(offsets.back());
   for (auto& v : per_example) {
     ids.insert(ids.end(), v.begin(), v.end());
     std::vector<int32_t>().swap(v);
@@ -167,11 +178,14 @@ at::Tensor dataset_tokens(const DatasetOptions& d, const DataOptions& opts, cons
   std::error_code ec;
   fs::create_directories(dir, ec);
   try {
-    cache_write(path, ids);  // a cache that cannot be written costs the next run time, not this one
+    cache_write(path, ids, offsets);  // a cache that cannot be written costs the next run time, not this one
   } catch (const Error& e) {
     std::fprintf(stderr, "hftrain: warning: not caching tokens: %s\n", e.what());
   }
-  return at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt).clone();
+  TokenizedExamples t;
+  t.ids = at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt).clone();
+  t.offsets = at::from_blob(offsets.data(), {static_cast<int64_t>(offsets.size())}, at::kLong).clone();
+  return t;
 }
 
 }  // namespace hftrain

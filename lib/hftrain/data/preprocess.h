@@ -18,10 +18,15 @@ std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& 
                                                     int64_t workers, const std::string& label,
                                                     bool add_special_tokens = true);
 
-// All ids of a text/jsonl/csv/tsv dataset concatenated, as run_clm's group_texts sees them
-// (int32, 1-D). Read from the cache when the files, tokenizer and settings are unchanged.
-at::Tensor dataset_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
-                          const std::string& key);
+// A tokenized text/jsonl/csv/tsv dataset: all ids concatenated (int32, N) and where each
+// example starts (int64, examples + 1; the last is N). Read (memory-mapped) from the cache
+// when the files, tokenizer and settings are unchanged.
+struct TokenizedExamples {
+  at::Tensor ids, offsets;
+  int64_t size() const { return offsets.numel() - 1; }
+};
+TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
+                                 const std::string& key);
 
 std::string cache_dir_default();
 

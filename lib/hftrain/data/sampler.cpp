@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Functions.h>
 
+#include <algorithm>
+
 namespace hftrain {
 
 BatchSampler::BatchSampler(at::Tensor order, int64_t batch_size, bool drop_last)
@@ -11,6 +13,24 @@ BatchSampler::BatchSampler(at::Tensor order, int64_t batch_size, bool drop_last)
 BatchSampler BatchSampler::random(int64_t n, int64_t batch_size, bool drop_last, int64_t seed, int64_t epoch) {
   at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed + epoch));
   return BatchSampler(at::randperm(n, gen, at::TensorOptions().dtype(at::kLong)), batch_size, drop_last);
+}
+
+BatchSampler BatchSampler::length_grouped(const std::vector<int64_t>& lengths, int64_t batch_size,
+                                          int64_t group_size, bool drop_last, int64_t seed, int64_t epoch) {
+  const int64_t n = static_cast<int64_t>(lengths.size());
+  const int64_t mult = std::max<int64_t>(std::min<int64_t>(n / (group_size * 4), 50), 1);
+  const int64_t mega = mult * group_size;
+  at::Tensor perm = random(n, batch_size, drop_last, seed, epoch).order_;
+  std::vector<int64_t> order(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + n);
+  size_t longest_group = 0;
+  int64_t longest = -1;
+  for (int64_t start = 0; start < n; start += mega) {
+    auto first = order.begin() + start, last = order.begin() + std::min(n, start + mega);
+    std::stable_sort(first, last, [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+    if (lengths[*first] > longest) longest = lengths[*first], longest_group = start;  // the first maximum
+  }
+  if (n > 0) std::swap(order[0], order[longest_group]);
+  return BatchSampler(at::tensor(order, at::kLong), batch_size, drop_last);
 }
 
 BatchSampler BatchSampler::sequential(int64_t n, int64_t batch_size) {

@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace hftrain {
 
 class BatchSampler {
@@ -13,6 +15,14 @@ class BatchSampler {
   BatchSampler(at::Tensor order, int64_t batch_size, bool drop_last);
   static BatchSampler random(int64_t n, int64_t batch_size, bool drop_last, int64_t seed, int64_t epoch);
   static BatchSampler sequential(int64_t n, int64_t batch_size);
+  // transformers' LengthGroupedSampler (get_length_grouped_indices): the epoch's randperm
+  // cut into megabatches of mega_batch_mult * group_size (mult = min(n / (group_size * 4),
+  // 50), at least 1), each sorted longest first (stable), the megabatch holding the longest
+  // example moved to the front. group_size is train_batch_size * gradient_accumulation_steps,
+  // as the Trainer passes it. The randperm comes from the same seed + epoch generator as
+  // random(); transformers draws it from the global RNG, which no config can reproduce.
+  static BatchSampler length_grouped(const std::vector<int64_t>& lengths, int64_t batch_size, int64_t group_size,
+                                     bool drop_last, int64_t seed, int64_t epoch);
   // Batches of n windows: ceil(n / batch_size), or floor with drop_last (len(dataloader)).
   static int64_t count(int64_t n, int64_t batch_size, bool drop_last) {
     return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;

@@ -26,6 +26,8 @@ class Tokenizer {
   // The id of a special token by its tokenizer_config.json role ("pad_token", "eos_token",
   // "mask_token", ...), when the tokenizer has one.
   virtual std::optional<int64_t> special_token_id(std::string_view role) const { return std::nullopt; }
+  // How many post-processor tokens follow a text ([SEP], EOS): truncation keeps them.
+  virtual int64_t num_special_tokens_after() const { return 0; }
   // HF tokenizer.json; transformers' PreTrainedTokenizerFast loads it and encodes alike.
   virtual nlohmann::json to_hf_json() const = 0;
   // HF tokenizer_config.json keys beyond tokenizer_class (special tokens, casing).

@@ -79,7 +79,7 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       model_(std::move(model)),
       tokenizer_(std::move(tokenizer)),
       data_(std::move(data)) {
-  HFT_CHECK(data_.train.has_value(), "no train dataset");
+  HFT_CHECK(data_.train != nullptr, "no train dataset");
   // HF's floating_point_ops: 6 x non-embedding parameters x input tokens.
   auto embeddings = model_->embedding_parameter_names();
   for (const auto& p : model_->named_parameters())
@@ -92,6 +92,23 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
   if (std::find(args_.report_to.begin(), args_.report_to.end(), "tensorboard") != args_.report_to.end())
     callbacks_.add(std::make_unique<TensorBoardCallback>());
   callbacks_.on_init_end(args_, state_, control_);
+}
+
+// The epoch's batch order: HF's random sampler (accelerate's seeding), sequential, or
+// LengthGroupedSampler, whose megabatches span train_batch_size * GA examples.
+BatchSampler Trainer::train_sampler(int64_t data_seed, int64_t epoch) const {
+  const int64_t n = data_.train->size(), bs = args_.train_batch_size();
+  switch (args_.train_sampling_strategy) {
+    case TrainSampling::kSequential: return BatchSampler(at::arange(n, at::kLong), bs, args_.dataloader_drop_last);
+    case TrainSampling::kGroupByLength: {
+      std::vector<int64_t> lengths(n);
+      for (int64_t i = 0; i < n; ++i) lengths[i] = data_.train->length(i);
+      return BatchSampler::length_grouped(lengths, bs, bs * args_.gradient_accumulation_steps,
+                                          args_.dataloader_drop_last, data_seed, epoch);
+    }
+    case TrainSampling::kRandom: break;
+  }
+  return BatchSampler::random(n, bs, args_.dataloader_drop_last, data_seed, epoch);
 }
 
 Trainer::Schedule Trainer::plan() const {
@@ -167,8 +184,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   if (args_.eval_on_start) evaluate();
   std::vector<Batch> window;
   for (int64_t epoch = first_epoch; epoch < s.num_epochs && state_.global_step < s.max_steps; ++epoch) {
-    BatchSampler sampler = BatchSampler::random(data_.train->size(), args_.train_batch_size(),
-                                                args_.dataloader_drop_last, data_seed, epoch);
+    BatchSampler sampler = train_sampler(data_seed, epoch);
     callbacks_.on_epoch_begin(args_, state_, control_);
     for (int64_t b0 = epoch == first_epoch ? skip_batches : 0; b0 < s.batches_per_epoch; b0 += ga) {
       // One optimizer step: prefetch the window's micro-batches and count its label tokens.
@@ -176,7 +192,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       window.clear();
       int64_t num_items = 0;
       for (int64_t b = b0; b < b1; ++b) {
-        window.push_back(collate_causal_lm(data_.train->gather(sampler.batch(b))));
+        window.push_back(data_.train->collate(sampler.batch(b)));
         num_items += count_label_tokens(window.back());
       }
       callbacks_.on_step_begin(args_, state_, control_);
@@ -231,7 +247,8 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
                {"total_flos", state_.total_flos},
                {"train_loss", total_loss_scalar_ / static_cast<double>(steps_run)}};
   if (args_.include_tokens_per_second)
-    summary["train_tokens_per_second"] = round_to(samples * static_cast<double>(data_.train->block_size()) / runtime, 3);
+    summary["train_tokens_per_second"] =
+        round_to(samples * static_cast<double>(data_.train->num_tokens()) / static_cast<double>(data_.train->size()) / runtime, 3);
   log(summary);
   if (args_.load_best_model_at_end && state_.best_model_checkpoint &&
       fs::is_regular_file(*state_.best_model_checkpoint + "/model.safetensors")) {
@@ -292,7 +309,7 @@ void Trainer::log(json logs) {
   callbacks_.on_log(args_, state_, control_, logs);
 }
 
-json Trainer::evaluation_loop(const TokenWindows& windows, const std::string& prefix,
+json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefix,
                               std::vector<std::vector<int64_t>>* predictions) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool was_training = model_->is_training();
@@ -303,7 +320,7 @@ json Trainer::evaluation_loop(const TokenWindows& windows, const std::string& pr
   BatchSampler sampler = BatchSampler::sequential(windows.size(), args_.eval_batch_size());
   std::vector<at::Tensor> losses;  // each batch's mean loss, repeated batch-size times (HF)
   for (int64_t b = 0; b < sampler.size(); ++b) {
-    Batch batch = collate_causal_lm(windows.gather(sampler.batch(b)));
+    Batch batch = windows.collate(sampler.batch(b));
     ModelOutput out = model_->forward(batch, std::nullopt);
     losses.push_back(out.loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
     callbacks_.on_prediction_step(args_, state_, control_);
@@ -330,14 +347,14 @@ json Trainer::evaluation_loop(const TokenWindows& windows, const std::string& pr
 }
 
 json Trainer::evaluate() {
-  HFT_CHECK(data_.eval.has_value(), "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+  HFT_CHECK(data_.eval != nullptr, "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
   json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
   log(metrics);
   callbacks_.on_evaluate(args_, state_, control_, metrics);
   return metrics;
 }
 
-json Trainer::predict(const TokenWindows& windows, std::vector<std::vector<int64_t>>& predictions) {
+json Trainer::predict(const LmDataset& windows, std::vector<std::vector<int64_t>>& predictions) {
   json metrics = evaluation_loop(windows, "test_", &predictions);
   log(metrics);
   callbacks_.on_predict(args_, state_, control_, metrics);

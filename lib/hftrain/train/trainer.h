@@ -4,6 +4,7 @@
 
 #include "hftrain/config/config.h"
 #include "hftrain/data/dataset.h"
+#include "hftrain/data/sampler.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/models/model.h"
 #include "hftrain/optim/optimizer.h"
@@ -33,18 +34,19 @@ class Trainer {
   nlohmann::json evaluate();
   // Predictions on `windows` (argmax next token per position, (T-1) per window) and
   // test_-prefixed metrics; logged, and on_predict is called.
-  nlohmann::json predict(const TokenWindows& windows, std::vector<std::vector<int64_t>>& predictions);
+  nlohmann::json predict(const LmDataset& windows, std::vector<std::vector<int64_t>>& predictions);
   // An HF model directory: model.safetensors, config.json, tokenizer files, training_args.json.
   void save_model(const std::string& dir);
 
  private:
   struct Schedule;  // step and epoch bounds of this run
   Schedule plan() const;
+  BatchSampler train_sampler(int64_t data_seed, int64_t epoch) const;
   void create_optimizer(const Schedule& s);
   void load_checkpoint(const std::string& dir);
   void save_checkpoint();
   void log(nlohmann::json logs);
-  nlohmann::json evaluation_loop(const TokenWindows& windows, const std::string& prefix,
+  nlohmann::json evaluation_loop(const LmDataset& windows, const std::string& prefix,
                                  std::vector<std::vector<int64_t>>* predictions);
   // HF's _determine_best_metric: true when `metrics` improve on state.best_metric.
   bool update_best_metric(const nlohmann::json& metrics);
