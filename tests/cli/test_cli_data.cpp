@@ -127,3 +127,19 @@ TEST_CASE("group_texts false trains on padded examples with group_by_length and 
     }
   CHECK(evals == 2);
 }
+
+TEST_CASE("loader worker threads train exactly as the training thread does", "[integration][data]") {
+  TempDir dir("cli-workers");
+  const std::string cfg = write_config(dir);
+  Result a = run("train --config " + cfg + " --set max_steps=6 --set save_strategy=no --set output_dir=" + dir.str() + "/a");
+  Result b = run("train --config " + cfg + " --set max_steps=6 --set save_strategy=no --set output_dir=" + dir.str() +
+                 "/b --dataloader_num_workers 2 --dataloader_prefetch_factor 3");
+  INFO(a.output << b.output);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  CHECK(losses(dir.str() + "/a/log.jsonl").size() == 6);
+  CHECK(losses(dir.str() + "/a/log.jsonl") == losses(dir.str() + "/b/log.jsonl"));
+  Result bad = run("train --config " + cfg + " --set dataloader_prefetch_factor=2");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("dataloader_prefetch_factor can only be set"));
+}

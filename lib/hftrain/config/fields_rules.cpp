@@ -75,6 +75,13 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   const bool steps_save = a.save_strategy == SaveStrategy::kSteps;
   if (a.eval_strategy != IntervalStrategy::kNo) a.do_eval = true;
   if (a.group_by_length) a.train_sampling_strategy = TrainSampling::kGroupByLength;
+  check(a.dataloader_num_workers >= 0, "dataloader_num_workers",
+        fmt::format("--dataloader_num_workers must be >= 0, got {}", a.dataloader_num_workers));
+  check(a.dataloader_num_workers > 0 || !a.dataloader_prefetch_factor, "dataloader_prefetch_factor",
+        "--dataloader_prefetch_factor can only be set when data is loaded in a different process, i.e. when "
+        "--dataloader_num_workers > 1.");
+  check(!a.dataloader_prefetch_factor || *a.dataloader_prefetch_factor > 0, "dataloader_prefetch_factor",
+        "--dataloader_prefetch_factor must be > 0");
   // eval_steps falls back to logging_steps.
   if (steps_eval && (!a.eval_steps || *a.eval_steps == 0)) {
     check(a.logging_steps > 0, "eval_steps",

@@ -3,6 +3,7 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/host_sync.h"
 #include "hftrain/data/collator.h"
+#include "hftrain/data/loader.h"
 #include "hftrain/data/sampler.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
@@ -184,15 +185,17 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   if (args_.eval_on_start) evaluate();
   std::vector<Batch> window;
   for (int64_t epoch = first_epoch; epoch < s.num_epochs && state_.global_step < s.max_steps; ++epoch) {
-    BatchSampler sampler = train_sampler(data_seed, epoch);
+    const int64_t first_batch = epoch == first_epoch ? skip_batches : 0;  // a resume skips by index
+    DataLoader loader(*data_.train, train_sampler(data_seed, epoch), first_batch, s.batches_per_epoch,
+                      args_.dataloader_num_workers, args_.dataloader_prefetch_factor.value_or(2));
     callbacks_.on_epoch_begin(args_, state_, control_);
-    for (int64_t b0 = epoch == first_epoch ? skip_batches : 0; b0 < s.batches_per_epoch; b0 += ga) {
+    for (int64_t b0 = first_batch; b0 < s.batches_per_epoch; b0 += ga) {
       // One optimizer step: prefetch the window's micro-batches and count its label tokens.
       const int64_t b1 = std::min(b0 + ga, s.batches_per_epoch);
       window.clear();
       int64_t num_items = 0;
       for (int64_t b = b0; b < b1; ++b) {
-        window.push_back(data_.train->collate(sampler.batch(b)));
+        window.push_back(loader.next());
         num_items += count_label_tokens(window.back());
       }
       callbacks_.on_step_begin(args_, state_, control_);
