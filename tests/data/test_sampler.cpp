@@ -2,6 +2,7 @@
 #include "hftrain/data/sampler.h"
 #include "test_util.h"
 
+#include <ATen/Functions.h>
 #include <catch2/catch.hpp>
 
 using hftrain::test::golden;
@@ -62,4 +63,32 @@ print(json.dumps([i for m in megabatches for i in m]))
   REQUIRE(r.exit_code == 0);
   CHECK(got == nlohmann::json::parse(r.output).get<std::vector<int64_t>>());
   CHECK(lengths[got[0]] == 64);  // the longest example leads, so an out-of-memory shows at once
+}
+
+TEST_CASE("sharding deals batches to ranks as accelerate's BatchSamplerShard does", "[unit][data]") {
+  auto shards = [](int64_t n, int64_t bs, bool drop_last, int64_t world) {
+    std::vector<std::vector<std::vector<int64_t>>> out;
+    hftrain::BatchSampler all(at::arange(n, at::kLong), bs, drop_last);
+    for (int64_t r = 0; r < world; ++r) {
+      hftrain::BatchSampler s = all.shard(r, world);
+      out.emplace_back();
+      for (int64_t b = 0; b < s.size(); ++b) {
+        at::Tensor t = s.batch(b).contiguous();
+        out.back().emplace_back(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+      }
+    }
+    return out;
+  };
+  using S = std::vector<std::vector<std::vector<int64_t>>>;
+  // Expected values of accelerate's tests/test_data_loader.py (test_batch_sampler_shards_with_no_splits).
+  CHECK(shards(24, 3, false, 2) == S{{{0, 1, 2}, {6, 7, 8}, {12, 13, 14}, {18, 19, 20}},
+                                     {{3, 4, 5}, {9, 10, 11}, {15, 16, 17}, {21, 22, 23}}});
+  CHECK(shards(21, 3, false, 2) == S{{{0, 1, 2}, {6, 7, 8}, {12, 13, 14}, {18, 19, 20}},
+                                     {{3, 4, 5}, {9, 10, 11}, {15, 16, 17}, {0, 1, 2}}});
+  CHECK(shards(22, 3, false, 2) == S{{{0, 1, 2}, {6, 7, 8}, {12, 13, 14}, {18, 19, 20}},
+                                     {{3, 4, 5}, {9, 10, 11}, {15, 16, 17}, {21, 0, 1}}});
+  CHECK(shards(20, 3, false, 2) == S{{{0, 1, 2}, {6, 7, 8}, {12, 13, 14}, {18, 19, 0}},
+                                     {{3, 4, 5}, {9, 10, 11}, {15, 16, 17}, {1, 2, 3}}});
+  CHECK(shards(21, 3, true, 2) == S{{{0, 1, 2}, {6, 7, 8}, {12, 13, 14}}, {{3, 4, 5}, {9, 10, 11}, {15, 16, 17}}});
+  CHECK(shards(2, 3, false, 2) == S{{{0, 1, 0}}, {{1, 0, 1}}});  // fewer samples than one round
 }

@@ -28,12 +28,19 @@ class BatchSampler {
     return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
   }
 
+  // This process's batches of a data parallel run, as accelerate's BatchSamplerShard
+  // (split_batches false, even_batches true) deals them: batch i goes to rank i % world;
+  // without drop_last, the ranks short of a full batch are topped up from the epoch's first
+  // batches, so that every rank takes the same number of full batches.
+  BatchSampler shard(int64_t rank, int64_t world) const;
+
   int64_t size() const { return num_batches_; }  // len(dataloader)
   at::Tensor batch(int64_t b) const;             // window indices of batch b, by index: O(1)
 
  private:
   at::Tensor order_;
   int64_t batch_size_, num_batches_;
+  bool drop_last_;
 };
 
 }  // namespace hftrain
