@@ -182,3 +182,37 @@ TEST_CASE("group_texts false: one padded sequence per example, truncated keeping
   CHECK(b.at("attention_mask")[0].equal(at::tensor({1, 1, 1, 1, 0}, at::kLong)));
   CHECK(ds.train->length(7) == 6);
 }
+
+TEST_CASE("rows with their own labels and attention_mask train on those labels, padding dropped", "[unit][data]") {
+  TempDir dir("row-labels");
+  hftrain::DataOptions opts;
+  opts.cache_dir = dir.str() + "/cache";
+  opts.block_size = 2;
+  opts.validation_split_percentage = 0;
+  opts.train = dataset(DatasetFormat::kJsonl,
+                       write(dir, "sft.jsonl",
+                             "{\"input_ids\": [5, 6, 7, 8], \"labels\": [-100, -100, 7, 8]}\n"
+                             "{\"input_ids\": [9, 10, 0, 0], \"attention_mask\": [1, 1, 0, 0]}\n"
+                             "{\"text\": \"ab\"}\n"));
+  hftrain::ByteTokenizer tok;
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass reads the cache
+    opts.group_texts = true;
+    hftrain::Datasets ds = hftrain::datasets_load(opts, tok);
+    REQUIRE(ds.train->size() == 4);
+    hftrain::Batch b = ds.train->collate(at::arange(4, at::kLong));
+    CHECK(b.at("input_ids").flatten().equal(at::tensor({5, 6, 7, 8, 9, 10, 'a', 'b'}, at::kLong)));
+    CHECK(b.at("labels").flatten().equal(at::tensor({-100, -100, 7, 8, 9, 10, 'a', 'b'}, at::kLong)));
+    opts.group_texts = false;
+    opts.block_size = 8;
+    ds = hftrain::datasets_load(opts, tok);
+    b = ds.train->collate(at::arange(3, at::kLong));
+    CHECK(b.at("labels")[0].equal(at::tensor({-100, -100, 7, 8}, at::kLong)));
+    CHECK(b.at("labels")[1].equal(at::tensor({9, 10, -100, -100}, at::kLong)));
+    CHECK(b.at("attention_mask")[1].equal(at::tensor({1, 1, 0, 0}, at::kLong)));
+    CHECK(b.at("labels")[2].equal(at::tensor({'a', 'b', -100, -100}, at::kLong)));
+    opts.block_size = 2;
+  }
+  auto d = dataset(DatasetFormat::kJsonl, write(dir, "bad.jsonl", "{\"input_ids\": [1, 2], \"labels\": [1]}\n"));
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "k"); },
+                               {"bad.jsonl:1", "\"labels\" has 1 entries, \"input_ids\" 2"});
+}

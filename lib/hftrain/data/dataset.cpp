@@ -11,13 +11,18 @@
 
 namespace hftrain {
 
-TokenWindows::TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits)
+TokenWindows::TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits, const at::Tensor& labels)
     : unsigned_bits_(unsigned_bits) {
   int64_t n = tokens.numel() / block_size;
   windows_ = tokens.slice(0, 0, n * block_size).view({n, block_size});
+  if (labels.defined()) labels_ = labels.slice(0, 0, n * block_size).view({n, block_size});
 }
 
-Batch TokenWindows::collate(const at::Tensor& indices) const { return collate_causal_lm(gather(indices)); }
+Batch TokenWindows::collate(const at::Tensor& indices) const {
+  Batch batch = collate_causal_lm(gather(indices));
+  if (labels_.defined()) batch["labels"] = labels_.index_select(0, indices).to(at::kLong);
+  return batch;
+}
 
 at::Tensor TokenWindows::gather(const at::Tensor& indices) const {
   at::Tensor rows = windows_.index_select(0, indices).to(at::kLong);  // only these rows are read
@@ -25,9 +30,9 @@ at::Tensor TokenWindows::gather(const at::Tensor& indices) const {
   return rows;
 }
 
-TokenSequences::TokenSequences(at::Tensor ids, at::Tensor offsets, int64_t first, int64_t last, int64_t max_length,
-                               int64_t keep_tail, PadOptions pad)
-    : ids_(std::move(ids)), pad_(pad) {
+TokenSequences::TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor offsets, int64_t first, int64_t last,
+                               int64_t max_length, int64_t keep_tail, PadOptions pad)
+    : ids_(std::move(ids)), labels_(std::move(labels)), pad_(pad) {
   const int64_t* off = offsets.data_ptr<int64_t>();
   keep_tail = std::min(keep_tail, max_length - 1);
   for (int64_t e = first; e < last; ++e) {
@@ -40,17 +45,23 @@ TokenSequences::TokenSequences(at::Tensor ids, at::Tensor offsets, int64_t first
   }
 }
 
+// A truncated example keeps its body's first tokens and its last `tail` ones.
+std::vector<int32_t> TokenSequences::take(const at::Tensor& from, const Span& s) const {
+  const int32_t* p = from.data_ptr<int32_t>();
+  std::vector<int32_t> v(p + s.start, p + s.start + s.length - s.tail);
+  v.insert(v.end(), p + s.end - s.tail, p + s.end);
+  return v;
+}
+
 Batch TokenSequences::collate(const at::Tensor& indices) const {
   const at::Tensor idx = indices.contiguous();
-  const int32_t* ids = ids_.data_ptr<int32_t>();
-  Sequences seqs;
+  Sequences seqs, labels;
   for (int64_t i = 0; i < idx.numel(); ++i) {
     const Span& s = spans_.at(idx.data_ptr<int64_t>()[i]);
-    std::vector<int32_t> v(ids + s.start, ids + s.start + s.length - s.tail);
-    v.insert(v.end(), ids + s.end - s.tail, ids + s.end);  // a truncated example keeps its last tokens
-    seqs.push_back(std::move(v));
+    seqs.push_back(take(ids_, s));
+    if (labels_.defined()) labels.push_back(take(labels_, s));
   }
-  return collate_lm(seqs, pad_);
+  return labels_.defined() ? collate_padded(seqs, pad_, &labels) : collate_lm(seqs, pad_);
 }
 
 namespace {
@@ -87,22 +98,22 @@ at::Tensor to_tensor(const std::vector<int64_t>& ids) {
 // A dataset's token ids, how to read them back (see TokenWindows), and where its examples
 // start (text formats only: generated text and token files are one stream).
 struct Loaded {
-  at::Tensor ids, offsets;
+  at::Tensor ids, labels, offsets;
   int bits = 0;
   int64_t examples() const { return offsets.defined() ? offsets.numel() - 1 : 0; }
 };
 
 Loaded load_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok, const std::string& key) {
-  if (d.format == DatasetFormat::kGenerated) return {to_tensor(tok.encode(generate_text(d.num_bytes, d.seed))), {}, 0};
+  if (d.format == DatasetFormat::kGenerated) return {to_tensor(tok.encode(generate_text(d.num_bytes, d.seed))), {}, {}, 0};
   if (d.format != DatasetFormat::kTokens) {
     TokenizedExamples t = dataset_tokens(d, opts, tok, key);
-    return {t.ids, t.offsets, 0};
+    return {t.ids, t.labels, t.offsets, 0};
   }
   // torch 1.13 has no uint16/uint32: map them as int16/int32 and mask on gather.
   switch (d.dtype) {
-    case TokenDtype::kUint8: return {io::mmap_tensor(d.path, at::kByte, d.offset, d.num_tokens), {}, 0};
-    case TokenDtype::kUint16: return {io::mmap_tensor(d.path, at::kShort, d.offset, d.num_tokens), {}, 16};
-    case TokenDtype::kUint32: return {io::mmap_tensor(d.path, at::kInt, d.offset, d.num_tokens), {}, 32};
+    case TokenDtype::kUint8: return {io::mmap_tensor(d.path, at::kByte, d.offset, d.num_tokens), {}, {}, 0};
+    case TokenDtype::kUint16: return {io::mmap_tensor(d.path, at::kShort, d.offset, d.num_tokens), {}, {}, 16};
+    case TokenDtype::kUint32: return {io::mmap_tensor(d.path, at::kInt, d.offset, d.num_tokens), {}, {}, 32};
   }
   return {};
 }
@@ -112,10 +123,11 @@ Loaded load_tokens(const DatasetOptions& d, const DataOptions& opts, const Token
 std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, int64_t last, const DataOptions& opts,
                                               const Tokenizer& tok, const char* which) {
   if (opts.group_texts) {
-    at::Tensor ids = l.offsets.defined()
-                         ? l.ids.slice(0, l.offsets[first].item<int64_t>(), l.offsets[last].item<int64_t>())
-                         : l.ids.slice(0, first, last);
-    auto w = std::make_shared<TokenWindows>(ids, opts.block_size, l.bits);
+    const int64_t from = l.offsets.defined() ? l.offsets[first].item<int64_t>() : first;
+    const int64_t to = l.offsets.defined() ? l.offsets[last].item<int64_t>() : last;
+    at::Tensor ids = l.ids.slice(0, from, to);
+    auto w = std::make_shared<TokenWindows>(ids, opts.block_size, l.bits,
+                                            l.labels.defined() ? l.labels.slice(0, from, to) : at::Tensor());
     HFT_CHECK(w->size() > 0, "the {} data has {} tokens, fewer than one block of data.block_size={}", which,
               ids.numel(), opts.block_size);
     return w;
@@ -124,7 +136,7 @@ std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, in
   PadOptions pad;
   pad.pad_token_id = tok.special_token_id("pad_token").value_or(tok.special_token_id("eos_token").value_or(0));
   pad.pad_to_multiple_of = opts.pad_to_max_length ? opts.block_size : opts.pad_to_multiple_of;
-  auto seqs = std::make_shared<TokenSequences>(l.ids, l.offsets, first, last, opts.block_size,
+  auto seqs = std::make_shared<TokenSequences>(l.ids, l.labels, l.offsets, first, last, opts.block_size,
                                                tok.num_special_tokens_after(), pad);
   HFT_CHECK(seqs->size() > 0, "the {} data has no non-empty examples", which);
   if (seqs->num_truncated() > 0)

@@ -29,8 +29,9 @@ class LmDataset {
 class TokenWindows : public LmDataset {
  public:
   // tokens (N): int64, or the uint8 / int16 / int32 view of an unsigned token file
-  // (`unsigned_bits` 16 or 32 says how to read the signed types back).
-  TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits = 0);
+  // (`unsigned_bits` 16 or 32 says how to read the signed types back). labels (N), when
+  // defined, are the windows' labels (rows that carry their own); else labels = input_ids.
+  TokenWindows(const at::Tensor& tokens, int64_t block_size, int unsigned_bits = 0, const at::Tensor& labels = {});
   int64_t size() const override { return windows_.size(0); }
   int64_t num_tokens() const override { return windows_.numel(); }
   int64_t length(int64_t) const override { return block_size(); }
@@ -40,6 +41,7 @@ class TokenWindows : public LmDataset {
 
  private:
   at::Tensor windows_;  // (num_windows, block_size), stored dtype
+  at::Tensor labels_;   // the same shape, int32, or undefined
   int unsigned_bits_;
 };
 
@@ -48,12 +50,13 @@ class TokenWindows : public LmDataset {
 // or EOS), as transformers truncates around special tokens; empty ones are dropped.
 class TokenSequences : public LmDataset {
  public:
-  TokenSequences(at::Tensor ids, at::Tensor offsets, int64_t first, int64_t last, int64_t max_length,
-                 int64_t keep_tail, PadOptions pad);
+  // labels: (N) int32 like ids, or undefined (labels = input_ids).
+  TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor offsets, int64_t first, int64_t last,
+                 int64_t max_length, int64_t keep_tail, PadOptions pad);
   int64_t size() const override { return static_cast<int64_t>(spans_.size()); }
   int64_t num_tokens() const override { return num_tokens_; }
   int64_t length(int64_t i) const override { return spans_[i].length; }
-  Batch collate(const at::Tensor& indices) const override;  // collate_lm: padded, labels -100 on padding
+  Batch collate(const at::Tensor& indices) const override;  // padded; labels -100 on padding
   int64_t num_truncated() const { return num_truncated_; }
 
  private:
@@ -61,7 +64,8 @@ class TokenSequences : public LmDataset {
     int64_t start, end;    // the example's ids: [start, end)
     int64_t length, tail;  // tokens used; of those, taken from the end (truncated examples)
   };
-  at::Tensor ids_;  // (N) int32
+  std::vector<int32_t> take(const at::Tensor& from, const Span& s) const;
+  at::Tensor ids_, labels_;  // (N) int32; labels_ may be undefined
   std::vector<Span> spans_;
   PadOptions pad_;
   int64_t num_tokens_ = 0, num_truncated_ = 0;

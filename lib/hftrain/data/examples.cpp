@@ -95,12 +95,35 @@ void read_jsonl(const std::string& file, const std::string& field, std::vector<E
       HFT_CHECK(row[field].is_string(), "{}:{}: field \"{}\" must be a string", file, line_no, field);
       ex.text = row[field].get<std::string>();
     } else if (row.contains("input_ids")) {
-      try {
-        ex.input_ids = row["input_ids"].get<std::vector<int32_t>>();
-      } catch (const json::exception&) {
-        fail("{}:{}: field \"input_ids\" must be a list of integers", file, line_no);
-      }
+      auto ints = [&](const char* name) {
+        try {
+          return row[name].get<std::vector<int32_t>>();
+        } catch (const json::exception&) {
+          fail("{}:{}: field \"{}\" must be a list of integers", file, line_no, name);
+        }
+      };
+      ex.input_ids = ints("input_ids");
       ex.tokenized = true;
+      const size_t n = ex.input_ids.size();
+      if (row.contains("labels")) {
+        ex.labels = ints("labels");
+        HFT_CHECK(ex.labels->size() == n, "{}:{}: \"labels\" has {} entries, \"input_ids\" {}", file, line_no,
+                  ex.labels->size(), n);
+      }
+      if (row.contains("attention_mask")) {  // a padded row: its padding goes, batches are padded anew
+        const std::vector<int32_t> mask = ints("attention_mask");
+        HFT_CHECK(mask.size() == n, "{}:{}: \"attention_mask\" has {} entries, \"input_ids\" {}", file, line_no,
+                  mask.size(), n);
+        size_t kept = 0;
+        for (size_t i = 0; i < n; ++i)
+          if (mask[i] != 0) {
+            ex.input_ids[kept] = ex.input_ids[i];
+            if (ex.labels) (*ex.labels)[kept] = (*ex.labels)[i];
+            ++kept;
+          }
+        ex.input_ids.resize(kept);
+        if (ex.labels) ex.labels->resize(kept);
+      }
     } else {
       fail("{}:{}: no field \"{}\" (nor \"input_ids\"); the row has: {}", file, line_no, field,
            join(object_keys(row), ", "));

@@ -1,11 +1,12 @@
 // Examples of a dataset on disk: text (by line, paragraph or document), JSON Lines (a text
-// field, or rows that already carry input_ids) and CSV/TSV with a header, over one file, a
-// directory's files or a glob, in a fixed order.
+// field, or rows that already carry input_ids, and maybe labels and attention_mask) and
+// CSV/TSV with a header, over one file, a directory's files or a glob, in a fixed order.
 #pragma once
 
 #include "hftrain/config/config.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct Example {
   std::string text;
   std::vector<int32_t> input_ids;  // rows that come tokenized
   bool tokenized = false;
+  // A tokenized row's own labels (-100 where it wants no loss, as for a prompt); without
+  // them the labels are the input_ids.
+  std::optional<std::vector<int32_t>> labels;
 };
 
 // The files `path` names: itself, the regular files of a directory (sorted, hidden ones

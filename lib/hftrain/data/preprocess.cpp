@@ -7,6 +7,7 @@
 #include <ATen/Functions.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,10 +24,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Cache file (little-endian): magic, format version, token count, example count, the int32
-// ids padded to 8 bytes, then the int64 example offsets.
+// Cache file (little-endian): magic, format version, flags (1: labels follow the ids), token
+// count, example count, the int32 ids padded to 8 bytes, the int32 labels likewise when
+// flagged, then the int64 example offsets.
 constexpr char kCacheMagic[8] = {'H', 'F', 'T', 'T', 'O', 'K', 'S', '\0'};
-constexpr uint32_t kCacheVersion = 2;
+constexpr uint32_t kCacheVersion = 3;
+constexpr uint32_t kCacheHasLabels = 1;
 constexpr int64_t kCacheHeaderBytes = 32;
 
 int64_t ids_bytes(int64_t count) { return (4 * count + 7) / 8 * 8; }
@@ -62,34 +65,52 @@ std::optional<TokenizedExamples> cache_read(const std::string& path) {
   char header[kCacheHeaderBytes];
   const bool whole = std::fread(header, 1, sizeof header, f) == sizeof header;
   std::fclose(f);
-  uint32_t version;
+  uint32_t version, flags;
   int64_t count, examples;
   std::memcpy(&version, header + 8, 4);
+  std::memcpy(&flags, header + 12, 4);
   std::memcpy(&count, header + 16, 8);
   std::memcpy(&examples, header + 24, 8);
+  const bool labels = flags & kCacheHasLabels;
   std::error_code ec;
   if (!whole || std::memcmp(header, kCacheMagic, 8) != 0 || version != kCacheVersion || count < 0 || examples < 0 ||
-      static_cast<int64_t>(fs::file_size(path, ec)) != kCacheHeaderBytes + ids_bytes(count) + 8 * (examples + 1))
+      static_cast<int64_t>(fs::file_size(path, ec)) !=
+          kCacheHeaderBytes + ids_bytes(count) * (labels ? 2 : 1) + 8 * (examples + 1))
     return std::nullopt;  // not ours, or from another version: tokenize again and replace it
   TokenizedExamples t;
   t.ids = io::mmap_tensor(path, at::kInt, kCacheHeaderBytes / 4, count);
-  t.offsets = io::mmap_tensor(path, at::kLong, (kCacheHeaderBytes + ids_bytes(count)) / 8, examples + 1);
+  int64_t at_byte = kCacheHeaderBytes + ids_bytes(count);
+  if (labels) {
+    t.labels = io::mmap_tensor(path, at::kInt, at_byte / 4, count);
+    at_byte += ids_bytes(count);
+  }
+  t.offsets = io::mmap_tensor(path, at::kLong, at_byte / 8, examples + 1);
   return t;
 }
 
-void cache_write(const std::string& path, const std::vector<int32_t>& ids, const std::vector<int64_t>& offsets) {
+void cache_write(const std::string& path, const std::vector<int32_t>& ids, const std::vector<int32_t>* labels,
+                 const std::vector<int64_t>& offsets) {
   char header[kCacheHeaderBytes] = {};
   std::memcpy(header, kCacheMagic, 8);
   std::memcpy(header + 8, &kCacheVersion, 4);
+  const uint32_t flags = labels ? kCacheHasLabels : 0;
+  std::memcpy(header + 12, &flags, 4);
   const int64_t count = static_cast<int64_t>(ids.size()), examples = static_cast<int64_t>(offsets.size()) - 1;
   std::memcpy(header + 16, &count, 8);
   std::memcpy(header + 24, &examples, 8);
   static const char zeros[8] = {};
-  io::write_file_atomic_parts(
-      path, {std::string_view(header, sizeof header),
-             std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * 4),
-             std::string_view(zeros, ids_bytes(count) - 4 * count),
-             std::string_view(reinterpret_cast<const char*>(offsets.data()), offsets.size() * 8)});
+  auto ints = [](const std::vector<int32_t>& v) {
+    return std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+  };
+  const std::string_view pad(zeros, ids_bytes(count) - 4 * count);
+  std::vector<std::string_view> parts = {std::string_view(header, sizeof header), ints(ids), pad};
+  if (labels) parts.insert(parts.end(), {ints(*labels), pad});
+  parts.push_back(std::string_view(reinterpret_cast<const char*>(offsets.data()), offsets.size() * 8));
+  io::write_file_atomic_parts(path, parts);
+}
+
+at::Tensor int_tensor(std::vector<int32_t>& v) {
+  return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kInt).clone();
 }
 
 }  // namespace
@@ -161,29 +182,40 @@ TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opt
   const std::string path = dir + "/tokens-" + cache_key(d, tok, files) + ".bin";
   if (!opts.overwrite_cache)
     if (auto cached = cache_read(path)) return *cached;
-  std::vector<std::vector<int32_t>> per_example = tokenize_examples(examples_read(d, key), tok,
-                                                                    opts.preprocessing_num_workers, d.path);
-  std::vector<int32_t> ids;
+  const std::vector<Example> examples = examples_read(d, key);
+  std::vector<std::vector<int32_t>> per_example = tokenize_examples(examples, tok, opts.preprocessing_num_workers, d.path);
+  std::vector<int32_t> ids, labels;
   std::vector<int64_t> offsets{0};
   for (const auto& v : per_example) offsets.push_back(offsets.back() + static_cast<int64_t>(v.size()));
   ids.reserve(offsets.back());
-  for (auto& v : per_example) {
+  const bool has_labels = std::any_of(examples.begin(), examples.end(), [](const Example& e) { return e.labels.has_value(); });
+  if (has_labels) labels.reserve(offsets.back());
+  for (size_t i = 0; i < per_example.size(); ++i) {
+    std::vector<int32_t>& v = per_example[i];
     ids.insert(ids.end(), v.begin(), v.end());
+    if (has_labels) {
+      const std::vector<int32_t>& l = examples[i].labels ? *examples[i].labels : v;
+      labels.insert(labels.end(), l.begin(), l.end());
+    }
     std::vector<int32_t>().swap(v);
   }
   const int64_t vocab = tok.vocab_size();
   for (int32_t id : ids)
     HFT_CHECK(id >= 0 && id < vocab, "{}: token id {} is outside the tokenizer's vocab of {} (key \"{}\")", d.path,
               id, vocab, key);
+  for (int32_t id : labels)
+    HFT_CHECK(id == -100 || (id >= 0 && id < vocab), "{}: label {} is neither -100 nor a token id of the tokenizer's "
+              "vocab of {} (key \"{}\")", d.path, id, vocab, key);
   std::error_code ec;
   fs::create_directories(dir, ec);
   try {
-    cache_write(path, ids, offsets);  // a cache that cannot be written costs the next run time, not this one
+    cache_write(path, ids, has_labels ? &labels : nullptr, offsets);  // a failed write costs the next run time
   } catch (const Error& e) {
     std::fprintf(stderr, "hftrain: warning: not caching tokens: %s\n", e.what());
   }
   TokenizedExamples t;
-  t.ids = at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt).clone();
+  t.ids = int_tensor(ids);
+  if (has_labels) t.labels = int_tensor(labels);
   t.offsets = at::from_blob(offsets.data(), {static_cast<int64_t>(offsets.size())}, at::kLong).clone();
   return t;
 }

@@ -18,11 +18,12 @@ std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& 
                                                     int64_t workers, const std::string& label,
                                                     bool add_special_tokens = true);
 
-// A tokenized text/jsonl/csv/tsv dataset: all ids concatenated (int32, N) and where each
-// example starts (int64, examples + 1; the last is N). Read (memory-mapped) from the cache
-// when the files, tokenizer and settings are unchanged.
+// A tokenized text/jsonl/csv/tsv dataset: all ids concatenated (int32, N), their labels
+// when rows carry their own (int32, N; else undefined: the labels are the ids), and where
+// each example starts (int64, examples + 1; the last is N). Read (memory-mapped) from the
+// cache when the files, tokenizer and settings are unchanged.
 struct TokenizedExamples {
-  at::Tensor ids, offsets;
+  at::Tensor ids, labels, offsets;
   int64_t size() const { return offsets.numel() - 1; }
 };
 TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opts, const Tokenizer& tok,
