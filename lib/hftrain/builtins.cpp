@@ -3,6 +3,7 @@
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/models/gpt2.h"
 #include "hftrain/models/hf_model_dir.h"
+#include "hftrain/models/llama.h"
 #include "hftrain/train/callbacks/early_stopping.h"
 
 #include <mutex>
@@ -14,6 +15,9 @@ void register_builtins() {
   std::call_once(once, [] {
     model_registry().add("gpt2", [](const nlohmann::json& c, const std::string& where, bool strict) {
       return std::make_unique<Gpt2LMHeadModel>(gpt2_config_from_json(c, where, strict));
+    });
+    model_registry().add("llama", [](const nlohmann::json& c, const std::string& where, bool strict) {
+      return std::make_unique<LlamaForCausalLM>(llama_config_from_json(c, where, strict));
     });
     tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
     callback_registry().add("early_stopping", &EarlyStoppingCallback::create);

@@ -4,7 +4,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/io/safetensors.h"
-#include "test_util.h"
+#include "models/golden_model.h"
 #include "test_util.h"
 
 #include <ATen/ATen.h>
@@ -34,30 +34,11 @@ std::unique_ptr<Gpt2LMHeadModel> load_model(const std::string& dir, const std::s
   Gpt2Config config = hftrain::gpt2_config_from_json(read_json(golden(dir + "config.json")), dir + "config.json");
   if (!activation.empty()) config.activation_function = activation;
   auto model = std::make_unique<Gpt2LMHeadModel>(config);
-  auto file = hftrain::io::safetensors_load(golden(dir + "model.safetensors"));
-  torch::NoGradGuard no_grad;
-  for (auto& item : model->named_parameters()) item.value().copy_(file.tensors.at(item.key()));
+  hftrain::test::load_golden_weights(*model, dir);
   return model;
 }
 
-// inputs.json rows -> (B,T) int64
-at::Tensor rows(const json& j) {
-  std::vector<int64_t> flat;
-  for (const auto& row : j)
-    for (const auto& v : row) flat.push_back(v.get<int64_t>());
-  return at::tensor(flat, at::kLong).view({static_cast<int64_t>(j.size()), -1});
-}
-
-hftrain::Batch golden_batch() {
-  json in = read_json(golden(kCase + "inputs.json"));
-  return {{"input_ids", rows(in.at("input_ids"))},
-          {"attention_mask", rows(in.at("attention_mask"))},
-          {"labels", rows(in.at("labels"))}};
-}
-
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-}
+hftrain::Batch golden_batch() { return hftrain::test::golden_batch(kCase); }
 
 std::vector<std::string> parameter_names(Gpt2LMHeadModel& model) {
   std::vector<std::string> names;
@@ -70,41 +51,7 @@ std::vector<std::string> parameter_names(Gpt2LMHeadModel& model) {
 TEST_CASE("GPT-2 forward and backward on the golden batch match transformers' logits, loss and gradients",
           "[models][gpt2]") {
   auto model = load_model(kCase);
-  model->train();  // every dropout of the golden config is 0
-  json expected = read_json(golden(kCase + "expected.json"));
-  auto tensors = hftrain::io::safetensors_load(golden(kCase + "expected.safetensors")).tensors;
-
-  hftrain::ModelOutput out = model->forward(golden_batch(), std::nullopt);
-  REQUIRE(out.logits.sizes().vec() == expected.at("logits_shape").get<std::vector<int64_t>>());
-  CHECK(out.logits.scalar_type() == at::kFloat);
-  const double logits_diff = max_abs_diff(out.logits, tensors.at("logits"));
-  CHECK(logits_diff < 1e-4);
-  const double loss_diff = std::abs(out.loss.item<double>() - expected.at("loss").get<double>());
-  CHECK(loss_diff < 1e-4);
-
-  out.loss.backward();
-  for (const auto& key : expected.at("grads_saved")) {
-    const std::string name = key.get<std::string>().substr(std::string("grad.").size());
-    INFO(name);
-    const at::Tensor& ref = tensors.at(key.get<std::string>());
-    const at::Tensor grad = model->named_parameters()[name].grad();
-    REQUIRE(grad.defined());
-    const double ref_norm = ref.to(at::kDouble).norm().item<double>();
-    const double grad_diff = max_abs_diff(grad, ref);
-    CHECK(grad_diff <= 1e-4 * ref_norm);
-  }
-
-  const json& norms = expected.at("grad_l2_norms");
-  CHECK(norms.size() == model->named_parameters().size());
-  for (const auto& item : model->named_parameters()) {
-    INFO(item.key());
-    REQUIRE(norms.contains(item.key()));
-    REQUIRE(item.value().grad().defined());
-    const double ref = norms.at(item.key()).get<double>();
-    const double got = item.value().grad().to(at::kDouble).norm().item<double>();
-    if (ref < 1e-6) CHECK(std::abs(got - ref) <= 1e-9);
-    else CHECK(std::abs(got - ref) / ref <= 1e-4);
-  }
+  hftrain::test::check_against_golden(*model, kCase);
 }
 
 TEST_CASE("GPT-2 loss with num_items_in_batch is the summed cross-entropy divided by it",
@@ -261,10 +208,10 @@ TEST_CASE("GPT-2 with gelu_pytorch_tanh gives gelu_new's logits, relu and exact 
   auto ref = hftrain::io::safetensors_load(golden(kCase + "expected.safetensors")).tensors.at("logits");
   hftrain::Batch batch = golden_batch();
   torch::NoGradGuard no_grad;
-  CHECK(max_abs_diff(load_model(kCase, "gelu_pytorch_tanh")->forward(batch, std::nullopt).logits, ref) < 1e-5);
+  CHECK(hftrain::test::max_abs_diff(load_model(kCase, "gelu_pytorch_tanh")->forward(batch, std::nullopt).logits, ref) < 1e-5);
   for (const char* act : {"gelu", "relu"}) {
     INFO(act);
-    const double d = max_abs_diff(load_model(kCase, act)->forward(batch, std::nullopt).logits, ref);
+    const double d = hftrain::test::max_abs_diff(load_model(kCase, act)->forward(batch, std::nullopt).logits, ref);
     CHECK(d > 1e-6);
     CHECK(d < 1.0);
   }

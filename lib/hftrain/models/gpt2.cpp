@@ -6,6 +6,7 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
@@ -58,83 +59,6 @@ const std::vector<std::pair<std::string, std::string>> kAliases = {
 const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype",
                                                "transformers_version"};
 
-// Reads the typed keys of one config.json object; every read key is remembered so that the
-// rest can be kept in other_keys.
-class ConfigReader {
- public:
-  ConfigReader(const json& j, const std::string& where) : j_(j), where_(where) {}
-
-  // The key (or its alias) when present; nullptr otherwise. Sets `key` to the name found.
-  const json* find(std::string& key) {
-    read_.push_back(key);
-    const json* found = j_.contains(key) ? &j_.at(key) : nullptr;
-    for (const auto& [alias, name] : kAliases) {
-      if (name != key) continue;
-      read_.push_back(alias);
-      if (j_.contains(alias)) {
-        key = alias;
-        found = &j_.at(alias);
-      }
-    }
-    return found;
-  }
-  [[noreturn]] void bad(const std::string& key, const json& v, const char* expected) const {
-    fail("{}: key \"{}\" must be {}, got {}", where_, key, expected, v.dump());
-  }
-
-  void get(std::string key, int64_t& out) {
-    const json* v = find(key);
-    if (!v) return;
-    if (!v->is_number_integer()) bad(key, *v, "an integer");
-    out = v->get<int64_t>();
-  }
-  // null is "unset".
-  void get(std::string key, std::optional<int64_t>& out) {
-    const json* v = find(key);
-    if (!v) return;
-    if (v->is_null()) {
-      out.reset();
-      return;
-    }
-    if (!v->is_number_integer()) bad(key, *v, "an integer or null");
-    out = v->get<int64_t>();
-  }
-  void get(std::string key, double& out) {
-    const json* v = find(key);
-    if (!v) return;
-    if (!v->is_number()) bad(key, *v, "a number");
-    out = v->get<double>();
-  }
-  void get(std::string key, bool& out) {
-    const json* v = find(key);
-    if (!v) return;
-    if (!v->is_boolean()) bad(key, *v, "true or false");
-    out = v->get<bool>();
-  }
-  void get(std::string key, std::string& out) {
-    const json* v = find(key);
-    if (!v) return;
-    if (!v->is_string()) bad(key, *v, "a string");
-    out = v->get<std::string>();
-  }
-
-  // Every key not read, for export.
-  json rest() const {
-    json out = json::object();
-    for (const auto& [k, v] : j_.items()) {
-      if (std::find(read_.begin(), read_.end(), k) != read_.end()) continue;
-      if (std::find(kRegenerated.begin(), kRegenerated.end(), k) != kRegenerated.end()) continue;
-      out[k] = v;
-    }
-    return out;
-  }
-
- private:
-  const json& j_;
-  const std::string& where_;
-  std::vector<std::string> read_;
-};
-
 // Values the model cannot be built with; HF fails later or not at all for most of them.
 void gpt2_config_check(const Gpt2Config& c, const std::string& where) {
   auto positive = [&](const char* key, int64_t v) {
@@ -162,10 +86,6 @@ void gpt2_config_check(const Gpt2Config& c, const std::string& where) {
 
 // ---- modules ------------------------------------------------------------------------------
 
-at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training) {
-  return training && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
-}
-
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::kGeluNew:
@@ -181,17 +101,6 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
       return at::relu(x);
   }
   return x;
-}
-
-// The most negative value of a floating dtype (torch.finfo(dtype).min): the additive bias
-// of a masked attention score.
-c10::Scalar lowest(at::ScalarType t) {
-  switch (t) {
-    case at::kDouble: return std::numeric_limits<double>::lowest();
-    case at::kHalf: return std::numeric_limits<c10::Half>::lowest();
-    case at::kBFloat16: return std::numeric_limits<c10::BFloat16>::lowest();
-    default: return std::numeric_limits<float>::lowest();
-  }
 }
 
 // transformers' Conv1D: a linear layer whose weight is stored [in, out]; y = x @ W + b.
@@ -284,10 +193,6 @@ class Gpt2Block : public torch::nn::Module {
   std::shared_ptr<Gpt2Mlp> mlp_;
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_layer_norm_weight(const std::string& name) {
   return ends_with(name, ".ln_1.weight") || ends_with(name, ".ln_2.weight") || ends_with(name, ".ln_f.weight");
 }
@@ -298,7 +203,7 @@ bool is_layer_norm_weight(const std::string& name) {
 
 Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where, bool strict) {
   HFT_CHECK(j.is_object(), "{}: a GPT-2 config must be a JSON object, got {}", where, j.dump());
-  ConfigReader r(j, where);
+  HfConfigReader r(j, where, kAliases);
   std::string model_type = "gpt2";
   r.get("model_type", model_type);
   HFT_CHECK(model_type == "gpt2", "{}: key \"model_type\" must be \"gpt2\", got \"{}\"", where, model_type);
@@ -331,22 +236,14 @@ Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& whe
             "hftrain's GPT-2 always ties lm_head to wte", where);
   HFT_CHECK(!add_cross_attention, "{}: key \"add_cross_attention\" true is not supported", where);
 
-  c.other_keys = r.rest();
+  c.other_keys = r.rest(kRegenerated);
   if (strict) {
-    // GPT2Config's and PretrainedConfig's keys that hftrain keeps without reading.
-    static const std::vector<std::string> kKnown = {
-        "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
-        "summary_first_dropout", "use_cache", "n_ctx", "id2label", "label2id", "num_labels",
-        "problem_type", "task_specific_params", "_name_or_path"};
-    std::vector<std::string> known = kKnown;
+    // GPT2Config's keys that hftrain keeps without reading.
+    std::vector<std::string> known = {"summary_type", "summary_use_proj", "summary_activation",
+                                      "summary_proj_to_labels", "summary_first_dropout", "n_ctx"};
     const json defaults = gpt2_config_to_json(Gpt2Config{});
     for (const auto& [k, _] : defaults.items()) known.push_back(k);
-    for (const auto& [alias, _] : kAliases) known.push_back(alias);
-    for (const auto& [k, _] : c.other_keys.items()) {
-      if (std::find(known.begin(), known.end(), k) != known.end()) continue;
-      std::string near = nearest_name(k, known);
-      fail("{}: unknown GPT-2 config key \"{}\"{}", where, k, near.empty() ? "" : "; did you mean \"" + near + "\"?");
-    }
+    r.check_known(c.other_keys, known, "GPT-2");
   }
   gpt2_config_check(c, where);
   return c;
@@ -432,13 +329,7 @@ ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> n
   at::Tensor x = wte_->forward(input_ids).add(wpe_->forward(positions));      // (B,T,C)
   x = maybe_dropout(x, config_.embd_pdrop, is_training());
 
-  // One additive bias for the causal and the padding mask, (B or 1,1,T,T): 0 where a query
-  // may attend, the dtype's lowest value where not. HF adds finfo.min twice where both masks
-  // apply; either way the softmax weight there is exactly 0.
-  at::Tensor masked = at::ones({T, T}, input_ids.options().dtype(at::kBool)).triu(1).view({1, 1, T, T});
-  const at::Tensor attention_mask = get("attention_mask");  // (B,T), 1 real, 0 pad
-  if (attention_mask.defined()) masked = masked.logical_or(attention_mask.eq(0).view({-1, 1, 1, T}));
-  at::Tensor bias = at::zeros(masked.sizes(), x.options()).masked_fill(masked, lowest(x.scalar_type()));
+  const at::Tensor bias = attention_bias(T, get("attention_mask"), x);  // (B or 1,1,T,T)
 
   for (size_t i = 0; i < h_->size(); ++i) x = h_->ptr<Gpt2Block>(i)->forward(x, bias);
   x = ln_f_->forward(x);
@@ -446,18 +337,7 @@ ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> n
   ModelOutput out;
   out.logits = at::linear(x, wte_->weight);  // (B,T,V), lm_head tied to wte
   const at::Tensor labels = get("labels");    // (B,T), -100 ignored
-  if (labels.defined()) {
-    // ForCausalLMLoss: position t predicts label t+1; float32 cross-entropy.
-    const int64_t V = out.logits.size(-1);
-    at::Tensor shift_logits = out.logits.slice(1, 0, T - 1).to(at::kFloat).reshape({-1, V});
-    at::Tensor shift_labels = labels.slice(1, 1).to(out.logits.device()).reshape({-1});
-    if (num_items_in_batch) {
-      out.loss = at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Sum, -100)
-                     .div(*num_items_in_batch);
-    } else {
-      out.loss = at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Mean, -100);
-    }
-  }
+  if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
 }
 

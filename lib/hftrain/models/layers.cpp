@@ -1,0 +1,149 @@
+#include "hftrain/models/layers.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
+
+#include <ATen/Functions.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace hftrain {
+
+using nlohmann::json;
+
+HfConfigReader::HfConfigReader(const json& j, std::string where, std::vector<std::pair<std::string, std::string>> aliases)
+    : j_(j), where_(std::move(where)), aliases_(std::move(aliases)) {}
+
+const json* HfConfigReader::find(std::string& key) {
+  read_.push_back(key);
+  const json* found = j_.contains(key) ? &j_.at(key) : nullptr;
+  for (const auto& [alias, name] : aliases_) {
+    if (name != key) continue;
+    read_.push_back(alias);
+    if (j_.contains(alias)) {
+      key = alias;
+      found = &j_.at(alias);
+    }
+  }
+  return found;
+}
+
+void HfConfigReader::bad(const std::string& key, const json& v, const char* expected) const {
+  fail("{}: key \"{}\" must be {}, got {}", where_, key, expected, v.dump());
+}
+
+void HfConfigReader::get(std::string key, int64_t& out) {
+  const json* v = find(key);
+  if (!v) return;
+  if (!v->is_number_integer()) bad(key, *v, "an integer");
+  out = v->get<int64_t>();
+}
+
+void HfConfigReader::get(std::string key, std::optional<int64_t>& out) {
+  const json* v = find(key);
+  if (!v) return;
+  if (v->is_null()) {
+    out.reset();
+    return;
+  }
+  if (!v->is_number_integer()) bad(key, *v, "an integer or null");
+  out = v->get<int64_t>();
+}
+
+void HfConfigReader::get(std::string key, double& out) {
+  const json* v = find(key);
+  if (!v) return;
+  if (!v->is_number()) bad(key, *v, "a number");
+  out = v->get<double>();
+}
+
+void HfConfigReader::get(std::string key, bool& out) {
+  const json* v = find(key);
+  if (!v) return;
+  if (!v->is_boolean()) bad(key, *v, "true or false");
+  out = v->get<bool>();
+}
+
+void HfConfigReader::get(std::string key, std::string& out) {
+  const json* v = find(key);
+  if (!v) return;
+  if (!v->is_string()) bad(key, *v, "a string");
+  out = v->get<std::string>();
+}
+
+void HfConfigReader::get(std::string key, std::optional<std::string>& out) {
+  const json* v = find(key);
+  if (!v) return;
+  if (v->is_null()) {
+    out.reset();
+    return;
+  }
+  if (!v->is_string()) bad(key, *v, "a string or null");
+  out = v->get<std::string>();
+}
+
+json HfConfigReader::rest(const std::vector<std::string>& regenerated) const {
+  json out = json::object();
+  for (const auto& [k, v] : j_.items()) {
+    if (std::find(read_.begin(), read_.end(), k) != read_.end()) continue;
+    if (std::find(regenerated.begin(), regenerated.end(), k) != regenerated.end()) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+void HfConfigReader::check_known(const json& rest, std::vector<std::string> known, const std::string& what) const {
+  const auto& common = pretrained_config_keys();
+  known.insert(known.end(), common.begin(), common.end());
+  for (const auto& [alias, _] : aliases_) known.push_back(alias);
+  for (const auto& [k, _] : rest.items()) {
+    if (std::find(known.begin(), known.end(), k) != known.end()) continue;
+    std::string near = nearest_name(k, known);
+    fail("{}: unknown {} config key \"{}\"{}", where_, what, k, near.empty() ? "" : "; did you mean \"" + near + "\"?");
+  }
+}
+
+const std::vector<std::string>& pretrained_config_keys() {
+  static const std::vector<std::string> keys = {
+      "use_cache", "id2label", "label2id", "num_labels", "problem_type", "task_specific_params", "_name_or_path",
+      "torch_dtype", "transformers_version", "architectures", "model_type", "pad_token_id", "bos_token_id",
+      "eos_token_id", "tie_word_embeddings", "output_attentions", "output_hidden_states", "return_dict"};
+  return keys;
+}
+
+at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training) {
+  return training && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
+}
+
+c10::Scalar lowest(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return std::numeric_limits<double>::lowest();
+    case at::kHalf: return std::numeric_limits<c10::Half>::lowest();
+    case at::kBFloat16: return std::numeric_limits<c10::BFloat16>::lowest();
+    default: return std::numeric_limits<float>::lowest();
+  }
+}
+
+at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like) {
+  at::Tensor masked = at::ones({T, T}, like.options().dtype(at::kBool)).triu(1).view({1, 1, T, T});
+  if (attention_mask.defined()) masked = masked.logical_or(attention_mask.to(like.device()).eq(0).view({-1, 1, 1, T}));
+  return at::zeros(masked.sizes(), like.options()).masked_fill(masked, lowest(like.scalar_type()));
+}
+
+at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, std::optional<double> num_items_in_batch) {
+  const int64_t T = logits.size(1), V = logits.size(-1);
+  at::Tensor shift_logits = logits.slice(1, 0, T - 1).to(at::kFloat).reshape({-1, V});
+  at::Tensor shift_labels = labels.slice(1, 1).to(logits.device()).reshape({-1});
+  if (num_items_in_batch)
+    return at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Sum, -100).div(*num_items_in_batch);
+  return at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Mean, -100);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace hftrain

@@ -1,0 +1,68 @@
+// Pieces every HF architecture here shares: config.json reading with HF's key aliases, the
+// additive attention mask, dropout, and ForCausalLMLoss.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Scalar.h>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hftrain {
+
+// Reads the typed keys of one config.json object. Every key read is remembered, so that
+// the rest can be kept (HF's configs keep unknown kwargs) and written back on export.
+class HfConfigReader {
+ public:
+  // aliases: (generic name, the architecture's own) as a config class's attribute_map;
+  // when both are given the generic one wins, as in HF.
+  HfConfigReader(const nlohmann::json& j, std::string where,
+                 std::vector<std::pair<std::string, std::string>> aliases = {});
+
+  void get(std::string key, int64_t& out);
+  void get(std::string key, std::optional<int64_t>& out);  // null: unset
+  void get(std::string key, double& out);
+  void get(std::string key, bool& out);
+  void get(std::string key, std::string& out);
+  void get(std::string key, std::optional<std::string>& out);  // null: unset
+
+  // Every key not read, less `regenerated` (keys the exporter always writes itself).
+  nlohmann::json rest(const std::vector<std::string>& regenerated) const;
+  // strict configs (written by a user, not saved by HF): a key in `rest` that is not in
+  // `known` is an error naming the nearest known key, so that a typo is never ignored.
+  void check_known(const nlohmann::json& rest, std::vector<std::string> known, const std::string& what) const;
+  [[noreturn]] void bad(const std::string& key, const nlohmann::json& v, const char* expected) const;
+  const std::string& where() const { return where_; }
+
+ private:
+  const nlohmann::json* find(std::string& key);
+  const nlohmann::json& j_;
+  std::string where_;
+  std::vector<std::pair<std::string, std::string>> aliases_;
+  std::vector<std::string> read_;
+};
+
+// PretrainedConfig keys every architecture keeps without reading.
+const std::vector<std::string>& pretrained_config_keys();
+
+at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training);
+
+// The most negative value of a floating dtype (torch.finfo(dtype).min).
+c10::Scalar lowest(at::ScalarType t);
+
+// One additive bias for the causal and the padding mask, (B or 1, 1, T, T), with the dtype
+// and device of `like`: 0 where a query may attend, finfo.min where not (transformers' eager
+// mask; where HF adds finfo.min twice the softmax weight is 0 either way). attention_mask
+// (B,T) may be undefined.
+at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like);
+
+// ForCausalLMLoss: position t predicts label t+1 (labels (B,T), -100 ignored), float32
+// cross-entropy summed and divided by num_items_in_batch when given, else the mean.
+at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, std::optional<double> num_items_in_batch);
+
+bool ends_with(const std::string& s, const std::string& suffix);
+
+}  // namespace hftrain

@@ -1,0 +1,295 @@
+// Llama as transformers 4.48.3 models/llama/modeling_llama.py computes it (eager attention):
+// embed_tokens -> layers (x + attn(rms(x)), then + mlp(rms(.))) -> norm -> lm_head, the
+// rotary embedding of LlamaRotaryEmbedding's default rope, ForCausalLMLoss.
+#include "hftrain/models/llama.h"
+
+#include "hftrain/core/error.h"
+#include "hftrain/core/torch_compat.h"
+#include "hftrain/models/layers.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <cmath>
+
+namespace hftrain {
+
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype", "transformers_version"};
+
+void llama_config_check(const LlamaConfig& c, const std::string& where) {
+  auto positive = [&](const char* key, int64_t v) {
+    HFT_CHECK(v > 0, "{}: key \"{}\" must be > 0, got {}", where, key, v);
+  };
+  positive("vocab_size", c.vocab_size);
+  positive("hidden_size", c.hidden_size);
+  positive("intermediate_size", c.intermediate_size);
+  positive("num_attention_heads", c.num_attention_heads);
+  positive("num_key_value_heads", c.kv_heads());
+  positive("max_position_embeddings", c.max_position_embeddings);
+  HFT_CHECK(c.num_hidden_layers >= 0, "{}: key \"num_hidden_layers\" must be >= 0, got {}", where, c.num_hidden_layers);
+  HFT_CHECK(c.head_dim || c.hidden_size % c.num_attention_heads == 0,
+            "{}: key \"hidden_size\" {} must be divisible by num_attention_heads {}", where, c.hidden_size,
+            c.num_attention_heads);
+  HFT_CHECK(c.dim_per_head() % 2 == 0, "{}: the head dimension {} must be even for rotary embeddings", where,
+            c.dim_per_head());
+  HFT_CHECK(c.num_attention_heads % c.kv_heads() == 0,
+            "{}: key \"num_attention_heads\" {} must be a multiple of num_key_value_heads {}", where,
+            c.num_attention_heads, c.kv_heads());
+  HFT_CHECK(c.hidden_act == "silu", "{}: key \"hidden_act\" \"{}\" is not supported; Llama uses \"silu\"", where,
+            c.hidden_act);
+  HFT_CHECK(c.rms_norm_eps > 0, "{}: key \"rms_norm_eps\" must be > 0, got {}", where, c.rms_norm_eps);
+  HFT_CHECK(c.rope_theta > 0, "{}: key \"rope_theta\" must be > 0, got {}", where, c.rope_theta);
+  HFT_CHECK(c.attention_dropout >= 0 && c.attention_dropout <= 1, "{}: key \"attention_dropout\" must be in [0, 1]",
+            where);
+}
+
+// LlamaRMSNorm: float32 x * rsqrt(mean(x^2) + eps), cast back, times weight.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor h = x.to(at::kFloat);
+  h = h.mul(at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true).add(eps)));
+  return weight.mul(h.to(x.scalar_type()));
+}
+
+class RmsNorm : public torch::nn::Module {
+ public:
+  RmsNorm(int64_t size, double eps) : eps_(eps) { weight = register_parameter("weight", at::ones({size})); }
+  at::Tensor forward(const at::Tensor& x) { return rms_norm(x, weight, eps_); }
+  at::Tensor weight;
+
+ private:
+  double eps_;
+};
+
+// (x1, x2) -> (-x2, x1) over the last dimension's halves.
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({x.slice(-1, half).neg(), x.slice(-1, 0, half)}, -1);
+}
+
+class LlamaAttention : public torch::nn::Module {
+ public:
+  explicit LlamaAttention(const LlamaConfig& c)
+      : heads_(c.num_attention_heads), kv_heads_(c.kv_heads()), head_dim_(c.dim_per_head()),
+        dropout_(c.attention_dropout) {
+    auto linear = [&](const char* name, int64_t in, int64_t out) {
+      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias)));
+    };
+    q_proj_ = linear("q_proj", c.hidden_size, heads_ * head_dim_);
+    k_proj_ = linear("k_proj", c.hidden_size, kv_heads_ * head_dim_);
+    v_proj_ = linear("v_proj", c.hidden_size, kv_heads_ * head_dim_);
+    o_proj_ = linear("o_proj", heads_ * head_dim_, c.hidden_size);
+  }
+
+  // x (B,T,C); cos/sin (B or 1,1,T,D); bias broadcastable to (B,H,T,T) -> (B,T,C)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias) {
+    const int64_t B = x.size(0), T = x.size(1);
+    auto heads = [&](const at::Tensor& t, int64_t n) { return t.view({B, T, n, head_dim_}).transpose(1, 2); };
+    at::Tensor q = heads(q_proj_->forward(x), heads_);     // (B,H,T,D)
+    at::Tensor k = heads(k_proj_->forward(x), kv_heads_);  // (B,KV,T,D)
+    at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
+    q = q.mul(cos).add(rotate_half(q).mul(sin));
+    k = k.mul(cos).add(rotate_half(k).mul(sin));
+    if (kv_heads_ != heads_) {  // repeat_kv: each key/value head serves H / KV query heads in turn
+      k = k.repeat_interleave(heads_ / kv_heads_, 1);
+      v = v.repeat_interleave(heads_ / kv_heads_, 1);
+    }
+    at::Tensor y = compat::attention(q, k, v, bias, is_training() ? dropout_ : 0.0,
+                                     1.0 / std::sqrt(static_cast<double>(head_dim_)));  // (B,H,T,D)
+    return o_proj_->forward(y.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
+  }
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+  double dropout_;
+  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+};
+
+class LlamaMlp : public torch::nn::Module {
+ public:
+  explicit LlamaMlp(const LlamaConfig& c) {
+    auto linear = [&](const char* name, int64_t in, int64_t out) {
+      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias)));
+    };
+    gate_proj_ = linear("gate_proj", c.hidden_size, c.intermediate_size);
+    up_proj_ = linear("up_proj", c.hidden_size, c.intermediate_size);
+    down_proj_ = linear("down_proj", c.intermediate_size, c.hidden_size);
+  }
+  // SwiGLU: down(silu(gate(x)) * up(x)); x (B,T,C) -> (B,T,C)
+  at::Tensor forward(const at::Tensor& x) {
+    return down_proj_->forward(at::silu(gate_proj_->forward(x)).mul(up_proj_->forward(x)));
+  }
+
+ private:
+  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
+};
+
+class LlamaDecoderLayer : public torch::nn::Module {
+ public:
+  explicit LlamaDecoderLayer(const LlamaConfig& c) {
+    self_attn_ = register_module("self_attn", std::make_shared<LlamaAttention>(c));
+    mlp_ = register_module("mlp", std::make_shared<LlamaMlp>(c));
+    input_layernorm_ = register_module("input_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
+    post_attention_layernorm_ =
+        register_module("post_attention_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias) {
+    at::Tensor h = x.add(self_attn_->forward(input_layernorm_->forward(x), cos, sin, bias));
+    return h.add(mlp_->forward(post_attention_layernorm_->forward(h)));
+  }
+
+ private:
+  std::shared_ptr<LlamaAttention> self_attn_;
+  std::shared_ptr<LlamaMlp> mlp_;
+  std::shared_ptr<RmsNorm> input_layernorm_, post_attention_layernorm_;
+};
+
+}  // namespace
+
+LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool strict) {
+  HFT_CHECK(j.is_object(), "{}: a Llama config must be a JSON object, got {}", where, j.dump());
+  HfConfigReader r(j, where);
+  std::string model_type = "llama";
+  r.get("model_type", model_type);
+  HFT_CHECK(model_type == "llama", "{}: key \"model_type\" must be \"llama\", got \"{}\"", where, model_type);
+  LlamaConfig c;
+  r.get("vocab_size", c.vocab_size);
+  r.get("hidden_size", c.hidden_size);
+  r.get("intermediate_size", c.intermediate_size);
+  r.get("num_hidden_layers", c.num_hidden_layers);
+  r.get("num_attention_heads", c.num_attention_heads);
+  r.get("num_key_value_heads", c.num_key_value_heads);
+  r.get("head_dim", c.head_dim);
+  r.get("hidden_act", c.hidden_act);
+  r.get("max_position_embeddings", c.max_position_embeddings);
+  r.get("initializer_range", c.initializer_range);
+  r.get("rms_norm_eps", c.rms_norm_eps);
+  r.get("rope_theta", c.rope_theta);
+  r.get("tie_word_embeddings", c.tie_word_embeddings);
+  r.get("attention_bias", c.attention_bias);
+  r.get("mlp_bias", c.mlp_bias);
+  r.get("attention_dropout", c.attention_dropout);
+  r.get("pad_token_id", c.pad_token_id);
+  r.get("bos_token_id", c.bos_token_id);
+  r.get("eos_token_id", c.eos_token_id);
+  int64_t pretraining_tp = 1;
+  r.get("pretraining_tp", pretraining_tp);
+  HFT_CHECK(pretraining_tp == 1, "{}: key \"pretraining_tp\" {} is not supported (it only splits matmuls)", where,
+            pretraining_tp);
+  HFT_CHECK(!j.contains("rope_scaling") || j["rope_scaling"].is_null(),
+            "{}: key \"rope_scaling\" {} is not supported: hftrain has the default rotary embedding only", where,
+            j.contains("rope_scaling") ? j["rope_scaling"].dump() : "");
+  c.other_keys = r.rest(kRegenerated);
+  if (strict) {
+    std::vector<std::string> known = {"rope_scaling", "pretraining_tp"};
+    const json defaults = llama_config_to_json(LlamaConfig{});
+    for (const auto& [k, _] : defaults.items()) known.push_back(k);
+    r.check_known(c.other_keys, known, "Llama");
+  }
+  llama_config_check(c, where);
+  return c;
+}
+
+json llama_config_to_json(const LlamaConfig& c) {
+  json j = {{"use_cache", true}, {"pretraining_tp", 1}, {"rope_scaling", nullptr}};
+  for (const auto& [k, v] : c.other_keys.items()) j[k] = v;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.kv_heads();
+  j["head_dim"] = c.dim_per_head();
+  j["hidden_act"] = c.hidden_act;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["initializer_range"] = c.initializer_range;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["attention_bias"] = c.attention_bias;
+  j["mlp_bias"] = c.mlp_bias;
+  j["attention_dropout"] = c.attention_dropout;
+  j["bos_token_id"] = c.bos_token_id;
+  j["eos_token_id"] = c.eos_token_id;
+  if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
+  j["architectures"] = json::array({"LlamaForCausalLM"});
+  j["model_type"] = "llama";
+  j["torch_dtype"] = "float32";
+  j["transformers_version"] = "4.48.3";
+  return j;
+}
+
+LlamaForCausalLM::LlamaForCausalLM(const LlamaConfig& config) : config_(config) {
+  llama_config_check(config_, "Llama config");
+  const LlamaConfig& c = config_;
+  model_ = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
+  auto emb = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
+  if (c.pad_token_id) emb.padding_idx(*c.pad_token_id);  // nn.Embedding(padding_idx): that row gets no gradient
+  embed_tokens_ = model_->register_module("embed_tokens", torch::nn::Embedding(emb));
+  layers_ = model_->register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(std::make_shared<LlamaDecoderLayer>(c));
+  norm_ = model_->register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
+  if (!c.tie_word_embeddings)
+    lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+  // LlamaRotaryEmbedding's default rope: 1 / theta^(2i / d), computed in float32.
+  const int64_t d = c.dim_per_head();
+  inv_freq_ = at::pow(c.rope_theta, at::arange(0, d, 2, at::kLong).to(at::kFloat).div(static_cast<double>(d))).reciprocal();
+
+  // LlamaPreTrainedModel._init_weights: Linear and Embedding weights N(0, initializer_range),
+  // biases 0, the padding row 0; RMSNorm weights stay 1.
+  torch::NoGradGuard no_grad;
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    at::Tensor& p = item.value();
+    if (ends_with(name, "norm.weight")) continue;
+    if (ends_with(name, ".bias")) p.zero_();
+    else p.normal_(0.0, c.initializer_range);
+  }
+  if (c.pad_token_id) embed_tokens_->weight[*c.pad_token_id].zero_();
+}
+
+ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
+  auto get = [&](const char* key) {
+    auto it = batch.find(key);
+    return it == batch.end() ? at::Tensor() : it->second;
+  };
+  const at::Tensor input_ids = get("input_ids");  // (B,T) int64
+  HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "Llama: the batch needs input_ids of shape (B,T)");
+  const int64_t T = input_ids.size(1);
+  HFT_CHECK(T <= config_.max_position_embeddings, "Llama: sequence length {} is longer than max_position_embeddings {}",
+            T, config_.max_position_embeddings);
+
+  at::Tensor x = embed_tokens_->forward(input_ids);  // (B,T,C)
+  // freqs = positions (T) x inv_freq (D/2) as HF's float32 matmul; emb = [freqs, freqs].
+  at::Tensor positions = at::arange(T, x.options().dtype(at::kFloat));
+  at::Tensor freqs = at::matmul(inv_freq_.to(x.device()).view({-1, 1}), positions.view({1, -1})).t();  // (T,D/2)
+  at::Tensor emb = at::cat({freqs, freqs}, -1);                                                        // (T,D)
+  at::Tensor cos = emb.cos().to(x.scalar_type()).view({1, 1, T, -1});
+  at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});
+  const at::Tensor bias = attention_bias(T, get("attention_mask"), x);
+
+  for (size_t i = 0; i < layers_->size(); ++i) x = layers_->ptr<LlamaDecoderLayer>(i)->forward(x, cos, sin, bias);
+  x = std::static_pointer_cast<RmsNorm>(norm_)->forward(x);
+
+  ModelOutput out;
+  out.logits = lm_head_ ? lm_head_->forward(x) : at::linear(x, embed_tokens_->weight);  // (B,T,V)
+  const at::Tensor labels = get("labels");
+  if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
+  return out;
+}
+
+// Trainer.get_decay_parameter_names: biases and the RMSNorm weights (LlamaRMSNorm is among
+// ALL_LAYERNORM_LAYERS).
+bool LlamaForCausalLM::is_no_decay(const std::string& name) const {
+  return ends_with(name, ".bias") || ends_with(name, "norm.weight");
+}
+
+std::vector<std::string> LlamaForCausalLM::tied_aliases() const {
+  if (config_.tie_word_embeddings) return {"lm_head.weight"};
+  return {};
+}
+
+}  // namespace hftrain

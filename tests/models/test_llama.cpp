@@ -1,0 +1,108 @@
+// LlamaForCausalLM against transformers 4.48.3: golden/models/llama-clm (untied, grouped-query
+// attention with 2 KV heads for 4 query heads) and llama-clm-tied.
+#include "hftrain/builtins.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/models/llama.h"
+#include "models/golden_model.h"
+#include "test_util.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+using hftrain::test::golden;
+using hftrain::test::read_json;
+using nlohmann::json;
+
+namespace {
+
+std::unique_ptr<hftrain::LlamaForCausalLM> load_llama(const std::string& dir) {
+  auto config = hftrain::llama_config_from_json(read_json(golden(dir + "config.json")), dir + "config.json");
+  auto model = std::make_unique<hftrain::LlamaForCausalLM>(config);
+  hftrain::test::load_golden_weights(*model, dir);
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("Llama forward and backward match transformers' logits, loss and gradients, tied and untied",
+          "[models][llama]") {
+  for (const std::string dir : {"models/llama-clm/", "models/llama-clm-tied/"}) {
+    INFO(dir);
+    auto model = load_llama(dir);
+    hftrain::test::check_against_golden(*model, dir);
+  }
+}
+
+TEST_CASE("Llama parameters are the tensors save_pretrained stored, tied lm_head an alias", "[models][llama]") {
+  for (const std::string dir : {"models/llama-clm/", "models/llama-clm-tied/"}) {
+    INFO(dir);
+    auto model = load_llama(dir);
+    json expected = read_json(golden(dir + "expected.json"));
+    auto want = expected.at("model_safetensors_keys").get<std::vector<std::string>>();
+    std::vector<std::string> got;
+    for (const auto& p : model->named_parameters()) got.push_back(p.key());
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    CHECK(got == want);
+    std::vector<std::string> aliases;
+    for (const auto& [k, _] : expected.at("tied_state_dict_aliases").items()) aliases.push_back(k);
+    CHECK(model->tied_aliases() == aliases);
+    CHECK(model->named_buffers().size() == 0);
+    CHECK(model->is_no_decay("model.layers.0.input_layernorm.weight"));
+    CHECK(model->is_no_decay("model.norm.weight"));
+    CHECK_FALSE(model->is_no_decay("model.layers.0.self_attn.k_proj.weight"));
+  }
+}
+
+TEST_CASE("llama_config_to_json(llama_config_from_json(config.json)) reproduces transformers' config.json",
+          "[models][llama][config]") {
+  for (const std::string path : {"models/llama-clm/config.json", "models/llama-clm-tied/config.json"}) {
+    INFO(path);
+    json want = read_json(golden(path));
+    json got = hftrain::llama_config_to_json(hftrain::llama_config_from_json(want, path));
+    CHECK(got == want);
+  }
+}
+
+TEST_CASE("a Llama model directory loads through model.pretrained and trains through the registry",
+          "[models][llama]") {
+  hftrain::register_builtins();
+  for (const std::string dir : {"models/llama-clm/", "models/llama-clm-tied/"}) {
+    INFO(dir);
+    hftrain::ModelOptions opts;
+    opts.pretrained = golden(dir);
+    auto model = hftrain::model_create(opts);
+    CHECK(model->model_type() == "llama");
+    hftrain::test::check_against_golden(*model, dir);
+  }
+  hftrain::test::TempDir out("llama-export");
+  hftrain::ModelOptions opts;
+  opts.pretrained = golden("models/llama-clm-tied/");
+  auto model = hftrain::model_create(opts);
+  hftrain::model_save_pretrained(*model, out.str());
+  auto file = hftrain::io::safetensors_load(out.str() + "/model.safetensors");
+  CHECK(file.tensors.size() == 20);  // lm_head is embed_tokens: not stored, as save_pretrained
+  CHECK(read_json(out.str() + "/config.json") == read_json(golden("models/llama-clm-tied/config.json")));
+}
+
+TEST_CASE("bad Llama configs name the key and the value", "[models][llama][config]") {
+  using hftrain::test::require_error;
+  json base = read_json(golden("models/llama-clm/config.json"));
+  auto with = [&](const std::string& key, const json& v) {
+    json j = base;
+    j[key] = v;
+    return j;
+  };
+  require_error(hftrain::Error::kUser, [&] { hftrain::llama_config_from_json(with("num_key_value_heads", 3), "c.json"); },
+                {"c.json", "num_attention_heads", "num_key_value_heads 3"});
+  require_error(hftrain::Error::kUser,
+                [&] { hftrain::llama_config_from_json(with("rope_scaling", {{"rope_type", "yarn"}}), "c.json"); },
+                {"c.json", "rope_scaling", "yarn"});
+  require_error(hftrain::Error::kUser, [&] { hftrain::llama_config_from_json(with("rms_norm_eps", "x"), "c.json"); },
+                {"c.json", "\"rms_norm_eps\"", "a number"});
+  require_error(hftrain::Error::kUser,
+                [&] { hftrain::llama_config_from_json(with("rope_thetta", 1e4), "c.json", /*strict=*/true); },
+                {"c.json", "rope_thetta", "did you mean \"rope_theta\""});
+}
