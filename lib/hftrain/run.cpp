@@ -2,12 +2,14 @@
 
 #include "hftrain/builtins.h"
 #include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
 #include "hftrain/data/dataset.h"
 #include "hftrain/data/preprocess.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
 #include "hftrain/models/hf_model_dir.h"
+#include "hftrain/models/layers.h"
 #include "hftrain/optim/optimizer_factory.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/checkpoint.h"
@@ -80,10 +82,26 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
   Components out;
   out.tokenizer = tokenizer_load(c.data.tokenizer);
   for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
-  out.data = datasets_load(c.data, *out.tokenizer);
-  at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
   ModelOptions mo = c.model;
   if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
+  const ModelTask task = model_task(model_config_tree(mo));
+  out.data = datasets_load(c.data, *out.tokenizer, task);
+  if (task == ModelTask::kSequenceClassification) {
+    // As run_glue configures a new classifier: the data's labels, and the pad token the
+    // batches are padded with (GPT-2 pools at the first one).
+    const auto& names = out.data.label_names;
+    if (mo.pretrained.empty() && !mo.config.contains("id2label") && !mo.config.contains("num_labels")) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        mo.config["id2label"][std::to_string(i)] = names[i];
+        mo.config["label2id"][names[i]] = i;
+      }
+    }
+    if (!mo.config.contains("pad_token_id") && mo.pretrained.empty()) mo.config["pad_token_id"] = padding_id(*out.tokenizer);
+    const int64_t declared = hf_num_labels(model_config_tree(mo));
+    HFT_CHECK(declared == static_cast<int64_t>(names.size()),
+              "the model has {} labels but the train data has {} ({})", declared, names.size(), join(names, ", "));
+  }
+  at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
   out.model = model_create(mo);
   json hf = out.model->hf_config();
   for (const char* key : {"n_positions", "max_position_embeddings"})

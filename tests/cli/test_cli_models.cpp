@@ -1,7 +1,8 @@
 // Architectures through the binary: a Llama checkpoint fine-tuned from an HF directory,
 // resumed bit for bit, and exported as a directory transformers reads.
-#include "cli/cli_util.h"
+// safetensors.h brings glog's CHECK: included first, so that Catch's CHECK is the one defined.
 #include "hftrain/io/safetensors.h"
+#include "cli/cli_util.h"
 
 #include <catch2/catch.hpp>
 
@@ -41,4 +42,45 @@ TEST_CASE("a pretrained Llama directory fine-tunes, resumes bit for bit and expo
     if (e.contains("loss")) lb.push_back(e["loss"]);
   CHECK(la.size() == 4);
   CHECK(la == lb);
+}
+
+TEST_CASE("sequence classification trains on labelled JSON Lines and exports id2label and pad_token_id",
+          "[integration][classification]") {
+  TempDir dir("seqcls");
+  std::string rows;
+  // The class is the sentence's first letter: learnable, and the labels are strings.
+  const char* names[] = {"neg", "neutral", "pos"};
+  for (int i = 0; i < 96; ++i) {
+    const int c = (i * 7) % 3;
+    rows += json{{"sentence", std::string(1, "xyz"[c]) + std::string(3 + i % 9, 'a' + i % 5)}, {"label", names[c]}}.dump() + "\n";
+  }
+  std::ofstream(dir.str() + "/rows.jsonl") << rows;
+  Result r = run("train --config " + write_config(dir) +
+                 " --set max_steps=12 --set eval_steps=6 --set save_steps=6 --set learning_rate=0.01" +
+                 " --set 'metrics=[accuracy]' --set model.task=sequence_classification --set data.cache_dir=" +
+                 dir.str() + "/cache --set 'data.train={format: jsonl, path: " + dir.str() +
+                 "/rows.jsonl, text_field: sentence}' --set data.validation_split_percentage=25");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  json cfg = read_json(dir.str() + "/out/config.json");
+  CHECK(cfg.at("architectures") == json::array({"GPT2ForSequenceClassification"}));
+  CHECK(cfg.at("id2label") == json{{"0", "neg"}, {"1", "neutral"}, {"2", "pos"}});
+  CHECK(cfg.at("pad_token_id") == 0);
+  auto tensors = hftrain::io::safetensors_load(dir.str() + "/out/model.safetensors").tensors;
+  CHECK(tensors.at("score.weight").sizes().vec() == std::vector<int64_t>{3, 32});
+  std::vector<json> evals;
+  for (const json& e : read_log(dir.str() + "/out/log.jsonl"))
+    if (e.contains("eval_accuracy")) evals.push_back(e);
+  REQUIRE(evals.size() == 2);
+  // Chance is 1/3; the class is in the first token, which the pooled last token attends to.
+  CHECK(evals.back()["eval_accuracy"].get<double>() > 0.9);
+
+  // An eval label the train data lacks is named.
+  std::ofstream(dir.str() + "/eval.jsonl") << json{{"sentence", "xa"}, {"label", "mixed"}}.dump() << "\n";
+  Result bad = run("train --config " + write_config(dir) + " --set model.task=sequence_classification" +
+                   " --set output_dir=" + dir.str() + "/out2 --set data.cache_dir=" + dir.str() + "/cache" +
+                   " --set 'data.train={format: jsonl, path: " + dir.str() + "/rows.jsonl, text_field: sentence}'" +
+                   " --set 'data.eval={format: jsonl, path: " + dir.str() + "/eval.jsonl, text_field: sentence}'");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("label \"mixed\"") && Catch::Contains("neg, neutral, pos"));
 }

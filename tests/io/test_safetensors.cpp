@@ -1,14 +1,14 @@
-#include <ATen/Functions.h>
-
-#include <algorithm>
-#include <catch2/catch.hpp>
-#include <cstdint>
-#include <filesystem>
-#include <nlohmann/json.hpp>
-
+// safetensors.h brings glog's CHECK: included before Catch, so that Catch's CHECK is the one defined.
 #include "hftrain/io/safetensors.h"
 #include "test_util.h"
-#include "test_util.h"
+
+#include <ATen/Functions.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
 
 using hftrain::Error;
 using hftrain::test::require_error;

@@ -1,6 +1,8 @@
 // GPT2LMHeadModel against transformers 4.48.3: golden/models/gpt2-clm (forward, loss,
 // gradients, config.json, names) and golden/trainer (the Trainer's decay groups).
+#include "hftrain/builtins.h"
 #include "hftrain/models/gpt2.h"
+#include "hftrain/models/hf_model_dir.h"
 
 #include "hftrain/core/error.h"
 #include "hftrain/io/safetensors.h"
@@ -224,4 +226,16 @@ TEST_CASE("GPT-2 rejects sequences longer than n_positions", "[models][gpt2]") {
   hftrain::test::require_error(
       Error::kUser, [&] { model.forward({{"input_ids", at::zeros({1, 5}, at::kLong)}}, std::nullopt); },
       {"sequence length 5", "n_positions 4"});
+}
+
+TEST_CASE("GPT2ForSequenceClassification matches transformers, pooling at the token before the first pad",
+          "[models][gpt2]") {
+  hftrain::register_builtins();
+  hftrain::ModelOptions opts;
+  opts.pretrained = golden("models/gpt2-seqcls");
+  auto model = hftrain::model_create(opts);
+  REQUIRE(model->task() == hftrain::ModelTask::kSequenceClassification);
+  CHECK_FALSE(model->accepts_loss_kwargs());
+  hftrain::test::check_against_golden(*model, "models/gpt2-seqcls/");
+  CHECK(model->hf_config() == read_json(golden("models/gpt2-seqcls/config.json")));
 }

@@ -196,7 +196,7 @@ const NameTable<TokenDtype> kTokenDtypes = {
 void read_dataset(Section s, DatasetOptions& d) {
   s.choice("format", d.format, kFormats).field("path", d.path).field("num_bytes", d.num_bytes).field("seed", d.seed);
   s.choice("dtype", d.dtype, kTokenDtypes).field("offset", d.offset).field("num_tokens", d.num_tokens);
-  s.field("text_field", d.text_field).choice("sample_by", d.sample_by, kSampleBy);
+  s.field("text_field", d.text_field).field("label_field", d.label_field).choice("sample_by", d.sample_by, kSampleBy);
   s.field("keep_linebreaks", d.keep_linebreaks);
   s.finish();
   if (d.format != DatasetFormat::kGenerated) {
@@ -282,6 +282,9 @@ Config config_resolve(const ConfigSource& src) {
   const json& tree = src.tree.is_object() ? src.tree : kEmpty;
   static const json kNull;
   Section model(src, tree.contains("model") ? tree.at("model") : kNull, "model");
+  static const NameTable<ModelTaskName> kTasks = {{"causal_lm", ModelTaskName::kCausalLM},
+                                                  {"sequence_classification", ModelTaskName::kSequenceClassification}};
+  model.choice("task", c.model.task, kTasks);
   model.field("type", c.model.type).field("pretrained", c.model.pretrained).on("config", [&](const json& v) {
     if (!v.is_object()) model.bad("config", v, "a mapping of HF config.json keys");
     c.model.config = v;
@@ -377,7 +380,7 @@ json config_to_json(const Config& c) {
       j["keep_linebreaks"] = d.keep_linebreaks;
     }
     if (d.format == DatasetFormat::kJsonl || d.format == DatasetFormat::kCsv || d.format == DatasetFormat::kTsv)
-      j["text_field"] = d.text_field;
+      j["text_field"] = d.text_field, j["label_field"] = d.label_field;
     if (d.format == DatasetFormat::kTokens) {
       for (const auto& [n, t] : kTokenDtypes)
         if (t == d.dtype) j["dtype"] = n;
@@ -386,6 +389,8 @@ json config_to_json(const Config& c) {
     return j;
   };
   out["model"] = json{{"type", c.model.type}, {"config", c.model.config}};
+  if (c.model.task == ModelTaskName::kCausalLM) out["model"]["task"] = "causal_lm";
+  if (c.model.task == ModelTaskName::kSequenceClassification) out["model"]["task"] = "sequence_classification";
   if (!c.model.pretrained.empty()) out["model"]["pretrained"] = c.model.pretrained;
   out["data"] = json{{"tokenizer", c.data.tokenizer},
                      {"block_size", c.data.block_size},

@@ -23,6 +23,7 @@ struct DatasetOptions {
   // text/jsonl/csv/tsv: a file, a directory (its files, sorted) or a glob; tokens: a file.
   std::string path;
   std::string text_field = "text";        // jsonl/csv/tsv: the field or column of the text
+  std::string label_field = "label";      // jsonl/csv/tsv, sequence classification: the class
   SampleBy sample_by = SampleBy::kLine;   // text: one example per line, paragraph or file
   bool keep_linebreaks = true;            // text by line: each line keeps its "\n" (run_clm)
   int64_t num_bytes = 400000;  // generated: size of the generated text
@@ -53,8 +54,13 @@ struct DataOptions {
   std::optional<DatasetOptions> eval;
 };
 
+enum class ModelTaskName { kDefault, kCausalLM, kSequenceClassification };
+
 struct ModelOptions {
   std::string type = "gpt2";
+  // The head: causal_lm or sequence_classification (transformers' AutoModelFor... classes);
+  // by default a pretrained directory's architectures, else causal_lm.
+  ModelTaskName task = ModelTaskName::kDefault;
   std::string pretrained;  // an HF model directory; empty: build from `config`
   nlohmann::json config = nlohmann::json::object();  // HF config.json keys for `type`
 };

@@ -1,12 +1,15 @@
 #include "hftrain/data/dataset.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
 #include "hftrain/data/preprocess.h"
 #include "hftrain/io/mmap_file.h"
 
 #include <ATen/Functions.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <cstdio>
 
 namespace hftrain {
@@ -31,8 +34,8 @@ at::Tensor TokenWindows::gather(const at::Tensor& indices) const {
 }
 
 TokenSequences::TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor offsets, int64_t first, int64_t last,
-                               int64_t max_length, int64_t keep_tail, PadOptions pad)
-    : ids_(std::move(ids)), labels_(std::move(labels)), pad_(pad) {
+                               int64_t max_length, int64_t keep_tail, PadOptions pad, at::Tensor example_labels)
+    : ids_(std::move(ids)), labels_(std::move(labels)), example_labels_(std::move(example_labels)), pad_(pad) {
   const int64_t* off = offsets.data_ptr<int64_t>();
   keep_tail = std::min(keep_tail, max_length - 1);
   for (int64_t e = first; e < last; ++e) {
@@ -40,7 +43,7 @@ TokenSequences::TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor off
     if (n == 0) continue;
     const bool cut = n > max_length;
     num_truncated_ += cut;
-    spans_.push_back({off[e], off[e + 1], cut ? max_length : n, cut ? keep_tail : 0});
+    spans_.push_back({off[e], off[e + 1], cut ? max_length : n, cut ? keep_tail : 0, e});
     num_tokens_ += spans_.back().length;
   }
 }
@@ -56,10 +59,17 @@ std::vector<int32_t> TokenSequences::take(const at::Tensor& from, const Span& s)
 Batch TokenSequences::collate(const at::Tensor& indices) const {
   const at::Tensor idx = indices.contiguous();
   Sequences seqs, labels;
+  std::vector<int64_t> examples;
   for (int64_t i = 0; i < idx.numel(); ++i) {
     const Span& s = spans_.at(idx.data_ptr<int64_t>()[i]);
     seqs.push_back(take(ids_, s));
     if (labels_.defined()) labels.push_back(take(labels_, s));
+    examples.push_back(s.example);
+  }
+  if (example_labels_.defined()) {  // one class per sequence: (B)
+    Batch batch = collate_padded(seqs, pad_);
+    batch["labels"] = example_labels_.index_select(0, at::tensor(examples, at::kLong));
+    return batch;
   }
   return labels_.defined() ? collate_padded(seqs, pad_, &labels) : collate_lm(seqs, pad_);
 }
@@ -95,11 +105,20 @@ at::Tensor to_tensor(const std::vector<int64_t>& ids) {
   return at::from_blob(const_cast<int64_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, at::kLong).clone();
 }
 
+}  // namespace
+
+int64_t padding_id(const Tokenizer& tok) {
+  return tok.special_token_id("pad_token").value_or(tok.special_token_id("eos_token").value_or(0));
+}
+
+namespace {
+
 // A dataset's token ids, how to read them back (see TokenWindows), and where its examples
 // start (text formats only: generated text and token files are one stream).
 struct Loaded {
   at::Tensor ids, labels, offsets;
   int bits = 0;
+  at::Tensor classes;  // sequence classification: each example's class id (int64)
   int64_t examples() const { return offsets.defined() ? offsets.numel() - 1 : 0; }
 };
 
@@ -122,7 +141,7 @@ Loaded load_tokens(const DatasetOptions& d, const DataOptions& opts, const Token
 // trainer's dataset; `which` is "train" or "eval" for messages.
 std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, int64_t last, const DataOptions& opts,
                                               const Tokenizer& tok, const char* which) {
-  if (opts.group_texts) {
+  if (opts.group_texts && !l.classes.defined()) {
     const int64_t from = l.offsets.defined() ? l.offsets[first].item<int64_t>() : first;
     const int64_t to = l.offsets.defined() ? l.offsets[last].item<int64_t>() : last;
     at::Tensor ids = l.ids.slice(0, from, to);
@@ -134,10 +153,10 @@ std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, in
   }
   HFT_CHECK(l.offsets.defined(), "data.group_texts false needs examples: a text, jsonl, csv or tsv {} dataset", which);
   PadOptions pad;
-  pad.pad_token_id = tok.special_token_id("pad_token").value_or(tok.special_token_id("eos_token").value_or(0));
+  pad.pad_token_id = padding_id(tok);
   pad.pad_to_multiple_of = opts.pad_to_max_length ? opts.block_size : opts.pad_to_multiple_of;
   auto seqs = std::make_shared<TokenSequences>(l.ids, l.labels, l.offsets, first, last, opts.block_size,
-                                               tok.num_special_tokens_after(), pad);
+                                               tok.num_special_tokens_after(), pad, l.classes);
   HFT_CHECK(seqs->size() > 0, "the {} data has no non-empty examples", which);
   if (seqs->num_truncated() > 0)
     std::fprintf(stderr, "hftrain: warning: %lld of the %s data's %lld examples are longer than data.block_size=%lld "
@@ -168,14 +187,52 @@ std::string generate_text(int64_t num_bytes, uint64_t seed) {
   return out;
 }
 
-Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok) {
-  const Loaded train = load_tokens(opts.train, opts, tok, "data.train.path");
+namespace {
+
+// run_glue's label list: the train labels' distinct values, sorted (as numbers when every
+// one is an integer), a label's id its place in the list.
+std::vector<std::string> label_list(const std::vector<Example>& train) {
+  std::vector<std::string> names;
+  for (const Example& e : train) names.push_back(e.label);
+  const bool numeric = std::all_of(names.begin(), names.end(), [](const std::string& s) {
+    return !s.empty() && s.size() < 18 && s.find_first_not_of("-0123456789") == std::string::npos;
+  });
+  std::sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+    return numeric ? std::stoll(a) < std::stoll(b) : a < b;
+  });
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+at::Tensor class_ids(const std::vector<Example>& examples, const std::vector<std::string>& names, const char* which) {
+  std::vector<int64_t> ids;
+  for (const Example& e : examples) {
+    auto it = std::find(names.begin(), names.end(), e.label);
+    HFT_CHECK(it != names.end(), "the {} data has label \"{}\", which the train data does not have ({})", which,
+              e.label, join(names, ", "));
+    ids.push_back(it - names.begin());
+  }
+  return at::tensor(ids, at::kLong);
+}
+
+}  // namespace
+
+Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task) {
+  Loaded train = load_tokens(opts.train, opts, tok, "data.train.path");
   const bool by_example = train.offsets.defined();
   const int64_t n = by_example ? train.examples() : train.ids.numel();
   Datasets ds;
-  if (opts.eval) {
-    const Loaded eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
-    ds.eval = make_dataset(eval, 0, eval.offsets.defined() ? eval.examples() : eval.ids.numel(), opts, tok, "eval");
+  std::optional<Loaded> eval;
+  if (opts.eval) eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
+  if (task == ModelTask::kSequenceClassification) {
+    const std::vector<Example> rows = examples_read(opts.train, "data.train.path", /*with_labels=*/true);
+    HFT_CHECK(static_cast<int64_t>(rows.size()) == n, "data.train.path: {} labelled rows for {} examples", rows.size(), n);
+    ds.label_names = label_list(rows);
+    train.classes = class_ids(rows, ds.label_names, "train");
+    if (eval) eval->classes = class_ids(examples_read(*opts.eval, "data.eval.path", true), ds.label_names, "eval");
+  }
+  if (eval) {
+    ds.eval = make_dataset(*eval, 0, eval->offsets.defined() ? eval->examples() : eval->ids.numel(), opts, tok, "eval");
     ds.train = make_dataset(train, 0, n, opts, tok, "train");
   } else if (opts.validation_split_percentage > 0) {
     // Examples: datasets' train[:N%], round(N * n / 100) with halves to even as Python rounds.

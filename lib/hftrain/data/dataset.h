@@ -6,6 +6,7 @@
 
 #include "hftrain/config/config.h"
 #include "hftrain/core/batch.h"
+#include "hftrain/core/task.h"
 #include "hftrain/data/collator.h"
 #include "hftrain/data/tokenizer.h"
 
@@ -50,9 +51,10 @@ class TokenWindows : public LmDataset {
 // or EOS), as transformers truncates around special tokens; empty ones are dropped.
 class TokenSequences : public LmDataset {
  public:
-  // labels: (N) int32 like ids, or undefined (labels = input_ids).
+  // labels: (N) int32 like ids, or undefined (labels = input_ids). example_labels: one
+  // class id per example (int64, indexed by example), for sequence classification.
   TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor offsets, int64_t first, int64_t last,
-                 int64_t max_length, int64_t keep_tail, PadOptions pad);
+                 int64_t max_length, int64_t keep_tail, PadOptions pad, at::Tensor example_labels = {});
   int64_t size() const override { return static_cast<int64_t>(spans_.size()); }
   int64_t num_tokens() const override { return num_tokens_; }
   int64_t length(int64_t i) const override { return spans_[i].length; }
@@ -63,9 +65,11 @@ class TokenSequences : public LmDataset {
   struct Span {
     int64_t start, end;    // the example's ids: [start, end)
     int64_t length, tail;  // tokens used; of those, taken from the end (truncated examples)
+    int64_t example;
   };
   std::vector<int32_t> take(const at::Tensor& from, const Span& s) const;
   at::Tensor ids_, labels_;  // (N) int32; labels_ may be undefined
+  at::Tensor example_labels_;
   std::vector<Span> spans_;
   PadOptions pad_;
   int64_t num_tokens_ = 0, num_truncated_ = 0;
@@ -73,12 +77,19 @@ class TokenSequences : public LmDataset {
 
 struct Datasets {
   std::shared_ptr<const LmDataset> train, eval;
+  // Sequence classification: the class names by id (run_glue: the train labels' sorted
+  // distinct values, numerically when they are all integers).
+  std::vector<std::string> label_names;
 };
+
+// The id batches are padded with: the tokenizer's pad token, else its EOS, else 0.
+int64_t padding_id(const Tokenizer& tok);
 
 // Reads (or generates) and tokenizes train and eval data. With no eval dataset, the first
 // validation_split_percentage % of the train examples (of the tokens, for generated data
-// and token files) become the eval set, as run_clm splits train[:N%].
-Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok);
+// and token files) become the eval set, as run_clm splits train[:N%]. For sequence
+// classification every example is its own sequence with the class of its label field.
+Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task = ModelTask::kCausalLM);
 
 // The built-in default data: a pseudo-language (a syllable lexicon and a small grammar)
 // that is deterministic for a seed on every platform and learnable by a tiny model.

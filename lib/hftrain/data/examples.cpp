@@ -74,7 +74,8 @@ std::vector<std::string> object_keys(const json& row) {
   return keys;
 }
 
-void read_jsonl(const std::string& file, const std::string& field, std::vector<Example>& out) {
+void read_jsonl(const std::string& file, const std::string& field, const std::string* label_field,
+                std::vector<Example>& out) {
   const std::string text = io::read_file(file);
   size_t pos = 0;
   for (int line_no = 1; pos < text.size(); ++line_no) {
@@ -128,23 +129,41 @@ void read_jsonl(const std::string& file, const std::string& field, std::vector<E
       fail("{}:{}: no field \"{}\" (nor \"input_ids\"); the row has: {}", file, line_no, field,
            join(object_keys(row), ", "));
     }
+    if (label_field) {
+      HFT_CHECK(row.contains(*label_field), "{}:{}: no label field \"{}\"; the row has: {}", file, line_no,
+                *label_field, join(object_keys(row), ", "));
+      const json& l = row[*label_field];
+      HFT_CHECK(l.is_string() || l.is_number_integer(), "{}:{}: label \"{}\" must be a string or an integer, got {}",
+                file, line_no, *label_field, l.dump());
+      ex.label = l.is_string() ? l.get<std::string>() : l.dump();
+    }
     out.push_back(std::move(ex));
   }
 }
 
-void read_csv(const std::string& file, const std::string& field, char sep, std::vector<Example>& out) {
+void read_csv(const std::string& file, const std::string& field, const std::string* label_field, char sep,
+              std::vector<Example>& out) {
   const std::string text = io::read_file(file);
   size_t pos = 0;
   const std::vector<std::string> header = csv_record(text, pos, sep);
   auto col = std::find(header.begin(), header.end(), field);
   HFT_CHECK(col != header.end(), "{}: no column \"{}\"; the header has: {}", file, field, join(header, ", "));
   const size_t k = col - header.begin();
+  size_t kl = 0;
+  if (label_field) {
+    auto lc = std::find(header.begin(), header.end(), *label_field);
+    HFT_CHECK(lc != header.end(), "{}: no label column \"{}\"; the header has: {}", file, *label_field,
+              join(header, ", "));
+    kl = lc - header.begin();
+  }
   for (int line_no = 2; pos < text.size(); ++line_no) {
     std::vector<std::string> rec = csv_record(text, pos, sep);
     if (rec.size() == 1 && rec[0].empty()) continue;  // a blank line
     HFT_CHECK(rec.size() == header.size(), "{}: record {} has {} fields, the header {}", file, line_no, rec.size(),
               header.size());
-    out.push_back({std::move(rec[k]), {}, false});
+    Example ex{std::move(rec[k]), {}, false, std::nullopt, {}};
+    if (label_field) ex.label = rec[kl];
+    out.push_back(std::move(ex));
   }
 }
 
@@ -170,14 +189,18 @@ void read_text(const std::string& file, SampleBy by, bool keep_linebreaks, std::
 
 }  // namespace
 
-std::vector<Example> examples_read(const DatasetOptions& d, const std::string& key) {
+std::vector<Example> examples_read(const DatasetOptions& d, const std::string& key, bool with_labels) {
+  HFT_CHECK(!with_labels || d.format == DatasetFormat::kJsonl || d.format == DatasetFormat::kCsv ||
+                d.format == DatasetFormat::kTsv,
+            "sequence classification needs labelled rows: a jsonl, csv or tsv dataset (key \"{}\")", key);
+  const std::string* label = with_labels ? &d.label_field : nullptr;
   std::vector<Example> out;
   for (const std::string& file : dataset_files(d.path, key)) {
     switch (d.format) {
       case DatasetFormat::kText: read_text(file, d.sample_by, d.keep_linebreaks, out); break;
-      case DatasetFormat::kJsonl: read_jsonl(file, d.text_field, out); break;
-      case DatasetFormat::kCsv: read_csv(file, d.text_field, ',', out); break;
-      case DatasetFormat::kTsv: read_csv(file, d.text_field, '\t', out); break;
+      case DatasetFormat::kJsonl: read_jsonl(file, d.text_field, label, out); break;
+      case DatasetFormat::kCsv: read_csv(file, d.text_field, label, ',', out); break;
+      case DatasetFormat::kTsv: read_csv(file, d.text_field, label, '\t', out); break;
       default: fail_runtime("examples_read: not a text dataset format");
     }
   }

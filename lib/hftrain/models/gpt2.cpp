@@ -249,7 +249,7 @@ Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& whe
   return c;
 }
 
-nlohmann::json gpt2_config_to_json(const Gpt2Config& c) {
+nlohmann::json gpt2_config_to_json(const Gpt2Config& c, const std::string& architecture) {
   // GPT2Config keys for the sequence-summary heads and generation, at HF's defaults; a
   // value read from a config.json (other_keys) replaces them.
   json j = {
@@ -278,7 +278,7 @@ nlohmann::json gpt2_config_to_json(const Gpt2Config& c) {
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
   if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
-  j["architectures"] = json::array({"GPT2LMHeadModel"});
+  j["architectures"] = json::array({architecture});
   j["model_type"] = "gpt2";
   j["torch_dtype"] = "float32";
   j["transformers_version"] = "4.48.3";
@@ -287,22 +287,24 @@ nlohmann::json gpt2_config_to_json(const Gpt2Config& c) {
 
 // ---- the model ----------------------------------------------------------------------------
 
-Gpt2LMHeadModel::Gpt2LMHeadModel(const Gpt2Config& config) : config_(config) {
+Gpt2Base::Gpt2Base(const Gpt2Config& config) : config_(config) {
   gpt2_config_check(config_, "GPT-2 config");
   const Activation act = activation_from_name(config_.activation_function, "GPT-2 config");
   const Gpt2Config& c = config_;
-
   transformer_ = register_module("transformer", std::make_shared<torch::nn::Module>("GPT2Model"));
   wte_ = transformer_->register_module("wte", torch::nn::Embedding(c.vocab_size, c.n_embd));
   wpe_ = transformer_->register_module("wpe", torch::nn::Embedding(c.n_positions, c.n_embd));
   h_ = transformer_->register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) h_->push_back(std::make_shared<Gpt2Block>(c, act, i));
   ln_f_ = transformer_->register_module("ln_f", layer_norm(c));
+}
 
-  // GPT2PreTrainedModel._init_weights: Conv1D and embedding weights N(0, initializer_range),
-  // biases 0, LayerNorm weight 1; then every c_proj.weight N(0, range / sqrt(2 n_layer))
-  // ("scale the weights of residual layers", GPT-2 paper §2.3).
+void Gpt2Base::init_weights() {
+  // GPT2PreTrainedModel._init_weights: Conv1D, Linear and embedding weights N(0,
+  // initializer_range), biases 0, LayerNorm weight 1; then every c_proj.weight N(0, range /
+  // sqrt(2 n_layer)) ("scale the weights of residual layers", GPT-2 paper §2.3).
   torch::NoGradGuard no_grad;
+  const Gpt2Config& c = config_;
   const double std_proj = c.initializer_range / std::sqrt(2.0 * static_cast<double>(c.n_layer));
   for (auto& item : named_parameters()) {
     const std::string& name = item.key();
@@ -314,42 +316,75 @@ Gpt2LMHeadModel::Gpt2LMHeadModel(const Gpt2Config& config) : config_(config) {
   }
 }
 
-ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
-  auto get = [&](const char* key) {
-    auto it = batch.find(key);
-    return it == batch.end() ? at::Tensor() : it->second;
-  };
-  const at::Tensor input_ids = get("input_ids");  // (B,T) int64
+at::Tensor Gpt2Base::get(const Batch& batch, const char* key) {
+  auto it = batch.find(key);
+  return it == batch.end() ? at::Tensor() : it->second;
+}
+
+at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
+  const at::Tensor input_ids = get(batch, "input_ids");  // (B,T) int64
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "GPT-2: the batch needs input_ids of shape (B,T)");
   const int64_t T = input_ids.size(1);
   HFT_CHECK(T <= config_.n_positions, "GPT-2: sequence length {} is longer than n_positions {}", T,
             config_.n_positions);
-
   at::Tensor positions = at::arange(T, input_ids.options().dtype(at::kLong));  // (T)
   at::Tensor x = wte_->forward(input_ids).add(wpe_->forward(positions));      // (B,T,C)
   x = maybe_dropout(x, config_.embd_pdrop, is_training());
-
-  const at::Tensor bias = attention_bias(T, get("attention_mask"), x);  // (B or 1,1,T,T)
-
+  const at::Tensor bias = attention_bias(T, get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
   for (size_t i = 0; i < h_->size(); ++i) x = h_->ptr<Gpt2Block>(i)->forward(x, bias);
-  x = ln_f_->forward(x);
+  return ln_f_->forward(x);
+}
 
+std::vector<std::string> Gpt2Base::embedding_parameter_names() const {
+  return {"transformer.wte.weight", "transformer.wpe.weight"};
+}
+
+// Trainer.get_decay_parameter_names: biases and the weights of LayerNorm modules.
+bool Gpt2Base::is_no_decay(const std::string& name) const {
+  return ends_with(name, ".bias") || is_layer_norm_weight(name);
+}
+
+Gpt2LMHeadModel::Gpt2LMHeadModel(const Gpt2Config& config) : Gpt2Base(config) { init_weights(); }
+
+ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
   ModelOutput out;
-  out.logits = at::linear(x, wte_->weight);  // (B,T,V), lm_head tied to wte
-  const at::Tensor labels = get("labels");    // (B,T), -100 ignored
+  out.logits = at::linear(hidden_states(batch), wte_->weight);  // (B,T,V), lm_head tied to wte
+  const at::Tensor labels = get(batch, "labels");              // (B,T), -100 ignored
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
 }
 
 nlohmann::json Gpt2LMHeadModel::hf_config() const { return gpt2_config_to_json(config_); }
 
-std::vector<std::string> Gpt2LMHeadModel::embedding_parameter_names() const {
-  return {"transformer.wte.weight", "transformer.wpe.weight"};
+Gpt2ForSequenceClassification::Gpt2ForSequenceClassification(const Gpt2Config& config)
+    : Gpt2Base(config), num_labels_(hf_num_labels(config.other_keys)) {
+  HFT_CHECK(num_labels_ >= 2, "GPT-2 config: num_labels {} is not supported; sequence classification needs >= 2 "
+            "(regression, num_labels 1, is not available)", num_labels_);
+  score_ = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(config_.n_embd, num_labels_).bias(false)));
+  init_weights();
 }
 
-// Trainer.get_decay_parameter_names: biases and the weights of LayerNorm modules.
-bool Gpt2LMHeadModel::is_no_decay(const std::string& name) const {
-  return ends_with(name, ".bias") || is_layer_norm_weight(name);
+ModelOutput Gpt2ForSequenceClassification::forward(const Batch& batch, std::optional<double>) {
+  const at::Tensor input_ids = get(batch, "input_ids");
+  at::Tensor logits = score_->forward(hidden_states(batch));  // (B,T,num_labels)
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  at::Tensor last;  // (B): the pooled position
+  if (config_.pad_token_id) {
+    // The last token before the first pad (argmax of the first match; -1 % T = T-1 when none).
+    last = input_ids.eq(*config_.pad_token_id).to(at::kInt).argmax(-1).sub(1).remainder(T).to(at::kLong);
+  } else {
+    HFT_CHECK(B == 1, "GPT-2 sequence classification: batches of more than one need a pad_token_id in the config");
+    last = at::full({B}, T - 1, input_ids.options().dtype(at::kLong));
+  }
+  ModelOutput out;
+  out.logits = logits.index({at::arange(B, last.options()), last});  // (B,num_labels)
+  const at::Tensor labels = get(batch, "labels");                      // (B)
+  if (labels.defined()) out.loss = at::cross_entropy_loss(out.logits.to(at::kFloat), labels.view({-1}).to(out.logits.device()));
+  return out;
+}
+
+nlohmann::json Gpt2ForSequenceClassification::hf_config() const {
+  return gpt2_config_to_json(config_, "GPT2ForSequenceClassification");
 }
 
 }  // namespace hftrain

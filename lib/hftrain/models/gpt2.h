@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <optional>
@@ -41,22 +42,25 @@ struct Gpt2Config {
 // strict (a config the user wrote, not one HF saved): a key that GPT2Config does not know
 // is an error naming the nearest known key, so that a typo is never ignored.
 Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& where, bool strict = false);
-nlohmann::json gpt2_config_to_json(const Gpt2Config& c);
+// architecture: the class config.json's "architectures" names.
+nlohmann::json gpt2_config_to_json(const Gpt2Config& c, const std::string& architecture = "GPT2LMHeadModel");
 
-class Gpt2LMHeadModel : public Model {
+// GPT2Model, the body the heads share: transformer.{wte, wpe, h.N, ln_f}.
+class Gpt2Base : public Model {
  public:
-  // Builds with HF's initialisation drawn from the global CPU generator.
-  explicit Gpt2LMHeadModel(const Gpt2Config& config);
-
-  ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) override;
   std::string model_type() const override { return "gpt2"; }
-  nlohmann::json hf_config() const override;
   std::vector<std::string> embedding_parameter_names() const override;
   bool is_no_decay(const std::string& name) const override;
-  std::vector<std::string> tied_aliases() const override { return {"lm_head.weight"}; }
   const Gpt2Config& config() const { return config_; }
 
- private:
+ protected:
+  explicit Gpt2Base(const Gpt2Config& config);
+  // GPT2PreTrainedModel._init_weights over every parameter, heads included: call once the
+  // head is registered. Draws from the global CPU generator.
+  void init_weights();
+  at::Tensor hidden_states(const Batch& batch);  // (B,T,C) after ln_f
+  static at::Tensor get(const Batch& batch, const char* key);
+
   Gpt2Config config_;
   // Submodules are registered so that named_parameters() yields HF's names:
   // transformer.wte.weight, transformer.h.0.attn.c_attn.weight, ..., transformer.ln_f.bias.
@@ -64,6 +68,33 @@ class Gpt2LMHeadModel : public Model {
   torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
   torch::nn::ModuleList h_{nullptr};
   torch::nn::LayerNorm ln_f_{nullptr};
+};
+
+// GPT2LMHeadModel: logits = hidden @ wte^T (lm_head tied to wte), ForCausalLMLoss.
+class Gpt2LMHeadModel : public Gpt2Base {
+ public:
+  explicit Gpt2LMHeadModel(const Gpt2Config& config);
+  ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) override;
+  nlohmann::json hf_config() const override;
+  std::vector<std::string> tied_aliases() const override { return {"lm_head.weight"}; }
+};
+
+// GPT2ForSequenceClassification: score (n_embd -> num_labels, no bias) on every position,
+// pooled at the last token before the first pad_token_id of each row (the last token when
+// a row has none), cross-entropy over num_labels. num_labels comes from id2label, else
+// num_labels, else 2, as PretrainedConfig.
+class Gpt2ForSequenceClassification : public Gpt2Base {
+ public:
+  explicit Gpt2ForSequenceClassification(const Gpt2Config& config);
+  ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) override;
+  nlohmann::json hf_config() const override;
+  ModelTask task() const override { return ModelTask::kSequenceClassification; }
+  bool accepts_loss_kwargs() const override { return false; }
+  int64_t num_labels() const { return num_labels_; }
+
+ private:
+  int64_t num_labels_;
+  torch::nn::Linear score_{nullptr};
 };
 
 }  // namespace hftrain

@@ -1,9 +1,11 @@
 #include "hftrain/models/hf_model_dir.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
 #include "hftrain/io/safetensors.h"
+#include "hftrain/models/layers.h"
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -18,17 +20,65 @@ ModelRegistry& model_registry() {
   return r;
 }
 
+std::string model_architecture(const nlohmann::json& config, const std::string& fallback,
+                               const std::vector<std::string>& known, const std::string& where) {
+  if (!config.contains("architectures") || !config["architectures"].is_array() || config["architectures"].empty())
+    return fallback;
+  const nlohmann::json& a = config["architectures"][0];
+  HFT_CHECK(a.is_string(), "{}: \"architectures\" must list class names, got {}", where, a.dump());
+  const std::string arch = a.get<std::string>();
+  if (std::find(known.begin(), known.end(), arch) == known.end())
+    fail("{}: architecture {} is not available in hftrain; available: {}", where, arch, join(known, ", "));
+  return arch;
+}
+
+namespace {
+
+// transformers class names per (model type, task).
+std::string architecture_for(const std::string& type, ModelTaskName task) {
+  const bool cls = task == ModelTaskName::kSequenceClassification;
+  if (type == "gpt2") return cls ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel";
+  if (type == "llama") return cls ? "LlamaForSequenceClassification" : "LlamaForCausalLM";
+  return "";
+}
+
+}  // namespace
+
+nlohmann::json model_config_tree(const ModelOptions& opts) {
+  nlohmann::json cfg = opts.config;
+  std::string type = opts.type;
+  if (!opts.pretrained.empty()) {
+    const std::string config_path = opts.pretrained + "/config.json";
+    std::error_code ec;
+    HFT_CHECK(std::filesystem::is_directory(opts.pretrained, ec), "model.pretrained: not a directory: {}",
+              opts.pretrained);
+    cfg = io::read_json_file(config_path);
+    HFT_CHECK(cfg.is_object() && cfg.contains("model_type") && cfg["model_type"].is_string(),
+              "{}: missing \"model_type\"", config_path);
+    // Config keys given in the hftrain config override the pretrained ones (e.g. dropout).
+    for (const auto& [k, v] : opts.config.items()) cfg[k] = v;
+    type = cfg["model_type"].get<std::string>();
+  }
+  if (opts.task != ModelTaskName::kDefault) {
+    const std::string arch = architecture_for(type, opts.task);
+    if (!arch.empty()) cfg["architectures"] = nlohmann::json::array({arch});
+  }
+  return cfg;
+}
+
+ModelTask model_task(const nlohmann::json& config_tree) {
+  const std::string arch = config_tree.contains("architectures") && config_tree["architectures"].is_array() &&
+                                   !config_tree["architectures"].empty() && config_tree["architectures"][0].is_string()
+                               ? config_tree["architectures"][0].get<std::string>()
+                               : "";
+  if (ends_with(arch, "ForSequenceClassification")) return ModelTask::kSequenceClassification;
+  return ModelTask::kCausalLM;
+}
+
 std::shared_ptr<Model> model_create(const ModelOptions& opts) {
-  if (opts.pretrained.empty()) return model_registry().create(opts.type, opts.config, "model.config", true);
+  const nlohmann::json cfg = model_config_tree(opts);
+  if (opts.pretrained.empty()) return model_registry().create(opts.type, cfg, "model.config", true);
   const std::string config_path = opts.pretrained + "/config.json";
-  std::error_code ec;
-  HFT_CHECK(std::filesystem::is_directory(opts.pretrained, ec), "model.pretrained: not a directory: {}",
-            opts.pretrained);
-  nlohmann::json cfg = io::read_json_file(config_path);
-  HFT_CHECK(cfg.is_object() && cfg.contains("model_type") && cfg["model_type"].is_string(),
-            "{}: missing \"model_type\"", config_path);
-  // Config keys given in the hftrain config override the pretrained ones (e.g. dropout).
-  for (const auto& [k, v] : opts.config.items()) cfg[k] = v;
   std::shared_ptr<Model> model = model_registry().create(cfg["model_type"].get<std::string>(), cfg, config_path, false);
   model_load_weights(*model, opts.pretrained + "/model.safetensors");
   return model;

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace hftrain {
 
@@ -15,6 +16,18 @@ namespace hftrain {
 // config the user wrote (unknown keys are errors), not for one HF saved (kept for export).
 using ModelRegistry = Registry<Model, const nlohmann::json&, const std::string&, bool>;
 ModelRegistry& model_registry();
+
+// The class a config.json's "architectures" names (`fallback` when it names none); one not
+// in `known` is a user error listing them.
+std::string model_architecture(const nlohmann::json& config, const std::string& fallback,
+                               const std::vector<std::string>& known, const std::string& where);
+
+// The config.json tree model_create builds from: the pretrained one (or model.config),
+// model.config's keys over it, and model.task as the "architectures" entry.
+nlohmann::json model_config_tree(const ModelOptions& opts);
+
+// The head model_create will build, from model_config_tree's "architectures".
+ModelTask model_task(const nlohmann::json& config_tree);
 
 // `model: {pretrained: DIR}` loads DIR/config.json and DIR/model.safetensors;
 // `model: {type, config}` builds a fresh model with HF's initialisation.

@@ -114,6 +114,13 @@ const std::vector<std::string>& pretrained_config_keys() {
   return keys;
 }
 
+int64_t hf_num_labels(const json& config) {
+  if (config.contains("id2label") && config["id2label"].is_object() && !config["id2label"].empty())
+    return static_cast<int64_t>(config["id2label"].size());
+  if (config.contains("num_labels") && config["num_labels"].is_number_integer()) return config["num_labels"].get<int64_t>();
+  return 2;
+}
+
 at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training) {
   return training && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
 }

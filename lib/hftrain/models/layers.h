@@ -48,6 +48,10 @@ class HfConfigReader {
 // PretrainedConfig keys every architecture keeps without reading.
 const std::vector<std::string>& pretrained_config_keys();
 
+// The number of labels a config.json declares: id2label's size, else num_labels, else 2
+// (PretrainedConfig's default).
+int64_t hf_num_labels(const nlohmann::json& config);
+
 at::Tensor maybe_dropout(const at::Tensor& x, double p, bool training);
 
 // The most negative value of a floating dtype (torch.finfo(dtype).min).

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hftrain/core/batch.h"
+#include "hftrain/core/task.h"
 
 #include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
@@ -17,8 +18,9 @@ namespace hftrain {
 
 struct ModelOutput {
   torch::Tensor loss;    // 0-d; undefined when the batch has no labels
-  torch::Tensor logits;  // (B,T,V) for LM heads
+  torch::Tensor logits;  // (B,T,V) LM heads, (B,num_labels) sequence, (B,T,num_labels) token classification
 };
+
 
 class Model : public torch::nn::Module {
  public:
@@ -28,6 +30,11 @@ class Model : public torch::nn::Module {
   virtual ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) = 0;
 
   virtual std::string model_type() const = 0;
+  virtual ModelTask task() const { return ModelTask::kCausalLM; }
+  // Whether forward takes num_items_in_batch (transformers' model_accepts_loss_kwargs). A
+  // head that does not returns each micro-batch's mean loss, which the Trainer divides by
+  // gradient_accumulation_steps.
+  virtual bool accepts_loss_kwargs() const { return true; }
   // HF config.json contents (model_type, architectures, sizes, torch_dtype, ...).
   virtual nlohmann::json hf_config() const = 0;
   // Parameters of nn.Embedding modules: excluded from HF's floating_point_ops count.

@@ -184,6 +184,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   callbacks_.on_train_begin(args_, state_, control_);
   if (args_.eval_on_start) evaluate();
   std::vector<Batch> window;
+  const bool loss_kwargs = model_->accepts_loss_kwargs();
   for (int64_t epoch = first_epoch; epoch < s.num_epochs && state_.global_step < s.max_steps; ++epoch) {
     const int64_t first_batch = epoch == first_epoch ? skip_batches : 0;  // a resume skips by index
     DataLoader loader(*data_.train, train_sampler(data_seed, epoch), first_batch, s.batches_per_epoch,
@@ -196,12 +197,17 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       int64_t num_items = 0;
       for (int64_t b = b0; b < b1; ++b) {
         window.push_back(loader.next());
-        num_items += count_label_tokens(window.back());
+        if (loss_kwargs) num_items += count_label_tokens(window.back());
       }
       callbacks_.on_step_begin(args_, state_, control_);
       const double steps_since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
       for (size_t m = 0; m < window.size(); ++m) {
-        at::Tensor loss = model_->forward(window[m], static_cast<double>(num_items)).loss;
+        at::Tensor loss;
+        if (loss_kwargs) {
+          loss = model_->forward(window[m], static_cast<double>(num_items)).loss;
+        } else {  // the head's mean loss, scaled as transformers' training_step scales it
+          loss = model_->forward(window[m], std::nullopt).loss.div(static_cast<double>(ga));
+        }
         loss.backward();
         at::Tensor l = loss.detach();
         // logging_nan_inf_filter without a host sync: a non-finite loss counts as the mean so far.
@@ -312,6 +318,26 @@ void Trainer::log(json logs) {
   callbacks_.on_log(args_, state_, control_, logs);
 }
 
+namespace {
+
+// Argmax predictions and the labels they are scored against, both (B,N) int64: a causal LM's
+// position t predicts the label at t+1; a sequence classifier has one of each per row.
+std::pair<at::Tensor, at::Tensor> aligned_predictions(ModelTask task, const at::Tensor& logits,
+                                                      const at::Tensor& labels) {
+  switch (task) {
+    case ModelTask::kCausalLM: {
+      const int64_t T = logits.size(1);
+      return {logits.slice(1, 0, T - 1).argmax(-1), labels.slice(1, 1)};
+    }
+    case ModelTask::kSequenceClassification:
+      return {logits.argmax(-1).view({-1, 1}), labels.view({-1, 1})};
+    case ModelTask::kTokenClassification: break;
+  }
+  return {logits.argmax(-1), labels};
+}
+
+}  // namespace
+
 json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefix,
                               std::vector<std::vector<int64_t>>* predictions) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -328,10 +354,8 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     losses.push_back(out.loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
     callbacks_.on_prediction_step(args_, state_, control_);
     if (!want_preds) continue;
-    // Position t predicts token t+1: (B,T-1) against labels[:, 1:].
-    const int64_t T = out.logits.size(1);
-    at::Tensor preds = out.logits.slice(1, 0, T - 1).argmax(-1);
-    acc.add(preds, batch.at("labels").slice(1, 1));
+    auto [preds, labels] = aligned_predictions(model_->task(), out.logits, batch.at("labels"));
+    acc.add(preds, labels);
     if (predictions)
       for (int64_t i = 0; i < preds.size(0); ++i) {
         at::Tensor row = preds[i].contiguous();
