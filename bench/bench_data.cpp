@@ -48,7 +48,7 @@ Corpus brown(const std::string& refs) {
   }
   std::sort(c.files.begin(), c.files.end());
   for (const auto& f : c.files) {
-    c.docs.push_back({io::read_file(f), {}, false});
+    c.docs.emplace_back().text = io::read_file(f);
     c.mb += c.docs.back().text.size() / 1e6;
   }
   return c;

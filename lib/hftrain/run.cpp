@@ -85,7 +85,7 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
   ModelOptions mo = c.model;
   if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
   const ModelTask task = model_task(model_config_tree(mo));
-  out.data = datasets_load(c.data, *out.tokenizer, task);
+  out.data = datasets_load(c.data, *out.tokenizer, task, static_cast<uint64_t>(c.args.data_seed.value_or(c.args.seed)));
   if (task == ModelTask::kSequenceClassification) {
     // As run_glue configures a new classifier: the data's labels, and the pad token the
     // batches are padded with (GPT-2 pools at the first one).

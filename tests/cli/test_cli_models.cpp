@@ -84,3 +84,45 @@ TEST_CASE("sequence classification trains on labelled JSON Lines and exports id2
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Catch::Contains("label \"mixed\"") && Catch::Contains("neg, neutral, pos"));
 }
+
+TEST_CASE("BERT masked LM trains with a WordPiece vocab; masking is the same on loader threads and after resume",
+          "[integration][bert]") {
+  TempDir dir("bert-mlm");
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(1, c) + "\n##" + std::string(1, c) + "\n";
+  vocab += "the\ncat\nsat\non\nmat\n.\n";
+  std::ofstream(dir.str() + "/vocab.txt") << vocab;
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += (i % 3 ? "the cat sat on the mat. " : "The mat sat on a cat.\n");
+  std::ofstream(dir.str() + "/train.txt") << text;
+  const std::string common =
+      " --set 'model={type: bert, config: {vocab_size: 64, hidden_size: 32, num_hidden_layers: 2, "
+      "num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 32}}'"
+      " --set data.tokenizer=" + dir.str() + "/vocab.txt --set 'metrics=[accuracy]' --set data.cache_dir=" + dir.str() +
+      "/cache --set 'data.train={format: text, path: " + dir.str() + "/train.txt}' --set max_steps=8" +
+      " --set save_steps=4 --set eval_steps=4";
+  Result a = run("train --config " + write_config(dir) + common + " --set output_dir=" + dir.str() + "/a");
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  json cfg = read_json(dir.str() + "/a/config.json");
+  CHECK(cfg.at("architectures") == json::array({"BertForMaskedLM"}));
+  auto tensors = hftrain::io::safetensors_load(dir.str() + "/a/model.safetensors").tensors;
+  CHECK(tensors.count("cls.predictions.bias"));
+  CHECK_FALSE(tensors.count("cls.predictions.decoder.weight"));  // tied to the word embeddings
+  std::vector<double> la;
+  for (const json& e : read_log(dir.str() + "/a/log.jsonl"))
+    if (e.contains("loss")) la.push_back(e["loss"]);
+  REQUIRE(la.size() == 8);
+  CHECK(la.back() < la.front());
+
+  Result b = run("train --config " + write_config(dir) + common + " --set output_dir=" + dir.str() +
+                 "/b --set dataloader_num_workers=2");
+  REQUIRE(b.exit_code == 0);
+  CHECK(file_bytes(dir.str() + "/b/model.safetensors") == file_bytes(dir.str() + "/a/model.safetensors"));
+  fs::create_directories(dir.str() + "/c");
+  fs::copy(dir.str() + "/a/checkpoint-4", dir.str() + "/c/checkpoint-4", fs::copy_options::recursive);
+  Result c = run("resume --checkpoint " + dir.str() + "/c/checkpoint-4 --set output_dir=" + dir.str() + "/c");
+  INFO(c.output);
+  REQUIRE(c.exit_code == 0);
+  CHECK(file_bytes(dir.str() + "/c/model.safetensors") == file_bytes(dir.str() + "/a/model.safetensors"));
+}

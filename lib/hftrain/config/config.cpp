@@ -283,7 +283,9 @@ Config config_resolve(const ConfigSource& src) {
   static const json kNull;
   Section model(src, tree.contains("model") ? tree.at("model") : kNull, "model");
   static const NameTable<ModelTaskName> kTasks = {{"causal_lm", ModelTaskName::kCausalLM},
-                                                  {"sequence_classification", ModelTaskName::kSequenceClassification}};
+                                                  {"masked_lm", ModelTaskName::kMaskedLM},
+                                                  {"sequence_classification", ModelTaskName::kSequenceClassification},
+                                                  {"token_classification", ModelTaskName::kTokenClassification}};
   model.choice("task", c.model.task, kTasks);
   model.field("type", c.model.type).field("pretrained", c.model.pretrained).on("config", [&](const json& v) {
     if (!v.is_object()) model.bad("config", v, "a mapping of HF config.json keys");
@@ -300,7 +302,8 @@ Config config_resolve(const ConfigSource& src) {
       .field("preprocessing_num_workers", c.data.preprocessing_num_workers)
       .field("group_texts", c.data.group_texts)
       .field("pad_to_max_length", c.data.pad_to_max_length)
-      .field("pad_to_multiple_of", c.data.pad_to_multiple_of);
+      .field("pad_to_multiple_of", c.data.pad_to_multiple_of)
+      .field("mlm_probability", c.data.mlm_probability);
   read_dataset(data.sub("train"), c.data.train);
   if (data.has("eval")) {
     c.data.eval.emplace();
@@ -309,6 +312,8 @@ Config config_resolve(const ConfigSource& src) {
     data.sub("eval");
   }
   data.finish();
+  HFT_CHECK(c.data.mlm_probability > 0 && c.data.mlm_probability < 1, "data.mlm_probability must be in (0, 1), got {} (from {})",
+            c.data.mlm_probability, src.where("data.mlm_probability"));
   HFT_CHECK(c.data.pad_to_multiple_of >= 0, "data.pad_to_multiple_of must be >= 0, got {} (from {})",
             c.data.pad_to_multiple_of, src.where("data.pad_to_multiple_of"));
   HFT_CHECK(c.data.preprocessing_num_workers >= 0, "data.preprocessing_num_workers must be >= 0, got {} (from {})",
@@ -389,8 +394,11 @@ json config_to_json(const Config& c) {
     return j;
   };
   out["model"] = json{{"type", c.model.type}, {"config", c.model.config}};
-  if (c.model.task == ModelTaskName::kCausalLM) out["model"]["task"] = "causal_lm";
-  if (c.model.task == ModelTaskName::kSequenceClassification) out["model"]["task"] = "sequence_classification";
+  for (const auto& [name, t] : std::vector<std::pair<const char*, ModelTaskName>>{
+           {"causal_lm", ModelTaskName::kCausalLM}, {"masked_lm", ModelTaskName::kMaskedLM},
+           {"sequence_classification", ModelTaskName::kSequenceClassification},
+           {"token_classification", ModelTaskName::kTokenClassification}})
+    if (c.model.task == t) out["model"]["task"] = name;
   if (!c.model.pretrained.empty()) out["model"]["pretrained"] = c.model.pretrained;
   out["data"] = json{{"tokenizer", c.data.tokenizer},
                      {"block_size", c.data.block_size},
@@ -400,6 +408,7 @@ json config_to_json(const Config& c) {
                      {"group_texts", c.data.group_texts},
                      {"pad_to_max_length", c.data.pad_to_max_length},
                      {"pad_to_multiple_of", c.data.pad_to_multiple_of},
+                     {"mlm_probability", c.data.mlm_probability},
                      {"train", dataset(c.data.train)}};
   if (!c.data.cache_dir.empty()) out["data"]["cache_dir"] = c.data.cache_dir;
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);

@@ -50,15 +50,17 @@ struct DataOptions {
   bool group_texts = true;
   bool pad_to_max_length = false;  // group_texts false: pad every batch to block_size
   int64_t pad_to_multiple_of = 0;  // group_texts false: round the padded length up
+  double mlm_probability = 0.15;   // masked_lm: the share of tokens chosen for prediction
   DatasetOptions train;
   std::optional<DatasetOptions> eval;
 };
 
-enum class ModelTaskName { kDefault, kCausalLM, kSequenceClassification };
+enum class ModelTaskName { kDefault, kCausalLM, kSequenceClassification, kTokenClassification, kMaskedLM };
 
 struct ModelOptions {
   std::string type = "gpt2";
-  // The head: causal_lm or sequence_classification (transformers' AutoModelFor... classes);
+  // The head: causal_lm, masked_lm, sequence_classification or token_classification
+  // (transformers' AutoModelFor... classes);
   // by default a pretrained directory's architectures, else causal_lm.
   ModelTaskName task = ModelTaskName::kDefault;
   std::string pretrained;  // an HF model directory; empty: build from `config`

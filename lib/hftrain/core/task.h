@@ -8,6 +8,7 @@ enum class ModelTask {
   kCausalLM,                // labels (B,T); logits at t predict the label at t+1
   kSequenceClassification,  // labels (B)
   kTokenClassification,     // labels (B,T), -100 ignored
+  kMaskedLM,                // labels (B,T): the original ids at masked positions, -100 elsewhere
 };
 
 }  // namespace hftrain

@@ -58,24 +58,29 @@ Batch collate_lm(const Sequences& input_ids, const PadOptions& pad) {
 }
 
 Batch collate_mlm(const Sequences& input_ids, const PadOptions& pad, const MlmOptions& mlm) {
-  HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token");
   Batch batch = collate_padded(input_ids, pad);
-  at::Tensor inputs = batch["input_ids"];
+  mask_tokens(batch, mlm);
+  return batch;
+}
+
+void mask_tokens(Batch& batch, const MlmOptions& mlm, at::Generator gen) {
+  HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token");
+  const c10::optional<at::Generator> g = gen.defined() ? c10::optional<at::Generator>(gen) : c10::nullopt;
+  at::Tensor inputs = batch.at("input_ids").clone();
   at::Tensor labels = inputs.clone();
-  at::Tensor special = batch["attention_mask"].eq(0);
+  auto mask_it = batch.find("attention_mask");
+  at::Tensor special = mask_it != batch.end() ? mask_it->second.eq(0) : at::zeros(labels.sizes(), at::kBool);
   for (int64_t id : mlm.special_token_ids) special.logical_or_(labels.eq(id));
   at::Tensor probability = at::full(labels.sizes(), mlm.mlm_probability, at::kFloat).masked_fill_(special, 0.0);
-  at::Tensor masked = at::bernoulli(probability).to(at::kBool);
+  at::Tensor masked = at::bernoulli(probability, g).to(at::kBool);
   labels.masked_fill_(masked.logical_not(), -100);
-  at::Tensor replaced = at::bernoulli(at::full(labels.sizes(), 0.8, at::kFloat)).to(at::kBool).logical_and_(masked);
+  at::Tensor replaced = at::bernoulli(at::full(labels.sizes(), 0.8, at::kFloat), g).to(at::kBool).logical_and_(masked);
   inputs.masked_fill_(replaced, mlm.mask_token_id);
-  at::Tensor random = at::bernoulli(at::full(labels.sizes(), 0.5, at::kFloat)).to(at::kBool)
+  at::Tensor random = at::bernoulli(at::full(labels.sizes(), 0.5, at::kFloat), g).to(at::kBool)
                           .logical_and_(masked).logical_and_(replaced.logical_not());
-  at::Tensor words = at::randint(mlm.vocab_size, labels.sizes(), at::kLong);
-  inputs.copy_(at::where(random, words, inputs));
-  batch["input_ids"] = inputs;
+  at::Tensor words = at::randint(mlm.vocab_size, labels.sizes(), g, at::kLong);
+  batch["input_ids"] = at::where(random, words, inputs);
   batch["labels"] = labels;
-  return batch;
 }
 
 }  // namespace hftrain

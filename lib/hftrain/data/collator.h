@@ -3,6 +3,8 @@
 
 #include "hftrain/core/batch.h"
 
+#include <ATen/core/Generator.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -45,5 +47,9 @@ struct MlmOptions {
 // torch.bernoulli / torch.randint on the default CPU generator in transformers' order, so a
 // seeded run masks exactly as transformers does.
 Batch collate_mlm(const Sequences& input_ids, const PadOptions& pad, const MlmOptions& mlm);
+
+// The same masking on a collated batch (input_ids, and attention_mask when padded), drawing
+// from `gen` (the default CPU generator when undefined); sets labels.
+void mask_tokens(Batch& batch, const MlmOptions& mlm, at::Generator gen = {});
 
 }  // namespace hftrain

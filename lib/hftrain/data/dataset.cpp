@@ -5,6 +5,7 @@
 #include "hftrain/data/preprocess.h"
 #include "hftrain/io/mmap_file.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Functions.h>
 
 #include <algorithm>
@@ -19,6 +20,15 @@ TokenWindows::TokenWindows(const at::Tensor& tokens, int64_t block_size, int uns
   int64_t n = tokens.numel() / block_size;
   windows_ = tokens.slice(0, 0, n * block_size).view({n, block_size});
   if (labels.defined()) labels_ = labels.slice(0, 0, n * block_size).view({n, block_size});
+}
+
+Batch MaskedLmDataset::collate(const at::Tensor& indices) const {
+  Batch batch = inner_->collate(indices);
+  const at::Tensor idx = indices.contiguous();
+  uint64_t h = seed_ * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+  for (int64_t i = 0; i < idx.numel(); ++i) h = (h ^ static_cast<uint64_t>(idx.data_ptr<int64_t>()[i])) * 0x100000001B3ull;
+  mask_tokens(batch, mlm_, at::detail::createCPUGenerator(h));
+  return batch;
 }
 
 Batch TokenWindows::collate(const at::Tensor& indices) const {
@@ -118,7 +128,7 @@ namespace {
 struct Loaded {
   at::Tensor ids, labels, offsets;
   int bits = 0;
-  at::Tensor classes;  // sequence classification: each example's class id (int64)
+  at::Tensor classes = {};  // sequence classification: each example's class id (int64)
   int64_t examples() const { return offsets.defined() ? offsets.numel() - 1 : 0; }
 };
 
@@ -140,8 +150,8 @@ Loaded load_tokens(const DatasetOptions& d, const DataOptions& opts, const Token
 // Examples [first, last) of `l` (its tokens [first, last) when it has no examples) as the
 // trainer's dataset; `which` is "train" or "eval" for messages.
 std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, int64_t last, const DataOptions& opts,
-                                              const Tokenizer& tok, const char* which) {
-  if (opts.group_texts && !l.classes.defined()) {
+                                              const Tokenizer& tok, const char* which, bool sequences) {
+  if (opts.group_texts && !sequences) {
     const int64_t from = l.offsets.defined() ? l.offsets[first].item<int64_t>() : first;
     const int64_t to = l.offsets.defined() ? l.offsets[last].item<int64_t>() : last;
     at::Tensor ids = l.ids.slice(0, from, to);
@@ -217,7 +227,7 @@ at::Tensor class_ids(const std::vector<Example>& examples, const std::vector<std
 
 }  // namespace
 
-Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task) {
+Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task, uint64_t seed) {
   Loaded train = load_tokens(opts.train, opts, tok, "data.train.path");
   const bool by_example = train.offsets.defined();
   const int64_t n = by_example ? train.examples() : train.ids.numel();
@@ -231,18 +241,38 @@ Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask 
     train.classes = class_ids(rows, ds.label_names, "train");
     if (eval) eval->classes = class_ids(examples_read(*opts.eval, "data.eval.path", true), ds.label_names, "eval");
   }
+  // Classifiers see one example per sequence; token labels must come with the rows.
+  const bool sequences = task == ModelTask::kSequenceClassification || task == ModelTask::kTokenClassification;
+  if (task == ModelTask::kTokenClassification)
+    HFT_CHECK(train.labels.defined() && (!eval || eval->labels.defined()),
+              "token classification needs JSON Lines rows with input_ids and per-token labels (data.train / data.eval)");
+  auto make = [&](const Loaded& l, int64_t first, int64_t last, const char* which) {
+    return make_dataset(l, first, last, opts, tok, which, sequences);
+  };
   if (eval) {
-    ds.eval = make_dataset(*eval, 0, eval->offsets.defined() ? eval->examples() : eval->ids.numel(), opts, tok, "eval");
-    ds.train = make_dataset(train, 0, n, opts, tok, "train");
+    ds.eval = make(*eval, 0, eval->offsets.defined() ? eval->examples() : eval->ids.numel(), "eval");
+    ds.train = make(train, 0, n, "train");
   } else if (opts.validation_split_percentage > 0) {
     // Examples: datasets' train[:N%], round(N * n / 100) with halves to even as Python rounds.
     // A token stream: the first floor(N % of its tokens).
     const double share = opts.validation_split_percentage * static_cast<double>(n) / 100.0;
     const auto cut = static_cast<int64_t>(by_example ? std::nearbyint(share) : std::floor(share));
-    ds.eval = make_dataset(train, 0, cut, opts, tok, "eval");
-    ds.train = make_dataset(train, cut, n, opts, tok, "train");
+    ds.eval = make(train, 0, cut, "eval");
+    ds.train = make(train, cut, n, "train");
   } else {
-    ds.train = make_dataset(train, 0, n, opts, tok, "train");
+    ds.train = make(train, 0, n, "train");
+  }
+  if (task == ModelTask::kMaskedLM) {
+    MlmOptions mlm;
+    mlm.mlm_probability = opts.mlm_probability;
+    mlm.mask_token_id = tok.special_token_id("mask_token").value_or(-1);
+    HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token (data.tokenizer {})",
+              opts.tokenizer);
+    mlm.vocab_size = tok.vocab_size();
+    for (const char* role : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+      if (auto id = tok.special_token_id(role)) mlm.special_token_ids.push_back(*id);
+    ds.train = std::make_shared<MaskedLmDataset>(ds.train, mlm, seed);
+    if (ds.eval) ds.eval = std::make_shared<MaskedLmDataset>(ds.eval, mlm, seed + 1);
   }
   return ds;
 }

@@ -75,6 +75,24 @@ class TokenSequences : public LmDataset {
   int64_t num_tokens_ = 0, num_truncated_ = 0;
 };
 
+// Masked LM: the inner dataset's batches masked as DataCollatorForLanguageModeling(mlm=True)
+// masks, drawing from a generator seeded with `seed` and the batch's example indices, so a
+// batch is masked the same way in every run, after a resume, and on any loader thread.
+class MaskedLmDataset : public LmDataset {
+ public:
+  MaskedLmDataset(std::shared_ptr<const LmDataset> inner, MlmOptions mlm, uint64_t seed)
+      : inner_(std::move(inner)), mlm_(std::move(mlm)), seed_(seed) {}
+  int64_t size() const override { return inner_->size(); }
+  int64_t num_tokens() const override { return inner_->num_tokens(); }
+  int64_t length(int64_t i) const override { return inner_->length(i); }
+  Batch collate(const at::Tensor& indices) const override;
+
+ private:
+  std::shared_ptr<const LmDataset> inner_;
+  MlmOptions mlm_;
+  uint64_t seed_;
+};
+
 struct Datasets {
   std::shared_ptr<const LmDataset> train, eval;
   // Sequence classification: the class names by id (run_glue: the train labels' sorted
@@ -89,7 +107,9 @@ int64_t padding_id(const Tokenizer& tok);
 // validation_split_percentage % of the train examples (of the tokens, for generated data
 // and token files) become the eval set, as run_clm splits train[:N%]. For sequence
 // classification every example is its own sequence with the class of its label field.
-Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task = ModelTask::kCausalLM);
+// seed: masked LM's masking seed (data_seed, else seed).
+Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task = ModelTask::kCausalLM,
+                       uint64_t seed = 0);
 
 // The built-in default data: a pseudo-language (a syllable lexicon and a small grammar)
 // that is deterministic for a seed on every platform and learnable by a tiny model.

@@ -170,7 +170,7 @@ void read_csv(const std::string& file, const std::string& field, const std::stri
 void read_text(const std::string& file, SampleBy by, bool keep_linebreaks, std::vector<Example>& out) {
   std::string text = io::read_file(file);
   if (by == SampleBy::kDocument) {
-    out.push_back({std::move(text), {}, false});
+    out.emplace_back().text = std::move(text);
     return;
   }
   const std::string sep = by == SampleBy::kLine ? "\n" : "\n\n";
@@ -183,7 +183,7 @@ void read_text(const std::string& file, SampleBy by, bool keep_linebreaks, std::
     if (by == SampleBy::kLine && !keep && !piece.empty() && piece.back() == '\r') piece.pop_back();
     pos = end + sep.size();
     if (by == SampleBy::kParagraph && piece.find_first_not_of("\r\n") == std::string::npos) continue;
-    out.push_back({std::move(piece), {}, false});
+    out.emplace_back().text = std::move(piece);
   }
 }
 

@@ -36,9 +36,15 @@ namespace {
 
 // transformers class names per (model type, task).
 std::string architecture_for(const std::string& type, ModelTaskName task) {
-  const bool cls = task == ModelTaskName::kSequenceClassification;
-  if (type == "gpt2") return cls ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel";
-  if (type == "llama") return cls ? "LlamaForSequenceClassification" : "LlamaForCausalLM";
+  const std::string prefix = type == "gpt2" ? "GPT2" : type == "llama" ? "Llama" : type == "bert" ? "Bert" : "";
+  if (prefix.empty()) return "";
+  switch (task) {
+    case ModelTaskName::kCausalLM: return type == "gpt2" ? "GPT2LMHeadModel" : prefix + "ForCausalLM";
+    case ModelTaskName::kMaskedLM: return prefix + "ForMaskedLM";
+    case ModelTaskName::kSequenceClassification: return prefix + "ForSequenceClassification";
+    case ModelTaskName::kTokenClassification: return prefix + "ForTokenClassification";
+    case ModelTaskName::kDefault: break;
+  }
   return "";
 }
 
@@ -72,6 +78,9 @@ ModelTask model_task(const nlohmann::json& config_tree) {
                                ? config_tree["architectures"][0].get<std::string>()
                                : "";
   if (ends_with(arch, "ForSequenceClassification")) return ModelTask::kSequenceClassification;
+  if (ends_with(arch, "ForTokenClassification")) return ModelTask::kTokenClassification;
+  if (ends_with(arch, "ForMaskedLM")) return ModelTask::kMaskedLM;
+  if (arch.empty() && config_tree.value("model_type", "") == "bert") return ModelTask::kMaskedLM;
   return ModelTask::kCausalLM;
 }
 
