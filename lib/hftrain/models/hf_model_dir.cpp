@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <filesystem>
 
 namespace hftrain {
@@ -89,7 +91,10 @@ std::shared_ptr<Model> model_create(const ModelOptions& opts) {
   if (opts.pretrained.empty()) return model_registry().create(opts.type, cfg, "model.config", true);
   const std::string config_path = opts.pretrained + "/config.json";
   std::shared_ptr<Model> model = model_registry().create(cfg["model_type"].get<std::string>(), cfg, config_path, false);
-  model_load_weights(*model, opts.pretrained + "/model.safetensors");
+  const std::string single = opts.pretrained + "/model.safetensors";
+  const std::string index = opts.pretrained + "/model.safetensors.index.json";
+  std::error_code ec;
+  model_load_weights(*model, !std::filesystem::exists(single, ec) && std::filesystem::exists(index, ec) ? index : single);
   return model;
 }
 
@@ -103,20 +108,42 @@ void model_save_pretrained(Model& model, const std::string& dir) {
 void model_load_weights(Model& model, const std::string& path) {
   std::error_code ec;
   HFT_CHECK(std::filesystem::is_regular_file(path, ec), "model weights not found: {}", path);
-  io::SafetensorsFile file = io::safetensors_load(path);
+  // A sharded checkpoint: model.safetensors.index.json's weight_map names each tensor's file.
+  std::vector<std::string> files = {path};
+  std::map<std::string, std::string> shard_of;
+  if (ends_with(path, ".index.json")) {
+    const nlohmann::json index = io::read_json_file(path);
+    HFT_CHECK(index.contains("weight_map") && index["weight_map"].is_object(), "{}: no \"weight_map\" object", path);
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    files.clear();
+    for (const auto& [name, file] : index["weight_map"].items()) {
+      HFT_CHECK(file.is_string() && file.get<std::string>().find('/') == std::string::npos,
+                "{}: weight_map[\"{}\"] must be a file name beside the index, got {}", path, name, file.dump());
+      const std::string shard = dir + "/" + file.get<std::string>();
+      shard_of[name] = shard;
+      if (std::find(files.begin(), files.end(), shard) == files.end()) files.push_back(shard);
+    }
+  }
   at::NoGradGuard no_grad;
   auto params = model.named_parameters();
-  for (const auto& p : params) {
-    auto it = file.tensors.find(p.key());
-    HFT_CHECK(it != file.tensors.end(), "{}: missing tensor \"{}\"", path, p.key());
-    HFT_CHECK(it->second.sizes() == p.value().sizes(), "{}: tensor \"{}\" has shape [{}], the model expects [{}]",
-              path, p.key(), fmt::join(it->second.sizes(), ","), fmt::join(p.value().sizes(), ","));
-    p.value().copy_(it->second);
-  }
   const auto aliases = model.tied_aliases();
-  for (const auto& [name, t] : file.tensors)
-    HFT_CHECK(params.contains(name) || std::find(aliases.begin(), aliases.end(), name) != aliases.end(),
-              "{}: unexpected tensor \"{}\" for model type {}", path, name, model.model_type());
+  std::set<std::string> loaded;
+  for (const std::string& file_path : files) {
+    io::SafetensorsFile file = io::safetensors_load(file_path);
+    for (const auto& [name, t] : file.tensors) {
+      HFT_CHECK(params.contains(name) || std::find(aliases.begin(), aliases.end(), name) != aliases.end(),
+                "{}: unexpected tensor \"{}\" for model type {}", file_path, name, model.model_type());
+      if (!params.contains(name)) continue;
+      at::Tensor& p = params[name];
+      HFT_CHECK(t.sizes() == p.sizes(), "{}: tensor \"{}\" has shape [{}], the model expects [{}]", file_path, name,
+                fmt::join(t.sizes(), ","), fmt::join(p.sizes(), ","));
+      p.copy_(t);
+      loaded.insert(name);
+    }
+  }
+  for (const auto& p : params)
+    HFT_CHECK(loaded.count(p.key()), "{}: missing tensor \"{}\"{}", path, p.key(),
+              shard_of.count(p.key()) ? " (in " + shard_of[p.key()] + ")" : "");
 }
 
 }  // namespace hftrain

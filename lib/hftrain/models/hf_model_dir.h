@@ -37,8 +37,9 @@ std::shared_ptr<Model> model_create(const ModelOptions& opts);
 // save_pretrained does) and config.json into `dir`, each file atomically.
 void model_save_pretrained(Model& model, const std::string& dir);
 
-// Loads weights by name; every parameter must be present with its shape. Names that are
-// tied aliases of a parameter (lm_head.weight) are accepted and ignored.
+// Loads weights by name from a model.safetensors, or from the shards a
+// model.safetensors.index.json maps; every parameter must be present with its shape. Names
+// that are tied aliases of a parameter (lm_head.weight) are accepted and ignored.
 void model_load_weights(Model& model, const std::string& safetensors_path);
 
 }  // namespace hftrain
