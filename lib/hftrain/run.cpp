@@ -103,6 +103,7 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
   }
   at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
   out.model = model_create(mo);
+  out.model->set_gradient_checkpointing(c.args.gradient_checkpointing);
   json hf = out.model->hf_config();
   for (const char* key : {"n_positions", "max_position_embeddings"})
     if (hf.contains(key))

@@ -126,3 +126,14 @@ TEST_CASE("BERT masked LM trains with a WordPiece vocab; masking is the same on 
   REQUIRE(c.exit_code == 0);
   CHECK(file_bytes(dir.str() + "/c/model.safetensors") == file_bytes(dir.str() + "/a/model.safetensors"));
 }
+
+TEST_CASE("gradient_checkpointing trains to the same bytes as without it", "[integration][checkpointing]") {
+  TempDir dir("ckpt-train");
+  const std::string cfg = write_config(dir) + " --set max_steps=4 --set save_strategy=no";
+  Result a = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/a");
+  Result b = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/b --gradient_checkpointing true");
+  INFO(a.output << b.output);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  CHECK(file_bytes(dir.str() + "/a/model.safetensors") == file_bytes(dir.str() + "/b/model.safetensors"));
+}

@@ -100,6 +100,7 @@ struct TrainingArguments {
   bool restore_callback_states_from_checkpoint = false;
   // ---- dataloader
   bool dataloader_drop_last = false;
+  bool gradient_checkpointing = false;  // blocks recompute their activations in backward
   int64_t dataloader_num_workers = 0;                 // collating threads; 0: on the training thread
   std::optional<int64_t> dataloader_prefetch_factor;  // batches each worker keeps ready (2 when unset)
   // v5's train_sampling_strategy; group_by_length: true (the v4 spelling) means kGroupByLength.

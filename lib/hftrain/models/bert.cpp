@@ -6,6 +6,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
@@ -223,7 +224,11 @@ at::Tensor BertBase::encode(const Batch& batch) {
   if (mask.defined())
     bias = at::zeros({B, 1, 1, T}, x.options()).masked_fill(mask.to(x.device()).eq(0).view({B, 1, 1, T}),
                                                              lowest(x.scalar_type()));
-  for (size_t i = 0; i < layers_->size(); ++i) x = layers_->ptr<BertLayer>(i)->forward(x, bias);
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    auto layer = layers_->ptr<BertLayer>(i);
+    x = checkpointing() ? checkpointed([layer, bias](const at::Tensor& t) { return layer->forward(t, bias); }, x)
+                        : layer->forward(x, bias);
+  }
   return x;
 }
 

@@ -6,6 +6,7 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
@@ -331,7 +332,11 @@ at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
   at::Tensor x = wte_->forward(input_ids).add(wpe_->forward(positions));      // (B,T,C)
   x = maybe_dropout(x, config_.embd_pdrop, is_training());
   const at::Tensor bias = attention_bias(T, get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
-  for (size_t i = 0; i < h_->size(); ++i) x = h_->ptr<Gpt2Block>(i)->forward(x, bias);
+  for (size_t i = 0; i < h_->size(); ++i) {
+    auto block = h_->ptr<Gpt2Block>(i);
+    x = checkpointing() ? checkpointed([block, bias](const at::Tensor& t) { return block->forward(t, bias); }, x)
+                        : block->forward(x, bias);
+  }
   return ln_f_->forward(x);
 }
 

@@ -5,6 +5,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
@@ -271,7 +272,12 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});
   const at::Tensor bias = attention_bias(T, get("attention_mask"), x);
 
-  for (size_t i = 0; i < layers_->size(); ++i) x = layers_->ptr<LlamaDecoderLayer>(i)->forward(x, cos, sin, bias);
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    auto layer = layers_->ptr<LlamaDecoderLayer>(i);
+    x = checkpointing()
+            ? checkpointed([layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x)
+            : layer->forward(x, cos, sin, bias);
+  }
   x = std::static_pointer_cast<RmsNorm>(norm_)->forward(x);
 
   ModelOutput out;

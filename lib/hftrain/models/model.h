@@ -44,6 +44,15 @@ class Model : public torch::nn::Module {
   // State-dict names that alias a parameter (GPT-2's lm_head.weight is wte's): HF does not
   // store them, and loading accepts and ignores them.
   virtual std::vector<std::string> tied_aliases() const { return {}; }
+  // gradient_checkpointing: each transformer block recomputes its activations in backward.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+
+ protected:
+  // Whether blocks run through checkpointed() now: asked for, and training.
+  bool checkpointing() const { return gradient_checkpointing_ && is_training(); }
+
+ private:
+  bool gradient_checkpointing_ = false;
 };
 
 }  // namespace hftrain
