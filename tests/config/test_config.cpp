@@ -84,3 +84,13 @@ TEST_CASE("YAML 1.2 scalars: 1e-3 is a number, quoted values stay strings", "[un
   CHECK(resolve_yaml("learning_rate: 1e-3\n").args.learning_rate == 1e-3);
   CHECK_THAT(user_error("learning_rate: \"1e-3\"\n"), Catch::Contains("must be a number"));
 }
+
+TEST_CASE("a pretrained directory's tokenizer is used when data.tokenizer is not given", "[unit][config]") {
+  TempDir dir("pretrained-tok");
+  std::ofstream(dir.str() + "/vocab.txt") << "[PAD]\n";
+  hftrain::ConfigSource src;
+  hftrain::config_merge_text(src, "model: {pretrained: " + dir.str() + "}\n", "run.yaml");
+  CHECK(hftrain::config_resolve(src).data.tokenizer == dir.str());
+  hftrain::config_merge_text(src, "data: {tokenizer: byte}\n", "run.yaml");
+  CHECK(hftrain::config_resolve(src).data.tokenizer == "byte");  // an explicit choice wins
+}

@@ -75,3 +75,29 @@ TEST_CASE("a sharded checkpoint loads through its index, and a tensor missing fr
   hftrain::test::require_error(hftrain::Error::kUser, [&] { from_dir(dir.str()); },
                                {"model.safetensors.index.json", "missing tensor", "model-00002-of-00002.safetensors"});
 }
+
+TEST_CASE("bad model input: an unknown model_type lists the known ones, a misshaped or stray tensor is named",
+          "[models][export]") {
+  hftrain::register_builtins();
+  hftrain::test::TempDir dir("bad-model");
+  const std::string src = golden("models/gpt2-clm");
+  fs::copy_file(src + "/config.json", dir.str() + "/config.json");
+  json cfg = read_json(src + "/config.json");
+  cfg["model_type"] = "gpt3";
+  hftrain::io::write_json_file(dir.str() + "/config.json", cfg);
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { from_dir(dir.str()); }, {"gpt3", "bert", "gpt2", "llama"});
+
+  fs::copy_file(src + "/config.json", dir.str() + "/config.json", fs::copy_options::overwrite_existing);
+  auto tensors = hftrain::io::safetensors_load(src + "/model.safetensors").tensors;
+  hftrain::io::NamedTensors named(tensors.begin(), tensors.end());
+  for (auto& [name, t] : named)
+    if (name == "transformer.wpe.weight") t = t.slice(0, 0, 32);
+  hftrain::io::safetensors_save(dir.str() + "/model.safetensors", named);
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { from_dir(dir.str()); },
+                               {"model.safetensors", "transformer.wpe.weight", "shape [32,64]", "expects [64,64]"});
+  named = hftrain::io::NamedTensors(tensors.begin(), tensors.end());
+  named.emplace_back("transformer.h.9.attn.c_attn.weight", at::zeros({2}));
+  hftrain::io::safetensors_save(dir.str() + "/model.safetensors", named);
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { from_dir(dir.str()); },
+                               {"unexpected tensor \"transformer.h.9.attn.c_attn.weight\"", "gpt2"});
+}

@@ -312,6 +312,17 @@ Config config_resolve(const ConfigSource& src) {
     data.sub("eval");
   }
   data.finish();
+  // transformers users load the tokenizer from the checkpoint they fine-tune; so does hftrain
+  // when data.tokenizer is not given and the pretrained directory has tokenizer files.
+  if (!src.origin.count("data.tokenizer") && !c.model.pretrained.empty()) {
+    std::error_code ec;
+    const std::filesystem::path dir(c.model.pretrained);
+    for (const char* f : {"tokenizer.json", "vocab.json", "vocab.txt"})
+      if (std::filesystem::exists(dir / f, ec)) {
+        c.data.tokenizer = c.model.pretrained;
+        break;
+      }
+  }
   HFT_CHECK(c.data.mlm_probability > 0 && c.data.mlm_probability < 1, "data.mlm_probability must be in (0, 1), got {} (from {})",
             c.data.mlm_probability, src.where("data.mlm_probability"));
   HFT_CHECK(c.data.pad_to_multiple_of >= 0, "data.pad_to_multiple_of must be >= 0, got {} (from {})",
