@@ -29,7 +29,7 @@ T named(const std::string& value, const char* option, std::initializer_list<std:
 
 void run_tokenize(const TokenizeOptions& o) {
   register_builtins();
-  std::shared_ptr<const Tokenizer> tok = tokenizer_load(o.tokenizer);
+  std::shared_ptr<const Tokenizer> tok = tokenizer_load(o.tokenizer, "--tokenizer");
   DatasetOptions d;
   d.path = o.input;
   std::string fmt = o.input_format;

@@ -100,7 +100,7 @@ TEST_CASE("bad data is one line naming file:line or the field, exit 2, nothing w
   r = run("tokenize --tokenizer " + dir.str() + "/missing.json --input " + dir.str() + "/bad.jsonl --output " +
           dir.str() + "/x.jsonl");
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.output, Catch::Contains("missing.json"));
+  CHECK_THAT(r.output, Catch::Contains("--tokenizer \"") && Catch::Contains("missing.json"));
   CHECK(!fs::exists(dir.str() + "/x.jsonl"));
 }
 

@@ -339,25 +339,25 @@ json hf_tokenizer_json_from_wordpiece_vocab(const std::string& vocab_txt, bool l
 }
 
 namespace {
-std::shared_ptr<const Tokenizer> tokenizer_load_path(const std::string& name_or_path);
+std::shared_ptr<const Tokenizer> tokenizer_load_path(const std::string& name_or_path, const std::string& key);
 }  // namespace
 
-std::shared_ptr<const Tokenizer> tokenizer_load(const std::string& name_or_path) {
+std::shared_ptr<const Tokenizer> tokenizer_load(const std::string& name_or_path, const std::string& key) {
   if (tokenizer_registry().has(name_or_path)) return tokenizer_registry().create(name_or_path);
   try {
-    return tokenizer_load_path(name_or_path);
+    return tokenizer_load_path(name_or_path, key);
   } catch (const json::exception& e) {
-    fail("data.tokenizer {}: malformed tokenizer files: {}", name_or_path, e.what());
+    fail("{} {}: malformed tokenizer files: {}", key, name_or_path, e.what());
   }
 }
 
 namespace {
 
-std::shared_ptr<const Tokenizer> tokenizer_load_path(const std::string& name_or_path) {
+std::shared_ptr<const Tokenizer> tokenizer_load_path(const std::string& name_or_path, const std::string& key) {
   const fs::path p(name_or_path);
   std::error_code ec;
   if (!fs::exists(p, ec)) {
-    fail("data.tokenizer \"{}\" is neither a built-in tokenizer ({}) nor an existing path", name_or_path,
+    fail("{} \"{}\" is neither a built-in tokenizer ({}) nor an existing path", key, name_or_path,
          join(tokenizer_registry().names(), ", "));
   }
   const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
@@ -373,7 +373,7 @@ std::shared_ptr<const Tokenizer> tokenizer_load_path(const std::string& name_or_
                                            config, file("vocab.json"));
     }
     if (!fs::exists(p / "vocab.txt"))
-      fail("data.tokenizer {}: the directory has no tokenizer.json, vocab.json + merges.txt or vocab.txt", name_or_path);
+      fail("{} {}: the directory has no tokenizer.json, vocab.json + merges.txt or vocab.txt", key, name_or_path);
   }
   const std::string path = fs::is_directory(p) ? file("vocab.txt") : p.string();
   if (p.extension() == ".txt" || fs::is_directory(p)) {

@@ -50,6 +50,7 @@ TokenizerRegistry& tokenizer_registry();  // data.tokenizer name -> tokenizer
 // data.tokenizer: a registered name ("byte"), or a path to an HF tokenizer: a tokenizer.json,
 // a directory holding one, a directory with vocab.json + merges.txt (GPT-2) or vocab.txt
 // (BERT), or such a vocab.txt itself.
-std::shared_ptr<const Tokenizer> tokenizer_load(const std::string& name_or_path);
+// `key` names the option it came from in errors.
+std::shared_ptr<const Tokenizer> tokenizer_load(const std::string& name_or_path, const std::string& key = "data.tokenizer");
 
 }  // namespace hftrain
