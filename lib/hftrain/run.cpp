@@ -4,6 +4,7 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/data/dataset.h"
+#include "hftrain/dist/env.h"
 #include "hftrain/data/preprocess.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/io/atomic_file.h"
@@ -78,6 +79,12 @@ namespace {
 // Everything that reads user input, before anything is written.
 Components build(const Config& c, const std::string& pretrained_override = "") {
   register_builtins();
+  // Every rank would train alone and write the same output_dir: refuse until the trainer
+  // shards data and reduces gradients over the process group.
+  const DistEnv dist = dist_env_from_process();
+  HFT_CHECK(!dist.distributed(),
+            "this process is rank {} of {} ({}), but hftrain does not split training across processes yet; "
+            "run one process", dist.rank, dist.world_size, dist.source);
   config_check(c);
   Components out;
   out.tokenizer = tokenizer_load(c.data.tokenizer);
