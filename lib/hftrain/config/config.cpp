@@ -188,6 +188,10 @@ class Section {
 const NameTable<DatasetFormat> kFormats = {
     {"generated", DatasetFormat::kGenerated}, {"text", DatasetFormat::kText}, {"jsonl", DatasetFormat::kJsonl},
     {"csv", DatasetFormat::kCsv},             {"tsv", DatasetFormat::kTsv},   {"tokens", DatasetFormat::kTokens}};
+const NameTable<ModelTaskName> kTasks = {{"causal_lm", ModelTaskName::kCausalLM},
+                                         {"masked_lm", ModelTaskName::kMaskedLM},
+                                         {"sequence_classification", ModelTaskName::kSequenceClassification},
+                                         {"token_classification", ModelTaskName::kTokenClassification}};
 const NameTable<SampleBy> kSampleBy = {
     {"line", SampleBy::kLine}, {"paragraph", SampleBy::kParagraph}, {"document", SampleBy::kDocument}};
 const NameTable<TokenDtype> kTokenDtypes = {
@@ -282,10 +286,6 @@ Config config_resolve(const ConfigSource& src) {
   const json& tree = src.tree.is_object() ? src.tree : kEmpty;
   static const json kNull;
   Section model(src, tree.contains("model") ? tree.at("model") : kNull, "model");
-  static const NameTable<ModelTaskName> kTasks = {{"causal_lm", ModelTaskName::kCausalLM},
-                                                  {"masked_lm", ModelTaskName::kMaskedLM},
-                                                  {"sequence_classification", ModelTaskName::kSequenceClassification},
-                                                  {"token_classification", ModelTaskName::kTokenClassification}};
   model.choice("task", c.model.task, kTasks);
   model.field("type", c.model.type).field("pretrained", c.model.pretrained).on("config", [&](const json& v) {
     if (!v.is_object()) model.bad("config", v, "a mapping of HF config.json keys");
@@ -405,10 +405,7 @@ json config_to_json(const Config& c) {
     return j;
   };
   out["model"] = json{{"type", c.model.type}, {"config", c.model.config}};
-  for (const auto& [name, t] : std::vector<std::pair<const char*, ModelTaskName>>{
-           {"causal_lm", ModelTaskName::kCausalLM}, {"masked_lm", ModelTaskName::kMaskedLM},
-           {"sequence_classification", ModelTaskName::kSequenceClassification},
-           {"token_classification", ModelTaskName::kTokenClassification}})
+  for (const auto& [name, t] : kTasks)
     if (c.model.task == t) out["model"]["task"] = name;
   if (!c.model.pretrained.empty()) out["model"]["pretrained"] = c.model.pretrained;
   out["data"] = json{{"tokenizer", c.data.tokenizer},

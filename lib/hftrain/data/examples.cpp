@@ -161,9 +161,9 @@ void read_csv(const std::string& file, const std::string& field, const std::stri
     if (rec.size() == 1 && rec[0].empty()) continue;  // a blank line
     HFT_CHECK(rec.size() == header.size(), "{}: record {} has {} fields, the header {}", file, line_no, rec.size(),
               header.size());
-    Example ex{std::move(rec[k]), {}, false, std::nullopt, {}};
-    if (label_field) ex.label = rec[kl];
-    out.push_back(std::move(ex));
+    Example& ex = out.emplace_back();
+    if (label_field) ex.label = rec[kl];  // before the text leaves the record: they may be one column
+    ex.text = std::move(rec[k]);
   }
 }
 

@@ -23,9 +23,7 @@ namespace {
 const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype", "transformers_version"};
 
 void bert_config_check(const BertConfig& c, const std::string& where) {
-  auto positive = [&](const char* key, int64_t v) {
-    HFT_CHECK(v > 0, "{}: key \"{}\" must be > 0, got {}", where, key, v);
-  };
+  auto positive = [&](const char* key, int64_t v) { check_positive(where, key, v); };
   positive("vocab_size", c.vocab_size);
   positive("hidden_size", c.hidden_size);
   positive("num_attention_heads", c.num_attention_heads);
@@ -201,18 +199,13 @@ void BertBase::init_weights() {
   word_->weight[config_.pad_token_id].zero_();
 }
 
-at::Tensor BertBase::get(const Batch& batch, const char* key) {
-  auto it = batch.find(key);
-  return it == batch.end() ? at::Tensor() : it->second;
-}
-
 at::Tensor BertBase::encode(const Batch& batch) {
-  const at::Tensor input_ids = get(batch, "input_ids");  // (B,T)
+  const at::Tensor input_ids = batch_get(batch, "input_ids");  // (B,T)
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "BERT: the batch needs input_ids of shape (B,T)");
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   HFT_CHECK(T <= config_.max_position_embeddings, "BERT: sequence length {} is longer than max_position_embeddings {}",
             T, config_.max_position_embeddings);
-  at::Tensor token_types = get(batch, "token_type_ids");
+  at::Tensor token_types = batch_get(batch, "token_type_ids");
   if (!token_types.defined()) token_types = at::zeros_like(input_ids);
   at::Tensor positions = at::arange(T, input_ids.options());
   // In HF's order: (word + token_type) + position.
@@ -220,7 +213,7 @@ at::Tensor BertBase::encode(const Batch& batch) {
   x = maybe_dropout(embeddings_norm_->forward(x), config_.hidden_dropout_prob, is_training());  // (B,T,C)
   // The extended attention mask: finfo.min at padded keys, for every query (bidirectional).
   at::Tensor bias;
-  const at::Tensor mask = get(batch, "attention_mask");
+  const at::Tensor mask = batch_get(batch, "attention_mask");
   if (mask.defined())
     bias = at::zeros({B, 1, 1, T}, x.options()).masked_fill(mask.to(x.device()).eq(0).view({B, 1, 1, T}),
                                                              lowest(x.scalar_type()));
@@ -258,7 +251,7 @@ ModelOutput BertForMaskedLM::forward(const Batch& batch, std::optional<double>) 
   at::Tensor h = transform_norm_->forward(at::gelu(transform_dense_->forward(encode(batch))));
   ModelOutput out;
   out.logits = at::linear(h, word_->weight, bias_);  // (B,T,V): the decoder is the word embeddings
-  const at::Tensor labels = get(batch, "labels");
+  const at::Tensor labels = batch_get(batch, "labels");
   if (labels.defined())
     out.loss = at::cross_entropy_loss(out.logits.reshape({-1, config_.vocab_size}).to(at::kFloat),
                                       labels.reshape({-1}).to(out.logits.device()), {}, at::Reduction::Mean, -100);
@@ -280,7 +273,7 @@ ModelOutput BertForClassification::forward(const Batch& batch, std::optional<dou
   h = maybe_dropout(h, config_.classifier_dropout.value_or(config_.hidden_dropout_prob), is_training());
   ModelOutput out;
   out.logits = classifier_->forward(h);  // (B,num_labels) or (B,T,num_labels)
-  const at::Tensor labels = get(batch, "labels");
+  const at::Tensor labels = batch_get(batch, "labels");
   if (labels.defined())
     out.loss = at::cross_entropy_loss(out.logits.reshape({-1, num_labels_}).to(at::kFloat),
                                       labels.reshape({-1}).to(out.logits.device()), {}, at::Reduction::Mean, -100);

@@ -53,7 +53,6 @@ class BertBase : public Model {
   void init_weights();  // BertPreTrainedModel._init_weights, once the head is registered
   at::Tensor encode(const Batch& batch);  // (B,T,C) last hidden states
   at::Tensor pool(const at::Tensor& hidden);  // tanh(dense(hidden[:, 0])) (B,C)
-  static at::Tensor get(const Batch& batch, const char* key);
 
   BertConfig config_;
   std::string architecture_;

@@ -62,9 +62,7 @@ const std::vector<std::string> kRegenerated = {"architectures", "model_type", "t
 
 // Values the model cannot be built with; HF fails later or not at all for most of them.
 void gpt2_config_check(const Gpt2Config& c, const std::string& where) {
-  auto positive = [&](const char* key, int64_t v) {
-    HFT_CHECK(v > 0, "{}: key \"{}\" must be > 0, got {}", where, key, v);
-  };
+  auto positive = [&](const char* key, int64_t v) { check_positive(where, key, v); };
   positive("vocab_size", c.vocab_size);
   positive("n_positions", c.n_positions);
   positive("n_embd", c.n_embd);
@@ -317,13 +315,8 @@ void Gpt2Base::init_weights() {
   }
 }
 
-at::Tensor Gpt2Base::get(const Batch& batch, const char* key) {
-  auto it = batch.find(key);
-  return it == batch.end() ? at::Tensor() : it->second;
-}
-
 at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
-  const at::Tensor input_ids = get(batch, "input_ids");  // (B,T) int64
+  const at::Tensor input_ids = batch_get(batch, "input_ids");  // (B,T) int64
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "GPT-2: the batch needs input_ids of shape (B,T)");
   const int64_t T = input_ids.size(1);
   HFT_CHECK(T <= config_.n_positions, "GPT-2: sequence length {} is longer than n_positions {}", T,
@@ -331,7 +324,7 @@ at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
   at::Tensor positions = at::arange(T, input_ids.options().dtype(at::kLong));  // (T)
   at::Tensor x = wte_->forward(input_ids).add(wpe_->forward(positions));      // (B,T,C)
   x = maybe_dropout(x, config_.embd_pdrop, is_training());
-  const at::Tensor bias = attention_bias(T, get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
+  const at::Tensor bias = attention_bias(T, batch_get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
   for (size_t i = 0; i < h_->size(); ++i) {
     auto block = h_->ptr<Gpt2Block>(i);
     x = checkpointing() ? checkpointed([block, bias](const at::Tensor& t) { return block->forward(t, bias); }, x)
@@ -354,7 +347,7 @@ Gpt2LMHeadModel::Gpt2LMHeadModel(const Gpt2Config& config) : Gpt2Base(config) { 
 ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
   ModelOutput out;
   out.logits = at::linear(hidden_states(batch), wte_->weight);  // (B,T,V), lm_head tied to wte
-  const at::Tensor labels = get(batch, "labels");              // (B,T), -100 ignored
+  const at::Tensor labels = batch_get(batch, "labels");              // (B,T), -100 ignored
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
 }
@@ -370,7 +363,7 @@ Gpt2ForSequenceClassification::Gpt2ForSequenceClassification(const Gpt2Config& c
 }
 
 ModelOutput Gpt2ForSequenceClassification::forward(const Batch& batch, std::optional<double>) {
-  const at::Tensor input_ids = get(batch, "input_ids");
+  const at::Tensor input_ids = batch_get(batch, "input_ids");
   at::Tensor logits = score_->forward(hidden_states(batch));  // (B,T,num_labels)
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   at::Tensor last;  // (B): the pooled position
@@ -383,7 +376,7 @@ ModelOutput Gpt2ForSequenceClassification::forward(const Batch& batch, std::opti
   }
   ModelOutput out;
   out.logits = logits.index({at::arange(B, last.options()), last});  // (B,num_labels)
-  const at::Tensor labels = get(batch, "labels");                      // (B)
+  const at::Tensor labels = batch_get(batch, "labels");                      // (B)
   if (labels.defined()) out.loss = at::cross_entropy_loss(out.logits.to(at::kFloat), labels.view({-1}).to(out.logits.device()));
   return out;
 }

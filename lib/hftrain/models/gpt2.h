@@ -59,7 +59,6 @@ class Gpt2Base : public Model {
   // head is registered. Draws from the global CPU generator.
   void init_weights();
   at::Tensor hidden_states(const Batch& batch);  // (B,T,C) after ln_f
-  static at::Tensor get(const Batch& batch, const char* key);
 
   Gpt2Config config_;
   // Submodules are registered so that named_parameters() yields HF's names:

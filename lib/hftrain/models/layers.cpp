@@ -114,6 +114,15 @@ const std::vector<std::string>& pretrained_config_keys() {
   return keys;
 }
 
+at::Tensor batch_get(const std::map<std::string, at::Tensor>& batch, const char* key) {
+  auto it = batch.find(key);
+  return it == batch.end() ? at::Tensor() : it->second;
+}
+
+void check_positive(const std::string& where, const char* key, int64_t value) {
+  HFT_CHECK(value > 0, "{}: key \"{}\" must be > 0, got {}", where, key, value);
+}
+
 int64_t hf_num_labels(const json& config) {
   if (config.contains("id2label") && config["id2label"].is_object() && !config["id2label"].empty())
     return static_cast<int64_t>(config["id2label"].size());

@@ -6,6 +6,7 @@
 #include <c10/core/Scalar.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -47,6 +48,12 @@ class HfConfigReader {
 
 // PretrainedConfig keys every architecture keeps without reading.
 const std::vector<std::string>& pretrained_config_keys();
+
+// A batch's tensor by name, undefined when the batch has none.
+at::Tensor batch_get(const std::map<std::string, at::Tensor>& batch, const char* key);
+
+// Config checks: `key` of the config in `where` must be > 0.
+void check_positive(const std::string& where, const char* key, int64_t value);
 
 // The number of labels a config.json declares: id2label's size, else num_labels, else 2
 // (PretrainedConfig's default).

@@ -22,9 +22,7 @@ namespace {
 const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype", "transformers_version"};
 
 void llama_config_check(const LlamaConfig& c, const std::string& where) {
-  auto positive = [&](const char* key, int64_t v) {
-    HFT_CHECK(v > 0, "{}: key \"{}\" must be > 0, got {}", where, key, v);
-  };
+  auto positive = [&](const char* key, int64_t v) { check_positive(where, key, v); };
   positive("vocab_size", c.vocab_size);
   positive("hidden_size", c.hidden_size);
   positive("intermediate_size", c.intermediate_size);
@@ -253,11 +251,7 @@ LlamaForCausalLM::LlamaForCausalLM(const LlamaConfig& config) : config_(config) 
 }
 
 ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
-  auto get = [&](const char* key) {
-    auto it = batch.find(key);
-    return it == batch.end() ? at::Tensor() : it->second;
-  };
-  const at::Tensor input_ids = get("input_ids");  // (B,T) int64
+  const at::Tensor input_ids = batch_get(batch, "input_ids");  // (B,T) int64
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "Llama: the batch needs input_ids of shape (B,T)");
   const int64_t T = input_ids.size(1);
   HFT_CHECK(T <= config_.max_position_embeddings, "Llama: sequence length {} is longer than max_position_embeddings {}",
@@ -270,7 +264,7 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   at::Tensor emb = at::cat({freqs, freqs}, -1);                                                        // (T,D)
   at::Tensor cos = emb.cos().to(x.scalar_type()).view({1, 1, T, -1});
   at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});
-  const at::Tensor bias = attention_bias(T, get("attention_mask"), x);
+  const at::Tensor bias = attention_bias(T, batch_get(batch, "attention_mask"), x);
 
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto layer = layers_->ptr<LlamaDecoderLayer>(i);
@@ -282,7 +276,7 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
 
   ModelOutput out;
   out.logits = lm_head_ ? lm_head_->forward(x) : at::linear(x, embed_tokens_->weight);  // (B,T,V)
-  const at::Tensor labels = get("labels");
+  const at::Tensor labels = batch_get(batch, "labels");
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
 }
