@@ -5,6 +5,7 @@
 #include "hftrain/core/strings.h"
 #include "hftrain/data/dataset.h"
 #include "hftrain/dist/env.h"
+#include "hftrain/dist/process_group.h"
 #include "hftrain/data/preprocess.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/io/atomic_file.h"
@@ -14,6 +15,7 @@
 #include "hftrain/optim/optimizer_factory.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/checkpoint.h"
+#include "hftrain/train/rng_state.h"
 #include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
@@ -54,6 +56,7 @@ ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const 
 namespace {
 
 struct Components {
+  std::shared_ptr<ProcessGroup> pg;  // a data parallel run's, else null
   std::shared_ptr<const Tokenizer> tokenizer;
   Datasets data;
   std::shared_ptr<Model> model;
@@ -64,6 +67,9 @@ struct Components {
 
 void config_check(const Config& c) {
   optimizer_check(c.args);
+  HFT_CHECK(c.args.ddp_timeout > 0, "ddp_timeout must be > 0 seconds, got {}", c.args.ddp_timeout);
+  HFT_CHECK(c.args.ddp_bucket_cap_mb.value_or(1) > 0, "ddp_bucket_cap_mb must be > 0, got {}",
+            c.args.ddp_bucket_cap_mb.value_or(1));
   // The schedule's kwargs, typed now so that a bad one stops the run before it writes.
   scheduler_options_from_kwargs(c.args.lr_scheduler_type, 0, 1, c.args.lr_scheduler_kwargs, "lr_scheduler_kwargs");
   std::vector<std::string> given;
@@ -79,20 +85,24 @@ namespace {
 // Everything that reads user input, before anything is written.
 Components build(const Config& c, const std::string& pretrained_override = "") {
   register_builtins();
-  // Every rank would train alone and write the same output_dir: refuse until the trainer
-  // shards data and reduces gradients over the process group.
-  const DistEnv dist = dist_env_from_process();
-  HFT_CHECK(!dist.distributed(),
-            "this process is rank {} of {} ({}), but hftrain does not split training across processes yet; "
-            "run one process", dist.rank, dist.world_size, dist.source);
   config_check(c);
   Components out;
+  // Launched as one rank of several (torchrun, Slurm, scripts/launch): join the others.
+  const DistEnv dist = dist_env_from_process();
+  if (dist.distributed()) {
+    dist_backend(c.args.ddp_backend);
+    out.pg = std::make_shared<ProcessGroup>(dist, std::chrono::seconds(c.args.ddp_timeout));
+  }
   out.tokenizer = tokenizer_load(c.data.tokenizer);
   for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
   ModelOptions mo = c.model;
   if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
   const ModelTask task = model_task(model_config_tree(mo));
+  // Rank 0 tokenizes first and fills the cache that the others then read (HF's
+  // main_process_first).
+  if (out.pg && out.pg->rank() != 0) out.pg->barrier();
   out.data = datasets_load(c.data, *out.tokenizer, task, static_cast<uint64_t>(c.args.data_seed.value_or(c.args.seed)));
+  if (out.pg && out.pg->rank() == 0) out.pg->barrier();
   if (task == ModelTask::kSequenceClassification) {
     // As run_glue configures a new classifier: the data's labels, and the pad token the
     // batches are padded with (GPT-2 pools at the first one).
@@ -170,11 +180,16 @@ void run_train(const Config& config) {
     }
   }
   Components parts = build(config);
-  prepare_output_dir(config.args, resume.has_value());
-  print_config(config);
-  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  const bool main = !parts.pg || parts.pg->rank() == 0;  // rank 0 alone writes
+  if (resume) rng_state_check_world_size(*resume, parts.pg ? parts.pg->world_size() : 1);
+  if (main) {
+    prepare_output_dir(config.args, resume.has_value());
+    print_config(config);
+  }
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
   json summary = trainer.train(resume);
+  if (!main) return;
   trainer.save_model(config.args.output_dir);
   io::write_json_file(config.args.output_dir + "/train_results.json", summary);
   std::printf("saved the model to %s\n", config.args.output_dir.c_str());
@@ -184,13 +199,15 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
   Components parts = build(config, checkpoint.value_or(""));
   HFT_CHECK(parts.data.eval != nullptr,
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
-  prepare_output_dir(config.args, /*resuming=*/true);
-  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  const bool main = !parts.pg || parts.pg->rank() == 0;
+  if (main) prepare_output_dir(config.args, /*resuming=*/true);
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   if (checkpoint) {
     const std::string state_path = *checkpoint + "/trainer_state.json";
     trainer.set_state(trainer_state_from_json(io::read_json_file(state_path), state_path));
   }
   json metrics = trainer.evaluate();
+  if (!main) return;
   const std::string out = (checkpoint ? *checkpoint : config.args.output_dir) + "/eval_results.json";
   io::write_json_file(out, metrics);
   std::printf("wrote %s\n", out.c_str());
@@ -215,10 +232,12 @@ void run_predict(const Config& config, const std::string& checkpoint, const std:
   HFT_CHECK(windows.size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
             config.data.block_size);
   const fs::path out_dir = fs::path(output).parent_path();
-  if (!out_dir.empty()) fs::create_directories(out_dir);
-  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data));
+  const bool main = !parts.pg || parts.pg->rank() == 0;
+  if (!out_dir.empty() && main) fs::create_directories(out_dir);
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   std::vector<std::vector<int64_t>> predictions;
   json metrics = trainer.predict(windows, predictions);
+  if (!main) return;
   std::string lines;
   for (size_t i = 0; i < predictions.size(); ++i)
     lines += json{{"index", i}, {"predicted_ids", predictions[i]}, {"predicted_text", parts.tokenizer->decode(predictions[i])}}

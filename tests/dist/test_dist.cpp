@@ -1,7 +1,17 @@
 // The launcher's variables, and c10d over them: two processes started by scripts/launch
-// rendezvous, broadcast and all-reduce on Gloo; a rank that dies stops the other.
+// rendezvous, broadcast and all-reduce on Gloo; a rank that dies stops the other. Data
+// parallel training: gradients averaged in buckets, parameters equal on every rank, a 2-rank
+// run equal to a 1-rank run of the same global batch, and 2-rank checkpoints that resume.
+#include "hftrain/builtins.h"
+#include "hftrain/config/config.h"
+#include "hftrain/data/dataset.h"
+#include "hftrain/data/tokenizer.h"
 #include "hftrain/dist/env.h"
+#include "hftrain/dist/grad_reducer.h"
 #include "hftrain/dist/process_group.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/train/trainer.h"
+#include "../cli/cli_util.h"
 #include "test_util.h"
 
 #include <ATen/Functions.h>
@@ -9,6 +19,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -26,10 +37,27 @@ int free_port() {
   return next += 7;
 }
 
-std::string launch(int nproc, const std::string& extra_env = "") {
+std::string launch_command(int nproc, const std::string& command, const std::string& extra_env = "") {
   return extra_env + " " + std::string(HFTRAIN_SOURCE_DIR) + "/scripts/launch --nproc " + std::to_string(nproc) +
-         " --master-port " + std::to_string(free_port()) + " -- " + HFTRAIN_TESTS_BIN +
-         " '[.dist_worker]' 2>&1";
+         " --master-port " + std::to_string(free_port()) + " -- " + command + " 2>&1";
+}
+
+std::string launch(int nproc, const std::string& extra_env = "", const std::string& worker = "[.dist_worker]") {
+  return launch_command(nproc, std::string(HFTRAIN_TESTS_BIN) + " '" + worker + "'", extra_env);
+}
+
+hftrain::DistEnv worker_env() {
+  const hftrain::DistEnv env = hftrain::dist_env_from_process();
+  REQUIRE(env.world_size == 2);
+  return env;
+}
+
+// The losses and eval losses a run logged, in order.
+std::vector<double> logged(const std::string& log, const char* key) {
+  std::vector<double> out;
+  for (const auto& row : hftrain::test::read_log(log))
+    if (row.contains(key)) out.push_back(row.at(key).get<double>());
+  return out;
 }
 
 }  // namespace
@@ -46,6 +74,11 @@ TEST_CASE("rank and world come from torchrun's variables, else Slurm's; bad valu
   CHECK(e.world_size == 4);
   CHECK(e.master_addr == "node0");
   CHECK(e.master_port == 1234);
+  CHECK_FALSE(e.agent_store);
+  e = hftrain::dist_env(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "a"}, {"MASTER_PORT", "2"},
+                                {"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "3"}}));
+  CHECK(e.agent_store);
+  CHECK(e.restart_count == 3);
   e = hftrain::dist_env(env_of({{"SLURM_PROCID", "5"}, {"SLURM_LOCALID", "1"}, {"SLURM_NTASKS", "8"},
                                 {"MASTER_ADDR", "n"}, {"MASTER_PORT", "29500"}}));
   CHECK(e.source == "slurm");
@@ -89,11 +122,248 @@ TEST_CASE("when one rank dies the launcher stops the other and exits with its co
   CHECK_THAT(r.output, Catch::Contains("stopping the others"));
 }
 
-TEST_CASE("hftrain train as one rank of several refuses with exit 2 and writes nothing", "[dist]") {
-  hftrain::test::TempDir dir("ddp-refuse");
+// Rank-dependent gradients through the reducer, checked against the mean of the ranks' own
+// gradients gathered by plain all-gathers. Caps of 8 bytes (first) and 64: buckets {3}, {2},
+// {1, 0}. Parameter 3 is unused on rank 0, whose first bucket therefore goes only at finish()
+// and holds back the others (launch order is the same on both ranks).
+TEST_CASE("dist reducer worker", "[.dist_reducer_worker]") {
+  const hftrain::DistEnv env = worker_env();
+  hftrain::ProcessGroup pg(env, std::chrono::milliseconds(20000));
+  at::manual_seed(static_cast<uint64_t>(10 + env.rank));  // different start values per rank
+  std::vector<at::Tensor> params = {at::randn({4, 6}).requires_grad_(), at::randn({4}).requires_grad_(),
+                                    at::randn({6, 3}).requires_grad_(), at::randn({3}).requires_grad_()};
+  hftrain::GradReducer reducer(pg, params, /*bucket_cap_bytes=*/64, /*first_bucket_bytes=*/8);
+  CHECK(reducer.num_buckets() == 3);
+  reducer.broadcast_parameters(0);
+  std::vector<at::Tensor> flat;
+  for (const auto& p : params) flat.push_back(p.detach().reshape(-1));
+  const auto gathered = pg.all_gather(at::cat(flat));
+  REQUIRE(gathered[0].equal(gathered[1]));  // rank 0's values everywhere
+
+  // Two micro-steps: the first accumulates locally; the second reduces. params[3] is used on
+  // rank 1 only, so rank 0 contributes zero for it.
+  auto loss_of = [&](const at::Tensor& x, bool use_last) {
+    at::Tensor h = at::tanh(at::matmul(x, params[0].t()) + params[1]);
+    at::Tensor y = at::matmul(h, params[2].narrow(0, 0, 4));
+    if (use_last) y = y + params[3];
+    return y.pow(2).mean();
+  };
+  const at::Tensor x1 = at::randn({5, 6}), x2 = at::randn({5, 6});  // rank-dependent data
+  const bool uses_last = env.rank == 1;
+  reducer.prepare(false);
+  loss_of(x1, uses_last).backward();
+  const at::Tensor local_first = params[0].grad().clone();
+  reducer.prepare(true);
+  loss_of(x2, uses_last).backward();
+  std::vector<at::Tensor> local;  // this rank's accumulated gradients, before the reduction
+  for (const auto& p : params) local.push_back(p.grad().defined() ? p.grad().reshape(-1).clone() : at::zeros({p.numel()}));
+  reducer.finish();
+  CHECK_FALSE(params[0].grad().equal(local_first));  // the second micro-step reached the grad
+  const auto all = pg.all_gather(at::cat(local));
+  const at::Tensor expected = (all[0] + all[1]) / 2;
+  std::vector<at::Tensor> reduced;
+  for (const auto& p : params) reduced.push_back(p.grad().reshape(-1));
+  CHECK(at::allclose(at::cat(reduced), expected, 1e-6, 1e-7));
+  pg.barrier();
+}
+
+TEST_CASE("the gradient reducer averages bucketed gradients once per accumulation window", "[dist]") {
+  auto r = hftrain::test::run_command(launch(2, "", "[.dist_reducer_worker]"));
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+}
+
+// A Trainer over the process group, from rank-dependent initial weights and dropout: after
+// training, every rank holds the same parameters, and they moved.
+TEST_CASE("dist trainer worker", "[.dist_trainer_worker]") {
+  const hftrain::DistEnv env = worker_env();
+  auto pg = std::make_shared<hftrain::ProcessGroup>(env, std::chrono::milliseconds(60000));
+  hftrain::register_builtins();
+  hftrain::ConfigSource src;
+  hftrain::config_merge_text(src, std::string("output_dir: ") + std::getenv("HFTRAIN_TEST_OUT") + R"(
+max_steps: 5
+per_device_train_batch_size: 3
+gradient_accumulation_steps: 2
+learning_rate: 1.0e-2
+logging_steps: 2
+save_strategy: "no"
+ddp_bucket_cap_mb: 1
+model:
+  type: gpt2
+  config: {vocab_size: 256, n_positions: 16, n_embd: 16, n_layer: 2, n_head: 2}
+data:
+  block_size: 16
+  train: {format: generated, num_bytes: 2000, seed: 4}
+)", "worker config");
+  const hftrain::Config c = hftrain::config_resolve(src);
+  std::filesystem::create_directories(c.args.output_dir);
+  auto tok = hftrain::tokenizer_load(c.data.tokenizer);
+  hftrain::Datasets data = hftrain::datasets_load(c.data, *tok);
+  at::manual_seed(static_cast<uint64_t>(100 + env.rank));
+  auto model = hftrain::model_create(c.model);
+  auto flat = [&] {
+    std::vector<at::Tensor> v;
+    for (const auto& p : model->named_parameters()) v.push_back(p.value().detach().reshape(-1));
+    return at::cat(v).clone();
+  };
+  const at::Tensor before = flat();
+  const auto start = pg->all_gather(before);
+  REQUIRE_FALSE(start[0].equal(start[1]));
+  hftrain::Trainer trainer(c, model, tok, std::move(data), pg);
+  trainer.train(std::nullopt);
+  const auto after = pg->all_gather(flat());
+  CHECK(after[0].equal(after[1]));
+  CHECK_FALSE(after[0].equal(start[0]));
+  pg->barrier();
+}
+
+TEST_CASE("after data parallel training every rank holds the same parameters", "[dist]") {
+  hftrain::test::TempDir dir("ddp-params");
+  auto r = hftrain::test::run_command(launch(2, "HFTRAIN_TEST_OUT=" + dir.str() + "/out", "[.dist_trainer_worker]"));
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  // Rank 0 alone logged.
+  CHECK(logged(dir.str() + "/out/log.jsonl", "loss").size() == 2);
+}
+
+namespace {
+
+// No dropout, so that batch b on 2 ranks and batch 2b on 1 rank compute the same function.
+// The eval set (6 windows, batches of 4) does not split evenly over 2 ranks.
+std::string ddp_config(const hftrain::test::TempDir& dir, const std::string& extra = "") {
+  const std::string path = dir.str() + "/run.yaml";
+  std::ofstream(path) << R"(gradient_accumulation_steps: 2
+learning_rate: 3.0e-3
+lr_scheduler_type: cosine
+warmup_steps: 2
+logging_steps: 1
+eval_strategy: steps
+eval_steps: 4
+save_steps: 4
+per_device_eval_batch_size: 4
+seed: 3
+metrics: [perplexity, accuracy]
+model:
+  type: gpt2
+  config: {vocab_size: 256, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 2,
+           resid_pdrop: 0.0, embd_pdrop: 0.0, attn_pdrop: 0.0}
+data:
+  block_size: 32
+  validation_split_percentage: 5
+  train: {format: generated, num_bytes: 4000, seed: 1}
+)" << extra;
+  return path;
+}
+
+void check_same_run(const std::string& log_a, const std::string& log_b) {
+  for (const char* key : {"loss", "eval_loss", "eval_accuracy", "grad_norm", "train_loss", "learning_rate"}) {
+    INFO(key);
+    const auto a = logged(log_a, key), b = logged(log_b, key);
+    REQUIRE(a.size() == b.size());
+    REQUIRE(!a.empty());
+    // Logged step losses are rounded to 4 decimals: one unit of the last place apart at most.
+    const double tol = std::string(key) == "loss" ? 1.01e-4 : 1e-5;
+    for (size_t i = 0; i < a.size(); ++i) CHECK(std::abs(a[i] - b[i]) <= tol * std::max(1.0, std::abs(a[i])));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("2 ranks with batch b log the losses of 1 rank with batch 2b on the same data order", "[dist]") {
+  using hftrain::test::run;
+  hftrain::test::TempDir dir("ddp-equal");
+  const std::string cfg = ddp_config(dir, "max_steps: 8\n");
+  const std::string bin = HFTRAIN_BIN;
+  auto one = run("train --config " + cfg + " --set per_device_train_batch_size=4 --set output_dir=" + dir.str() +
+                 "/one 2>&1");
+  REQUIRE(one.exit_code == 0);
+  for (const std::string avg : {"false", "true"}) {
+    INFO("average_tokens_across_devices " << avg);
+    auto two = hftrain::test::run_command(launch_command(
+        2, bin + " train --config " + cfg + " --set per_device_train_batch_size=2 --set output_dir=" + dir.str() +
+               "/two-" + avg + " --set average_tokens_across_devices=" + avg));
+    INFO(two.output);
+    REQUIRE(two.exit_code == 0);
+    check_same_run(dir.str() + "/one/log.jsonl", dir.str() + "/two-" + avg + "/log.jsonl");
+    // Every rank's RNG state is in the checkpoint; rank 0 wrote the rest.
+    CHECK(std::filesystem::exists(dir.str() + "/two-" + avg + "/checkpoint-4/rng_state_1.pth"));
+    CHECK_FALSE(std::filesystem::exists(dir.str() + "/two-" + avg + "/checkpoint-4/rng_state.pth"));
+  }
+}
+
+TEST_CASE("a 2-rank checkpoint resumes on 2 ranks as the uninterrupted run, and only on 2", "[dist]") {
+  namespace fs = std::filesystem;
+  hftrain::test::TempDir dir("ddp-resume");
+  const std::string cfg = ddp_config(dir, "per_device_train_batch_size: 2\nmax_steps: 8\n");
+  const std::string bin = HFTRAIN_BIN;
+  // Dropout on: each rank's RNG state must be restored for the resumed run to match.
+  const std::string dropout = " --set model.config.resid_pdrop=0.1 --set model.config.attn_pdrop=0.1";
+  auto full = hftrain::test::run_command(
+      launch_command(2, bin + " train --config " + cfg + dropout + " --set output_dir=" + dir.str() + "/full"));
+  INFO(full.output);
+  REQUIRE(full.exit_code == 0);
+  fs::create_directories(dir.str() + "/resumed");
+  fs::copy(dir.str() + "/full/checkpoint-4", dir.str() + "/resumed/checkpoint-4", fs::copy_options::recursive);
+  auto resumed = hftrain::test::run_command(launch_command(
+      2, bin + " train --config " + cfg + dropout + " --set output_dir=" + dir.str() +
+             "/resumed --set resume_from_checkpoint=true"));
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  using hftrain::test::file_bytes;
+  CHECK(file_bytes(dir.str() + "/resumed/model.safetensors") == file_bytes(dir.str() + "/full/model.safetensors"));
+  auto tail = logged(dir.str() + "/full/log.jsonl", "loss");
+  tail.erase(tail.begin(), tail.begin() + 4);
+  CHECK(logged(dir.str() + "/resumed/log.jsonl", "loss") == tail);
+
+  // One process cannot take over two ranks' state: exit 2, and nothing is written.
+  auto one = hftrain::test::run("train --config " + cfg + " --set output_dir=" + dir.str() +
+                                "/other --set resume_from_checkpoint=" + dir.str() + "/full/checkpoint-4 2>&1");
+  CHECK(one.exit_code == 2);
+  CHECK_THAT(one.output, Catch::Contains("saved by a run of 2 process(es) and this run has 1"));
+  CHECK_FALSE(fs::exists(dir.str() + "/other"));
+}
+
+TEST_CASE("when a rank dies mid-training the other stops with an error naming it", "[dist]") {
+  hftrain::test::TempDir dir("ddp-die");
+  const std::string cfg = ddp_config(dir, "per_device_train_batch_size: 2\n");
+  const std::string train = std::string(HFTRAIN_BIN) + " train --config " + cfg + " --set output_dir=" + dir.str() +
+                            "/out --set max_steps=1000000 --set eval_strategy=no --set save_strategy=no"
+                            " --set ddp_timeout=60";
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2";
+  auto r = hftrain::test::run_command("bash -c '" + env + " RANK=0 " + train + " > " + dir.str() + "/r0.txt 2>&1 & p0=$!; " +
+                                      env + " RANK=1 " + train + " > /dev/null 2>&1 & p1=$!; sleep 3; kill -9 $p1; " +
+                                      "wait $p0; echo rank0 exited $?; cat " + dir.str() + "/r0.txt' 2>&1");
+  INFO(r.output);
+  CHECK_THAT(r.output, Catch::Contains("rank0 exited 1"));
+  CHECK_THAT(r.output, Catch::Contains("rank 0: gradient all-reduce failed (another rank stopped"));
+}
+
+TEST_CASE("a backend hftrain cannot run is refused with exit 2 before the rendezvous", "[dist]") {
+  hftrain::test::TempDir dir("ddp-backend");
   auto r = hftrain::test::run_command("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 " +
-                                      std::string(HFTRAIN_BIN) + " train --set output_dir=" + dir.str() + "/out 2>&1");
+                                      std::string(HFTRAIN_BIN) + " train --set ddp_backend=nccl --set output_dir=" +
+                                      dir.str() + "/out 2>&1");
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.output, Catch::Contains("rank 1 of 2 (torchrun)"));
+  CHECK_THAT(r.output, Catch::Contains("ddp_backend nccl needs CUDA"));
   CHECK_FALSE(std::filesystem::exists(dir.str() + "/out"));
+}
+
+// torchrun serves the store itself (TORCHELASTIC_USE_AGENT_STORE). Debian's torchrun 1.13
+// under Python 3.11 cannot parse its own default --redirects/--tee "0", hence "1".
+TEST_CASE("hftrain runs unchanged under torchrun --no_python", "[dist]") {
+  if (std::system("command -v torchrun > /dev/null 2>&1") != 0) {
+    WARN("torchrun not installed (python3-torch); skipped");
+    return;
+  }
+  hftrain::test::TempDir dir("ddp-torchrun");
+  const std::string cfg = ddp_config(dir, "per_device_train_batch_size: 2\nmax_steps: 4\n");
+  const std::string train = std::string(HFTRAIN_BIN) + " train --config " + cfg + " --set output_dir=" + dir.str();
+  auto ours = hftrain::test::run_command(launch_command(2, train + "/launch"));
+  REQUIRE(ours.exit_code == 0);
+  auto r = hftrain::test::run_command("torchrun --nproc_per_node 2 --master_port " + std::to_string(free_port()) +
+                                      " --redirects 1 --tee 1 --log_dir " + dir.str() + "/logs --no_python " + train +
+                                      "/torchrun 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(logged(dir.str() + "/torchrun/log.jsonl", "loss") == logged(dir.str() + "/launch/log.jsonl", "loss"));
 }

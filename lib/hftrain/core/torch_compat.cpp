@@ -3,6 +3,7 @@
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -23,8 +24,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 
 void set_default_threads() {
   if (std::getenv("OMP_NUM_THREADS")) return;  // the user's choice wins
-  unsigned n = std::thread::hardware_concurrency();
-  if (n > 0) at::set_num_threads(static_cast<int>(n));
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  // The processes of a data parallel run on this machine share its cores.
+  if (const char* local = std::getenv("LOCAL_WORLD_SIZE"); local && std::atoi(local) > 1) n /= std::atoi(local);
+  at::set_num_threads(std::max(n, 1));
 }
 
 }  // namespace hftrain::compat

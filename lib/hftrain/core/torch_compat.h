@@ -19,7 +19,8 @@ constexpr bool kHasSdpa = TORCH_VERSION_MAJOR >= 2;
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double dropout_p, double scale);
 
-// Number of intra-op threads: all cores unless OMP_NUM_THREADS says otherwise.
+// Number of intra-op threads: all cores unless OMP_NUM_THREADS says otherwise; the processes
+// of a data parallel run on one machine (LOCAL_WORLD_SIZE) split them.
 void set_default_threads();
 
 }  // namespace hftrain::compat

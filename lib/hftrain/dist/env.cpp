@@ -47,6 +47,8 @@ DistEnv dist_env(const std::function<std::optional<std::string>(const char*)>& g
             e.source);
   HFT_CHECK(e.local_rank >= 0 && e.local_rank <= e.rank, "local rank {} does not fit rank {} (from {})", e.local_rank,
             e.rank, e.source);
+  if (auto a = getenv("TORCHELASTIC_USE_AGENT_STORE")) e.agent_store = *a == "True" || *a == "true" || *a == "1";
+  read("TORCHELASTIC_RESTART_COUNT", e.restart_count);
   if (auto a = getenv("MASTER_ADDR")) e.master_addr = *a;
   read("MASTER_PORT", e.master_port);
   HFT_CHECK(e.master_port > 0 && e.master_port < 65536, "MASTER_PORT={} is not a TCP port", e.master_port);

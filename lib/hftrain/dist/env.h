@@ -15,6 +15,11 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
   std::string source = "none";  // "torchrun", "slurm" or "none" (a single process)
+  // torchrun's agent already serves the store at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True): every rank joins it as a client. Keys are prefixed
+  // with the restart count, so that a restarted group does not read the last one's.
+  bool agent_store = false;
+  int64_t restart_count = 0;
   bool distributed() const { return world_size > 1; }
 };
 

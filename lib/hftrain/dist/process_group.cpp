@@ -2,6 +2,8 @@
 
 #include "hftrain/core/error.h"
 
+#include <ATen/Functions.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -19,14 +21,22 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const DistEnv& env, const 
 
 }  // namespace
 
+std::string dist_backend(const std::optional<std::string>& ddp_backend) {
+  const std::string b = ddp_backend.value_or("gloo");
+  HFT_CHECK(b != "nccl", "ddp_backend nccl needs CUDA tensors, and this hftrain trains on the CPU; use gloo");
+  HFT_CHECK(b == "gloo", "ddp_backend {} is not available in hftrain; use gloo", b);
+  return b;
+}
+
 ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env), timeout_(timeout) {
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
-  opts.isServer = env.rank == 0;
+  opts.isServer = env.rank == 0 && !env.agent_store;
   opts.numWorkers = static_cast<size_t>(env.world_size);
   opts.timeout = timeout;
   try {
-    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    auto store = c10::make_intrusive<c10d::PrefixStore>(
+        "hftrain/" + std::to_string(env.restart_count), c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts));
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
     pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(env.rank),
@@ -55,6 +65,41 @@ void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
   }
 }
 
+void ProcessGroup::all_reduce_max(std::vector<at::Tensor>& tensors) {
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::MAX;
+  for (at::Tensor& t : tensors) {
+    std::vector<at::Tensor> one{t};
+    wait(pg_->allreduce(one, o), env_, "all-reduce");
+  }
+}
+
+PendingCollective ProcessGroup::all_reduce_sum_async(at::Tensor tensor) {
+  std::vector<at::Tensor> one{std::move(tensor)};
+  c10::intrusive_ptr<c10d::Work> work = pg_->allreduce(one);
+  return PendingCollective([work, env = env_] { wait(work, env, "gradient all-reduce"); });
+}
+
+std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& mine) {
+  std::vector<at::Tensor> in{mine.contiguous()};
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int64_t r = 0; r < env_.world_size; ++r) out[0].push_back(at::empty_like(in[0]));
+  wait(pg_->allgather(out, in), env_, "all-gather");
+  return out[0];
+}
+
 void ProcessGroup::barrier() { wait(pg_->barrier(), env_, "barrier"); }
+
+double ProcessGroup::sum(double local) {
+  std::vector<at::Tensor> t{at::full({1}, local, at::kDouble)};
+  all_reduce_sum(t);
+  return t[0].item<double>();
+}
+
+int64_t ProcessGroup::max(int64_t local) {
+  std::vector<at::Tensor> t{at::full({1}, local, at::kLong)};
+  all_reduce_max(t);
+  return t[0].item<int64_t>();
+}
 
 }  // namespace hftrain

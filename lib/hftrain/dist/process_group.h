@@ -7,7 +7,10 @@
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace c10d {
@@ -15,6 +18,24 @@ class ProcessGroupGloo;
 }
 
 namespace hftrain {
+
+// The backend a run uses: ddp_backend when set, else Gloo (hftrain trains on the CPU).
+// A backend this build cannot run is a user error naming it.
+std::string dist_backend(const std::optional<std::string>& ddp_backend);
+
+// A collective in flight; wait() blocks until it completes (or fails, naming the rank).
+class PendingCollective {
+ public:
+  PendingCollective() = default;
+  explicit PendingCollective(std::function<void()> wait) : wait_(std::move(wait)) {}
+  void wait() {
+    if (wait_) wait_();
+    wait_ = nullptr;
+  }
+
+ private:
+  std::function<void()> wait_;
+};
 
 class ProcessGroup {
  public:
@@ -26,9 +47,18 @@ class ProcessGroup {
   int64_t rank() const { return env_.rank; }
   int64_t world_size() const { return env_.world_size; }
 
-  void broadcast(std::vector<at::Tensor>& tensors, int64_t root);  // in place, CPU tensors
-  void all_reduce_sum(std::vector<at::Tensor>& tensors);           // in place, CPU tensors
+  // In place, CPU tensors. Every rank must issue the same collectives in the same order.
+  void broadcast(std::vector<at::Tensor>& tensors, int64_t root);
+  void all_reduce_sum(std::vector<at::Tensor>& tensors);
+  void all_reduce_max(std::vector<at::Tensor>& tensors);
+  PendingCollective all_reduce_sum_async(at::Tensor tensor);
+  // Every rank's `mine` (same shape and dtype on all ranks), in rank order.
+  std::vector<at::Tensor> all_gather(const at::Tensor& mine);
   void barrier();
+
+  // Scalars summed or maxed over ranks (one collective each call).
+  double sum(double local);
+  int64_t max(int64_t local);
 
  private:
   DistEnv env_;

@@ -1,5 +1,7 @@
 #include "hftrain/train/metrics.h"
 
+#include "hftrain/dist/process_group.h"
+
 #include <ATen/Functions.h>
 
 #include <algorithm>
@@ -31,6 +33,23 @@ void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
   tp_.add_(at::bincount(l.masked_select(hit), {}, n));
   pred_count_.add_(at::bincount(p, {}, n));
   label_count_.add_(at::bincount(l, {}, n));
+}
+
+void MetricAccumulator::all_reduce(ProcessGroup& pg) {
+  const int64_t n = pg.max(tp_.defined() ? tp_.numel() : 0);  // the classes any rank has seen
+  auto grow = [&](const at::Tensor& t) {
+    if (!t.defined()) return at::zeros({n}, at::kLong);
+    return t.numel() < n ? at::cat({t, at::zeros({n - t.numel()}, at::kLong)}) : t;
+  };
+  at::Tensor counts = at::tensor(std::vector<int64_t>{correct_, total_, rows_, exact_rows_}, at::kLong);
+  std::vector<at::Tensor> packed{at::cat({counts, grow(tp_), grow(pred_count_), grow(label_count_)})};
+  pg.all_reduce_sum(packed);
+  auto c = packed[0].accessor<int64_t, 1>();
+  correct_ = c[0], total_ = c[1], rows_ = c[2], exact_rows_ = c[3];
+  if (n == 0) return;
+  tp_ = packed[0].slice(0, 4, 4 + n).clone();
+  pred_count_ = packed[0].slice(0, 4 + n, 4 + 2 * n).clone();
+  label_count_ = packed[0].slice(0, 4 + 2 * n, 4 + 3 * n).clone();
 }
 
 nlohmann::json MetricAccumulator::compute(double loss, const std::string& prefix) const {

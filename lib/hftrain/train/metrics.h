@@ -14,6 +14,8 @@
 
 namespace hftrain {
 
+class ProcessGroup;
+
 class MetricAccumulator {
  public:
   explicit MetricAccumulator(std::vector<Metric> metrics) : metrics_(std::move(metrics)) {}
@@ -23,6 +25,8 @@ class MetricAccumulator {
   void add(const at::Tensor& preds, const at::Tensor& labels);
   // {"<prefix>accuracy": ..., ...} for the metrics asked for; perplexity from `loss`.
   nlohmann::json compute(double loss, const std::string& prefix) const;
+  // Sums every rank's counts into each rank's accumulator (a data parallel evaluation).
+  void all_reduce(ProcessGroup& pg);
 
  private:
   std::vector<Metric> metrics_;

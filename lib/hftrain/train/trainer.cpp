@@ -5,6 +5,8 @@
 #include "hftrain/data/collator.h"
 #include "hftrain/data/loader.h"
 #include "hftrain/data/sampler.h"
+#include "hftrain/dist/grad_reducer.h"
+#include "hftrain/dist/process_group.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
 #include "hftrain/io/pickle.h"
@@ -74,12 +76,13 @@ struct Trainer::Schedule {
 };
 
 Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer,
-                 Datasets data)
+                 Datasets data, std::shared_ptr<ProcessGroup> pg)
     : config_(std::move(config)),
       args_(config_.args),
       model_(std::move(model)),
       tokenizer_(std::move(tokenizer)),
-      data_(std::move(data)) {
+      data_(std::move(data)),
+      pg_(pg && pg->world_size() > 1 ? std::move(pg) : nullptr) {
   HFT_CHECK(data_.train != nullptr, "no train dataset");
   // HF's floating_point_ops: 6 x non-embedding parameters x input tokens.
   auto embeddings = model_->embedding_parameter_names();
@@ -87,29 +90,41 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
     if (std::find(embeddings.begin(), embeddings.end(), p.key()) == embeddings.end())
       non_embedding_params_ += static_cast<double>(p.value().numel());
   callbacks_.add(std::make_unique<DefaultFlowCallback>());
-  callbacks_.add(std::make_unique<LogCallback>((fs::path(args_.output_dir) / "log.jsonl").string()));
-  callbacks_.add(std::make_unique<ProgressCallback>(::isatty(STDOUT_FILENO) && !args_.disable_tqdm.value_or(false)));
-  callbacks_.add(std::make_unique<PlotCallback>());
-  if (std::find(args_.report_to.begin(), args_.report_to.end(), "tensorboard") != args_.report_to.end())
-    callbacks_.add(std::make_unique<TensorBoardCallback>());
+  if (is_main()) {  // the callbacks that print or write files run on rank 0 only
+    callbacks_.add(std::make_unique<LogCallback>((fs::path(args_.output_dir) / "log.jsonl").string()));
+    callbacks_.add(std::make_unique<ProgressCallback>(::isatty(STDOUT_FILENO) && !args_.disable_tqdm.value_or(false)));
+    callbacks_.add(std::make_unique<PlotCallback>());
+    if (std::find(args_.report_to.begin(), args_.report_to.end(), "tensorboard") != args_.report_to.end())
+      callbacks_.add(std::make_unique<TensorBoardCallback>());
+  }
   callbacks_.on_init_end(args_, state_, control_);
 }
 
+bool Trainer::is_main() const { return !pg_ || pg_->rank() == 0; }
+
+int64_t Trainer::world_size() const { return pg_ ? pg_->world_size() : 1; }
+
+double Trainer::mean_over_ranks(double local) { return pg_ ? pg_->sum(local) / static_cast<double>(world_size()) : local; }
+
 // The epoch's batch order: HF's random sampler (accelerate's seeding), sequential, or
-// LengthGroupedSampler, whose megabatches span train_batch_size * GA examples.
+// LengthGroupedSampler, whose megabatches span train_batch_size * GA examples; in a data
+// parallel run, this rank's share of it (accelerate's BatchSamplerShard).
 BatchSampler Trainer::train_sampler(int64_t data_seed, int64_t epoch) const {
   const int64_t n = data_.train->size(), bs = args_.train_batch_size();
-  switch (args_.train_sampling_strategy) {
-    case TrainSampling::kSequential: return BatchSampler(at::arange(n, at::kLong), bs, args_.dataloader_drop_last);
-    case TrainSampling::kGroupByLength: {
-      std::vector<int64_t> lengths(n);
-      for (int64_t i = 0; i < n; ++i) lengths[i] = data_.train->length(i);
-      return BatchSampler::length_grouped(lengths, bs, bs * args_.gradient_accumulation_steps,
-                                          args_.dataloader_drop_last, data_seed, epoch);
+  auto all = [&] {
+    switch (args_.train_sampling_strategy) {
+      case TrainSampling::kSequential: return BatchSampler(at::arange(n, at::kLong), bs, args_.dataloader_drop_last);
+      case TrainSampling::kGroupByLength: {
+        std::vector<int64_t> lengths(n);
+        for (int64_t i = 0; i < n; ++i) lengths[i] = data_.train->length(i);
+        return BatchSampler::length_grouped(lengths, bs, bs * args_.gradient_accumulation_steps,
+                                            args_.dataloader_drop_last, data_seed, epoch);
+      }
+      case TrainSampling::kRandom: break;
     }
-    case TrainSampling::kRandom: break;
-  }
-  return BatchSampler::random(n, bs, args_.dataloader_drop_last, data_seed, epoch);
+    return BatchSampler::random(n, bs, args_.dataloader_drop_last, data_seed, epoch);
+  };
+  return pg_ ? all().shard(pg_->rank(), pg_->world_size()) : all();
 }
 
 Trainer::Schedule Trainer::plan() const {
@@ -119,6 +134,12 @@ Trainer::Schedule Trainer::plan() const {
       BatchSampler::count(data_.train->size(), args_.train_batch_size(), args_.dataloader_drop_last);
   HFT_CHECK(s.batches_per_epoch > 0, "the train set has {} windows, fewer than one batch of {} with drop_last",
             data_.train->size(), args_.train_batch_size());
+  if (pg_) {
+    s.batches_per_epoch = train_sampler(args_.data_seed.value_or(args_.seed), 0).size();
+    HFT_CHECK(s.batches_per_epoch > 0,
+              "the train set has {} windows, fewer than one batch of {} for each of {} ranks with drop_last",
+              data_.train->size(), args_.train_batch_size(), world_size());
+  }
   s.steps_per_epoch = (s.batches_per_epoch + ga - 1) / ga;
   // HF (trainer.py _inner_training_loop) counts floor(batches / GA) updates per epoch to
   // size the run, although an epoch's shorter last window is an optimizer step too.
@@ -162,17 +183,34 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   state_.eval_steps = resolve_steps(args_.eval_steps.value_or(args_.logging_steps), s.max_steps);
   state_.save_steps = resolve_steps(args_.save_steps, s.max_steps);
   if (resume_dir) load_checkpoint(*resume_dir);
+  // DDP: every rank starts from rank 0's weights, and gradients are averaged in buckets.
+  std::unique_ptr<GradReducer> reducer;
+  if (pg_) {
+    std::vector<at::Tensor> trainable;
+    for (const auto& p : model_->named_parameters())
+      if (p.value().requires_grad()) trainable.push_back(p.value());
+    const double cap_mb = static_cast<double>(args_.ddp_bucket_cap_mb.value_or(25));
+    reducer = std::make_unique<GradReducer>(*pg_, std::move(trainable), static_cast<int64_t>(cap_mb * 1024 * 1024));
+    reducer->broadcast_parameters(0);
+  }
+  const int64_t world = world_size();
+  const bool average_tokens = pg_ && args_.average_tokens_across_devices;
 
   // The data position follows from global_step: no batch before it is loaded.
   const int64_t first_epoch = state_.global_step / s.steps_per_epoch;
   const int64_t skip_batches = args_.ignore_data_skip ? 0 : (state_.global_step % s.steps_per_epoch) * ga;
   const int64_t start_step = state_.global_step;
   const int64_t data_seed = args_.data_seed.value_or(args_.seed);
-  std::printf("***** Running training *****\n  windows = %lld, epochs = %lld, batch size = %lld, "
-              "accumulation = %lld, optimization steps = %lld, parameters = %lld\n",
-              (long long)data_.train->size(), (long long)s.num_epochs, (long long)args_.train_batch_size(),
-              (long long)ga, (long long)s.max_steps, (long long)non_embedding_params_);
-  if (resume_dir)
+  if (is_main())
+    std::printf("***** Running training *****\n  windows = %lld, epochs = %lld, batch size = %lld, "
+                "accumulation = %lld, optimization steps = %lld, parameters = %lld\n",
+                (long long)data_.train->size(), (long long)s.num_epochs, (long long)args_.train_batch_size(),
+                (long long)ga, (long long)s.max_steps, (long long)non_embedding_params_);
+  if (pg_ && is_main())
+    std::printf("  data parallel over %lld ranks (%s): total batch size = %lld, gradient buckets = %zu\n",
+                (long long)world, dist_backend(args_.ddp_backend).c_str(),
+                (long long)(args_.train_batch_size() * ga * world), reducer->num_buckets());
+  if (resume_dir && is_main())
     std::printf("  resuming from %s at step %lld (epoch %lld, skipping %lld batches)\n", resume_dir->c_str(),
                 (long long)start_step, (long long)first_epoch, (long long)skip_batches);
 
@@ -199,23 +237,30 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
         window.push_back(loader.next());
         if (loss_kwargs) num_items += count_label_tokens(window.back());
       }
+      // average_tokens_across_devices: the loss is normalised by the window's label tokens
+      // over all ranks, and scaled by the world size that DDP's averaging divides out.
+      if (average_tokens) num_items = static_cast<int64_t>(pg_->sum(static_cast<double>(num_items)));
       callbacks_.on_step_begin(args_, state_, control_);
       const double steps_since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
       for (size_t m = 0; m < window.size(); ++m) {
         at::Tensor loss;
         if (loss_kwargs) {
           loss = model_->forward(window[m], static_cast<double>(num_items)).loss;
+          if (average_tokens) loss = loss.mul(static_cast<double>(world));
         } else {  // the head's mean loss, scaled as transformers' training_step scales it
           loss = model_->forward(window[m], std::nullopt).loss.div(static_cast<double>(ga));
         }
+        const bool last = m + 1 == window.size();
+        if (reducer) reducer->prepare(last);  // earlier micro-steps accumulate locally (no_sync)
         loss.backward();
+        if (reducer && last) reducer->finish();
         at::Tensor l = loss.detach();
         // logging_nan_inf_filter without a host sync: a non-finite loss counts as the mean so far.
         if (args_.logging_nan_inf_filter) tr_loss.add_(at::where(at::isfinite(l), l, tr_loss / steps_since_log));
         else tr_loss.add_(l);
         const int64_t tokens = window[m].at("input_ids").numel();
         current_flos_ += 6.0 * non_embedding_params_ * static_cast<double>(tokens);
-        if (args_.include_num_input_tokens_seen) state_.num_input_tokens_seen += tokens;
+        if (args_.include_num_input_tokens_seen) (pg_ ? tokens_not_summed_ : state_.num_input_tokens_seen) += tokens;
         if (m + 1 < window.size()) callbacks_.on_substep_end(args_, state_, control_);
       }
       if (args_.max_grad_norm > 0) grad_norm = clip_grad_norm(optimizer_params(), args_.max_grad_norm);
@@ -228,10 +273,11 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       state_.epoch = static_cast<double>(epoch) + static_cast<double>(b1) / static_cast<double>(s.batches_per_epoch);
       callbacks_.on_step_end(args_, state_, control_);
       maybe_log_save_evaluate(tr_loss, grad_norm);
-      if (const int sig = preemption_signal()) {
+      // A signal to any rank stops them all after the same step.
+      if (const int sig = pg_ ? static_cast<int>(pg_->max(preemption_signal())) : preemption_signal()) {
         // Preempted: the step is complete; save it (unless just saved) and stop.
         const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
-        if (!fs::exists(dir)) save_checkpoint();
+        if (last_saved_step_ != state_.global_step) save_checkpoint();
         throw Interrupted(sig, fmt::format("stopped by signal {} after step {}; resume with: hftrain resume "
                                            "--checkpoint {}",
                                            sig, state_.global_step, dir));
@@ -245,10 +291,10 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
 
   // Summary as HF's speed_metrics("train", ...). train_loss is the mean step loss of the
   // steps this process ran (HF divides by all steps, which undercounts after a resume).
-  total_loss_scalar_ += host_read<double>(tr_loss);
+  total_loss_scalar_ += mean_over_ranks(host_read<double>(tr_loss));
   const double runtime = seconds_since(t0);
   const int64_t steps_run = std::max<int64_t>(state_.global_step - start_step, 1);
-  const double samples = static_cast<double>(s.max_steps * args_.train_batch_size() * ga);
+  const double samples = static_cast<double>(s.max_steps * args_.train_batch_size() * ga * world);
   store_flos();
   json summary{{"train_runtime", round_to(runtime, 4)},
                {"train_samples_per_second", round_to(samples / runtime, 3)},
@@ -261,8 +307,9 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   log(summary);
   if (args_.load_best_model_at_end && state_.best_model_checkpoint &&
       fs::is_regular_file(*state_.best_model_checkpoint + "/model.safetensors")) {
-    std::printf("loading the best model from %s (%s %g)\n", state_.best_model_checkpoint->c_str(),
-                args_.metric_for_best_model->c_str(), state_.best_metric.value_or(0));
+    if (is_main())
+      std::printf("loading the best model from %s (%s %g)\n", state_.best_model_checkpoint->c_str(),
+                  args_.metric_for_best_model->c_str(), state_.best_metric.value_or(0));
     model_load_weights(*model_, *state_.best_model_checkpoint + "/model.safetensors");
   }
   callbacks_.on_train_end(args_, state_, control_);
@@ -277,7 +324,8 @@ std::vector<at::Tensor> Trainer::optimizer_params() const {
 
 void Trainer::maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm) {
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
-    const double tr_loss_scalar = host_read<double>(tr_loss);  // host reads happen only when logging
+    // Host reads (and the reduction over ranks) happen only when logging.
+    const double tr_loss_scalar = mean_over_ranks(host_read<double>(tr_loss));
     tr_loss.zero_();
     json logs{{"loss", round_to(tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_), 4)},
               {"learning_rate", scheduler_->last_lr()[0]}};
@@ -331,7 +379,8 @@ std::pair<at::Tensor, at::Tensor> aligned_predictions(ModelTask task, const at::
     }
     case ModelTask::kSequenceClassification:
       return {logits.argmax(-1).view({-1, 1}), labels.view({-1, 1})};
-    case ModelTask::kTokenClassification: break;
+    case ModelTask::kTokenClassification:
+    case ModelTask::kMaskedLM: break;
   }
   return {logits.argmax(-1), labels};
 }
@@ -346,12 +395,24 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
   at::NoGradGuard no_grad;
   MetricAccumulator acc(config_.metrics);
   const bool want_preds = predictions || acc.needs_predictions();
-  BatchSampler sampler = BatchSampler::sequential(windows.size(), args_.eval_batch_size());
+  const int64_t n = windows.size(), bs = args_.eval_batch_size();
+  // Data parallel: each rank evaluates its shard (accelerate's, with the last round topped
+  // up from the start); the top-up rows are left out, as gather_for_metrics drops them, and
+  // the sums are reduced. Predictions are wanted in order, so they are made on every rank.
+  const bool sharded = pg_ && !predictions;
+  const int64_t rank = sharded ? pg_->rank() : 0, world = sharded ? pg_->world_size() : 1;
+  BatchSampler sampler = BatchSampler::sequential(n, bs).shard(rank, world);
   std::vector<at::Tensor> losses;  // each batch's mean loss, repeated batch-size times (HF)
   for (int64_t b = 0; b < sampler.size(); ++b) {
-    Batch batch = windows.collate(sampler.batch(b));
+    at::Tensor rows = sampler.batch(b);
+    // This rank's b-th batch holds windows (b * world + rank) * bs + i of the sequential
+    // order: those past its end are top-up and are not evaluated, so that the batches, and
+    // the loss, are those of a single process.
+    const int64_t real = std::clamp<int64_t>(n - (b * world + rank) * bs, 0, rows.numel());
+    if (real == 0) continue;
+    Batch batch = windows.collate(rows.slice(0, 0, real));
     ModelOutput out = model_->forward(batch, std::nullopt);
-    losses.push_back(out.loss.detach().reshape({1}).repeat({batch.at("input_ids").size(0)}));
+    losses.push_back(out.loss.detach().reshape({1}).repeat({real}));
     callbacks_.on_prediction_step(args_, state_, control_);
     if (!want_preds) continue;
     auto [preds, labels] = aligned_predictions(model_->task(), out.logits, batch.at("labels"));
@@ -362,12 +423,21 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
         predictions->emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
       }
   }
-  const double loss = host_read<double>(at::cat(losses).mean());
+  double loss = 0;
+  if (sharded) {
+    at::Tensor all = losses.empty() ? at::zeros({0}, at::kFloat) : at::cat(losses);
+    std::vector<at::Tensor> sums{at::stack({all.sum().to(at::kDouble), at::scalar_tensor(static_cast<double>(all.numel()), at::kDouble)})};
+    pg_->all_reduce_sum(sums);
+    loss = sums[0][0].item<double>() / sums[0][1].item<double>();
+    acc.all_reduce(*pg_);
+  } else {
+    loss = host_read<double>(at::cat(losses).mean());
+  }
   const double runtime = seconds_since(t0);
   json metrics = acc.compute(loss, prefix);
   metrics[prefix + "loss"] = loss;
   metrics[prefix + "runtime"] = round_to(runtime, 4);
-  metrics[prefix + "samples_per_second"] = round_to(static_cast<double>(windows.size()) / runtime, 3);
+  metrics[prefix + "samples_per_second"] = round_to(static_cast<double>(n) / runtime, 3);
   metrics[prefix + "steps_per_second"] = round_to(static_cast<double>(sampler.size()) / runtime, 3);
   if (was_training) model_->train();
   return metrics;
@@ -388,9 +458,14 @@ json Trainer::predict(const LmDataset& windows, std::vector<std::vector<int64_t>
   return metrics;
 }
 
+// HF sums the ranks' floating point operations (and input tokens) whenever it stores them.
 void Trainer::store_flos() {
-  state_.total_flos += current_flos_;
+  state_.total_flos += pg_ ? pg_->sum(current_flos_) : current_flos_;
   current_flos_ = 0;
+  if (pg_ && args_.include_num_input_tokens_seen) {
+    state_.num_input_tokens_seen += static_cast<int64_t>(pg_->sum(static_cast<double>(tokens_not_summed_)));
+    tokens_not_summed_ = 0;
+  }
 }
 
 void Trainer::write_model_files(const std::string& dir) {
@@ -407,6 +482,7 @@ void Trainer::write_model_files(const std::string& dir) {
 }
 
 void Trainer::save_model(const std::string& dir) {
+  if (!is_main()) return;
   fs::create_directories(dir);
   write_model_files(dir);
   io::write_json_file(dir + "/trainer_state.json", trainer_state_to_json(state_));
@@ -418,15 +494,29 @@ void Trainer::save_checkpoint() {
   for (const auto& cb : callbacks_.callbacks())
     if (json st = cb->state(); !st.is_null()) state_.stateful_callbacks[cb->name()] = st;
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
-  checkpoint_write_atomic(dir, [&](const std::string& tmp) {
-    write_model_files(tmp);
-    io::write_json_file(tmp + "/trainer_state.json", trainer_state_to_json(state_));
-    if (args_.save_only_model) return;  // HF: such a checkpoint holds the model only
-    io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
-    io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
-    io::pickle_save_file(tmp + "/rng_state.pth", rng_state_capture());
-  });
-  if (args_.save_total_limit) checkpoint_rotate(args_.output_dir, *args_.save_total_limit, state_.best_model_checkpoint);
+  // Rank 0 writes the whole directory, each rank's RNG state included (gathered here), so
+  // that the checkpoint appears at once, complete, or not at all.
+  std::vector<c10::IValue> rng{rng_state_capture()};
+  if (pg_ && !args_.save_only_model) {
+    rng.clear();
+    for (const at::Tensor& t : pg_->all_gather(rng_state_cpu())) rng.push_back(rng_state_from_cpu(t));
+  }
+  if (is_main()) {
+    checkpoint_write_atomic(dir, [&](const std::string& tmp) {
+      write_model_files(tmp);
+      io::write_json_file(tmp + "/trainer_state.json", trainer_state_to_json(state_));
+      if (args_.save_only_model) return;  // HF: such a checkpoint holds the model only
+      io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
+      io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
+      if (!pg_) io::pickle_save_file(tmp + "/rng_state.pth", rng[0]);
+      for (size_t r = 0; pg_ && r < rng.size(); ++r)
+        io::pickle_save_file(tmp + "/" + rng_state_file(static_cast<int64_t>(r), world_size()), rng[r]);
+    });
+    if (args_.save_total_limit)
+      checkpoint_rotate(args_.output_dir, *args_.save_total_limit, state_.best_model_checkpoint);
+  }
+  if (pg_) pg_->barrier();  // no rank reads the checkpoint before it is complete
+  last_saved_step_ = state_.global_step;
 }
 
 void Trainer::load_checkpoint(const std::string& dir) {
@@ -439,6 +529,7 @@ void Trainer::load_checkpoint(const std::string& dir) {
             "{} holds no optimizer.pt (saved with save_only_model?): it cannot resume training; start a new run "
             "from it with model.pretrained instead",
             dir);
+  rng_state_check_world_size(dir, world_size());
   model_load_weights(*model_, dir + "/model.safetensors");
   optimizer_->load_state_dict(io::pickle_load_file(dir + "/optimizer.pt"), dir + "/optimizer.pt");
   scheduler_->load_state_dict(io::pickle_load_file(dir + "/scheduler.pt"), dir + "/scheduler.pt");
@@ -455,7 +546,8 @@ void Trainer::load_checkpoint(const std::string& dir) {
   for (const auto& cb : callbacks_.callbacks())
     if (!cb->state().is_null() && state_.stateful_callbacks.contains(cb->name()))
       cb->restore(state_.stateful_callbacks.at(cb->name()), state_path);
-  rng_state_restore(io::pickle_load_file(dir + "/rng_state.pth"), dir + "/rng_state.pth");
+  const std::string rng_path = dir + "/" + rng_state_file(pg_ ? pg_->rank() : 0, world_size());
+  rng_state_restore(io::pickle_load_file(rng_path), rng_path);
 }
 
 }  // namespace hftrain

@@ -18,9 +18,15 @@
 
 namespace hftrain {
 
+class ProcessGroup;
+
 class Trainer {
  public:
-  Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, Datasets data);
+  // With a process group of several ranks the run is data parallel: each rank trains on its
+  // shard of every batch, gradients are averaged over the ranks, metrics are reduced, and
+  // rank 0 alone logs and writes (each rank's RNG state goes into the checkpoint).
+  Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, Datasets data,
+          std::shared_ptr<ProcessGroup> pg = nullptr);
 
   CallbackHandler& callbacks() { return callbacks_; }
   const TrainerState& state() const { return state_; }
@@ -54,12 +60,16 @@ class Trainer {
   void write_model_files(const std::string& dir);
   void store_flos();
   std::vector<at::Tensor> optimizer_params() const;
+  bool is_main() const;       // rank 0, or a single process
+  int64_t world_size() const;
+  double mean_over_ranks(double local);
 
   Config config_;
   const TrainingArguments& args_;
   std::shared_ptr<Model> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   Datasets data_;
+  std::shared_ptr<ProcessGroup> pg_;
   CallbackHandler callbacks_;
   TrainerState state_;
   TrainerControl control_;
@@ -67,6 +77,8 @@ class Trainer {
   std::unique_ptr<LRScheduler> scheduler_;
   double non_embedding_params_ = 0;
   double current_flos_ = 0;
+  int64_t tokens_not_summed_ = 0;  // this rank's input tokens since the last reduction
+  int64_t last_saved_step_ = -1;
   double total_loss_scalar_ = 0;
   int64_t globalstep_last_logged_ = 0;
 };
