@@ -1,7 +1,8 @@
 // hftrain's training step against a bare LibTorch loop (same process, same model, batches,
 // optimizer and schedule) and against the same loop in Python PyTorch (Debian's python3-torch,
 // the same LibTorch 1.13 kernels), for a tiny and a small GPT-2; plus time to the first
-// optimizer step, peak memory, and host reads per optimizer step.
+// optimizer step, peak memory, host reads per optimizer step, and the bare loop again with
+// LibTorch's intra-op pool as wide as OpenBLAS's (the thread layout hftrain avoids).
 //   build/bench_trainer [--steps N]
 // Prints a table and a JSON summary. Times are per optimizer step, after 3 warm-up steps.
 #include "hftrain/builtins.h"
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 using namespace hftrain;
 using json = nlohmann::json;
@@ -119,7 +121,7 @@ std::vector<double> bare_loop(const Config& c, const LmDataset& train, int64_t s
 }
 
 struct Result {
-  double bare = 0, hftrain = 0, python = NAN, python_rss_mb = NAN, syncs_per_step = 0;
+  double bare = 0, bare_wide = 0, hftrain = 0, python = NAN, python_rss_mb = NAN, syncs_per_step = 0;
 };
 
 Result run_size(const Size& s, int64_t steps) {
@@ -131,6 +133,12 @@ Result run_size(const Size& s, int64_t steps) {
   {
     Datasets ds = datasets_load(c.data, *tok);
     r.bare = median_after_warmup(bare_loop(c, *ds.train, steps));
+    // The same loop with LibTorch's intra-op pool as wide as the machine beside OpenBLAS's
+    // (what LibTorch does when told to use every core): hftrain's default avoids it.
+    const int threads = at::get_num_threads();
+    at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+    r.bare_wide = median_after_warmup(bare_loop(c, *ds.train, steps));
+    at::set_num_threads(threads);
   }
   {
     Datasets ds = datasets_load(c.data, *tok);
@@ -182,8 +190,8 @@ int main(int argc, char** argv) {
   json summary = {{"bench", "trainer"}, {"threads", at::get_num_threads()}, {"steps", steps}};
   std::printf("per optimizer step, %d threads, median of %lld steps after %d warm-up, median of 3 rounds\n", at::get_num_threads(),
               static_cast<long long>(steps - kWarmup), kWarmup);
-  std::printf("%-6s %10s %10s %9s %10s %14s %11s\n", "model", "bare ms", "hftrain ms", "overhead", "python ms",
-              "python/hftrain", "host reads");
+  std::printf("%-6s %10s %10s %9s %10s %14s %11s %14s\n", "model", "bare ms", "hftrain ms", "overhead", "python ms",
+              "python/hftrain", "host reads", "2 pools/bare");
   for (const Size& s : sizes) {
     // Three rounds of (bare, hftrain, python), back to back; the median of each.
     Result a = run_size(s, steps), b = run_size(s, steps), c = run_size(s, steps);
@@ -191,13 +199,15 @@ int main(int argc, char** argv) {
     r.bare = median3(a.bare, b.bare, c.bare);
     r.hftrain = median3(a.hftrain, b.hftrain, c.hftrain);
     r.python = median3(a.python, b.python, c.python);
+    r.bare_wide = median3(a.bare_wide, b.bare_wide, c.bare_wide);
     const double overhead = (r.hftrain - r.bare) / r.bare * 100;
-    std::printf("%-6s %10.2f %10.2f %8.2f%% %10.2f %13.2fx %11.3f\n", s.name, r.bare * 1e3, r.hftrain * 1e3, overhead,
-                r.python * 1e3, r.python / r.hftrain, r.syncs_per_step);
+    std::printf("%-6s %10.2f %10.2f %8.2f%% %10.2f %13.2fx %11.3f %13.2fx\n", s.name, r.bare * 1e3, r.hftrain * 1e3,
+                overhead, r.python * 1e3, r.python / r.hftrain, r.syncs_per_step, r.bare_wide / r.bare);
     summary[s.name] = {{"bare_ms", r.bare * 1e3},       {"hftrain_ms", r.hftrain * 1e3},
                        {"overhead_percent", overhead},  {"python_ms", r.python * 1e3},
                        {"python_over_hftrain", r.python / r.hftrain},
-                       {"host_reads_per_step", r.syncs_per_step}, {"python_peak_rss_mb", r.python_rss_mb}};
+                       {"host_reads_per_step", r.syncs_per_step}, {"python_peak_rss_mb", r.python_rss_mb},
+                       {"bare_both_pools_wide_ms", r.bare_wide * 1e3}};
   }
   summary["hftrain_peak_rss_mb"] = peak_rss_mb(RUSAGE_SELF);
 

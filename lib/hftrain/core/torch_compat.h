@@ -19,8 +19,9 @@ constexpr bool kHasSdpa = TORCH_VERSION_MAJOR >= 2;
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double dropout_p, double scale);
 
-// Number of intra-op threads: all cores unless OMP_NUM_THREADS says otherwise; the processes
-// of a data parallel run on one machine (LOCAL_WORLD_SIZE) split them.
+// Threads for this process: all cores (the processes of a data parallel run on one machine,
+// LOCAL_WORLD_SIZE, split them), unless OMP_NUM_THREADS says otherwise. With a pthreads
+// OpenBLAS, its pool gets the cores and LibTorch's intra-op pool one thread (see the .cpp).
 void set_default_threads();
 
 }  // namespace hftrain::compat
