@@ -115,6 +115,16 @@ TEST_CASE("two processes from scripts/launch rendezvous and all-reduce on Gloo",
   CHECK(r.exit_code == 0);
 }
 
+TEST_CASE("scripts/launch with --nnodes 2 starts one node's ranks each; the nodes meet at the master", "[dist]") {
+  const std::string node = std::string(HFTRAIN_SOURCE_DIR) + "/scripts/launch --nnodes 2 --nproc 1 --master-port " +
+                           std::to_string(free_port()) + " --node-rank ";
+  const std::string worker = std::string(" -- ") + HFTRAIN_TESTS_BIN + " '[.dist_worker]'";
+  auto r = hftrain::test::run_command("bash -c '" + node + "1" + worker + " > /dev/null 2>&1 & p=$!; " + node + "0" +
+                                      worker + "; a=$?; wait $p; b=$?; echo node0 $a node1 $b' 2>&1");
+  INFO(r.output);
+  CHECK_THAT(r.output, Catch::Contains("node0 0 node1 0"));
+}
+
 TEST_CASE("when one rank dies the launcher stops the other and exits with its code", "[dist]") {
   auto r = hftrain::test::run_command(launch(2, "HFTRAIN_TEST_DIE_RANK=1"));
   INFO(r.output);
