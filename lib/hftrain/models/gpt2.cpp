@@ -7,6 +7,7 @@
 #include "hftrain/core/strings.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/models/checkpoint_grad.h"
+#include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
@@ -88,10 +89,7 @@ void gpt2_config_check(const Gpt2Config& c, const std::string& where) {
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::kGeluNew:
-      // NewGELUActivation, in its operation order:
-      // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
-      return x.mul(0.5).mul(
-          at::tanh(x.add(at::pow(x, 3.0).mul(0.044715)).mul(std::sqrt(2.0 / M_PI))).add(1.0));
+      return gelu_new(x);
     case Activation::kGelu:
       return at::gelu(x);
     case Activation::kGeluPytorchTanh:

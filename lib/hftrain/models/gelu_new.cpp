@@ -1,0 +1,80 @@
+#include "hftrain/models/gelu_new.h"
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+
+namespace hftrain {
+
+namespace {
+
+// The float constants ATen multiplies by when Python (or C++) passes these doubles.
+const float kCube = static_cast<float>(0.044715);
+const float kScale = static_cast<float>(std::sqrt(2.0 / M_PI));
+constexpr int64_t kGrain = 32768;
+
+// u = sqrt(2/pi) * (x + 0.044715 * x^3), as ATen's pow (x*x*x), mul, add, mul compute it.
+at::Tensor inner(const at::Tensor& x) {
+  at::Tensor u = at::empty_like(x);
+  const float* px = x.data_ptr<float>();
+  float* pu = u.data_ptr<float>();
+  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = px[i];
+      const float cube = v * v * v;
+      pu[i] = (v + cube * kCube) * kScale;
+    }
+  });
+  return u;
+}
+
+class GeluNewFn : public torch::autograd::Function<GeluNewFn> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input) {
+    at::Tensor x = input.contiguous();
+    at::Tensor t = at::tanh(inner(x));
+    at::Tensor y = at::empty_like(x);
+    const float *px = x.data_ptr<float>(), *pt = t.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) py[i] = (px[i] * 0.5f) * (pt[i] + 1.0f);
+    });
+    ctx->save_for_backward({x, t});
+    return y;
+  }
+
+  // dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& t = saved[1];
+    at::Tensor g = grads[0].contiguous();
+    at::Tensor dx = at::empty_like(x);
+    const float *px = x.data_ptr<float>(), *pt = t.data_ptr<float>(), *pg = g.data_ptr<float>();
+    float* pdx = dx.data_ptr<float>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float v = px[i], th = pt[i];
+        const float du = kScale * (1.0f + 3.0f * kCube * v * v);
+        pdx[i] = pg[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
+      }
+    });
+    return {dx};
+  }
+};
+
+}  // namespace
+
+at::Tensor gelu_new_reference(const at::Tensor& x) {
+  return x.mul(0.5).mul(at::tanh(x.add(at::pow(x, 3.0).mul(0.044715)).mul(std::sqrt(2.0 / M_PI))).add(1.0));
+}
+
+at::Tensor gelu_new(const at::Tensor& x) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) return gelu_new_reference(x);
+  return GeluNewFn::apply(x);
+}
+
+}  // namespace hftrain
