@@ -3,7 +3,7 @@
 // the same LibTorch 1.13 kernels), for a tiny and a small GPT-2; plus time to the first
 // optimizer step, peak memory, host reads per optimizer step, and the bare loop again with
 // LibTorch's intra-op pool as wide as OpenBLAS's (the thread layout hftrain avoids).
-//   build/bench_trainer [--steps N]
+//   build/bench_trainer [--steps N] [--rounds R]
 // Prints a table and a JSON summary. Times are per optimizer step, after 3 warm-up steps.
 #include "hftrain/builtins.h"
 #include "hftrain/config/config.h"
@@ -28,6 +28,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 using namespace hftrain;
@@ -72,7 +73,10 @@ double median_after_warmup(std::vector<double> t) {
   return t.empty() ? NAN : t[t.size() / 2];
 }
 
-double median3(double a, double b, double c) { return std::max(std::min(a, b), std::min(std::max(a, b), c)); }
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : v[v.size() / 2];
+}
 
 // Per-step wall time inside the Trainer, from on_step_begin to on_step_end.
 class StepTimer : public Callback {
@@ -124,13 +128,15 @@ struct Result {
   double bare = 0, bare_wide = 0, hftrain = 0, python = NAN, python_rss_mb = NAN, syncs_per_step = 0;
 };
 
-Result run_size(const Size& s, int64_t steps) {
+// One round; `rotate` shifts the order of the three measurements (bare, hftrain, Python) so
+// that no loop always runs first or last in a round.
+Result run_size(const Size& s, int64_t steps, int rotate) {
   const std::string out = std::string("/tmp/hftrain_bench_trainer_") + s.name;
   Config c = make_config(s, steps, out);
   register_builtins();
   auto tok = tokenizer_registry().create(c.data.tokenizer);
   Result r;
-  {
+  auto bare = [&] {
     Datasets ds = datasets_load(c.data, *tok);
     r.bare = median_after_warmup(bare_loop(c, *ds.train, steps));
     // The same loop with LibTorch's intra-op pool as wide as the machine beside OpenBLAS's
@@ -139,17 +145,14 @@ Result run_size(const Size& s, int64_t steps) {
     at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
     r.bare_wide = median_after_warmup(bare_loop(c, *ds.train, steps));
     at::set_num_threads(threads);
-  }
-  {
+  };
+  auto hftrain = [&] {
     Datasets ds = datasets_load(c.data, *tok);
-    // The Python loop reads the same windows, in the same order (randperm seeded 42 + epoch).
-    at::Tensor all = ds.train->collate(at::arange(ds.train->size(), at::kLong)).at("input_ids").contiguous();
-    std::ofstream(out + ".tokens", std::ios::binary)
-        .write(reinterpret_cast<const char*>(all.data_ptr<int64_t>()), all.numel() * 8);
     at::manual_seed(static_cast<uint64_t>(c.args.seed));
     std::shared_ptr<Model> model = model_create(c.model);
     std::filesystem::create_directories(out);
-    Trainer trainer(c, model, std::shared_ptr<const Tokenizer>(tok.release()), std::move(ds));
+    Trainer trainer(c, model, std::shared_ptr<const Tokenizer>(tokenizer_registry().create(c.data.tokenizer)),
+                    std::move(ds));
     std::vector<double> times;
     trainer.callbacks().add(std::make_unique<StepTimer>(&times));
     const int64_t before = host_sync_counter().load();
@@ -157,19 +160,28 @@ Result run_size(const Size& s, int64_t steps) {
     // One log at the last step (loss and grad_norm) and the summary's final read.
     r.syncs_per_step = static_cast<double>(host_sync_counter().load() - before) / static_cast<double>(steps);
     r.hftrain = median_after_warmup(times);
-  }
-  const std::string cmd = fmt::format("/usr/bin/python3 {}/bench/python_loop.py {} {} {} {} {} {} {} {}", HFTRAIN_SOURCE,
+  };
+  auto python = [&] {
+    // The Python loop reads the same windows, in the same order (randperm seeded 42 + epoch).
+    Datasets ds = datasets_load(c.data, *tok);
+    at::Tensor all = ds.train->collate(at::arange(ds.train->size(), at::kLong)).at("input_ids").contiguous();
+    std::ofstream(out + ".tokens", std::ios::binary)
+        .write(reinterpret_cast<const char*>(all.data_ptr<int64_t>()), all.numel() * 8);
+    const std::string cmd = fmt::format("/usr/bin/python3 {}/bench/python_loop.py {} {} {} {} {} {} {} {}", HFTRAIN_SOURCE,
                                       out + ".tokens", s.seq, s.layers, s.width, s.heads, s.batch, steps,
                                       at::get_num_threads());
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string text;
-  char buf[512];
-  while (p && fgets(buf, sizeof buf, p)) text += buf;
-  if (p && pclose(p) == 0 && !text.empty()) {
-    json j = json::parse(text.substr(text.rfind('{')));
-    r.python = j["median_seconds_per_step"];
-    r.python_rss_mb = j["peak_rss_mb"];
-  }
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string text;
+    char buf[512];
+    while (p && fgets(buf, sizeof buf, p)) text += buf;
+    if (p && pclose(p) == 0 && !text.empty()) {
+      json j = json::parse(text.substr(text.rfind('{')));
+      r.python = j["median_seconds_per_step"];
+      r.python_rss_mb = j["peak_rss_mb"];
+    }
+  };
+  const std::function<void()> measurements[] = {bare, hftrain, python};
+  for (int k = 0; k < 3; ++k) measurements[(k + rotate) % 3]();
   return r;
 }
 
@@ -182,32 +194,48 @@ double peak_rss_mb(int who) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t steps = 30;
-  for (int i = 1; i + 1 < argc; i += 2)
+  int64_t steps = 30, rounds = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--steps")) steps = std::atoll(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoll(argv[i + 1]);
+  }
   compat::set_default_threads();
   const Size sizes[] = {{"tiny", 2, 64, 2, 64, 8}, {"small", 4, 256, 4, 256, 8}};
   json summary = {{"bench", "trainer"}, {"threads", at::get_num_threads()}, {"steps", steps}};
-  std::printf("per optimizer step, %d threads, median of %lld steps after %d warm-up, median of 3 rounds\n", at::get_num_threads(),
-              static_cast<long long>(steps - kWarmup), kWarmup);
+  std::printf("per optimizer step, %d threads, median of %lld steps after %d warm-up; median of %lld rounds, "
+              "the ratios paired within each round\n",
+              at::get_num_threads(), static_cast<long long>(steps - kWarmup), kWarmup, static_cast<long long>(rounds));
   std::printf("%-6s %10s %10s %9s %10s %14s %11s %14s\n", "model", "bare ms", "hftrain ms", "overhead", "python ms",
               "python/hftrain", "host reads", "2 pools/bare");
   for (const Size& s : sizes) {
-    // Three rounds of (bare, hftrain, python), back to back; the median of each.
-    Result a = run_size(s, steps), b = run_size(s, steps), c = run_size(s, steps);
-    Result r = a;
-    r.bare = median3(a.bare, b.bare, c.bare);
-    r.hftrain = median3(a.hftrain, b.hftrain, c.hftrain);
-    r.python = median3(a.python, b.python, c.python);
-    r.bare_wide = median3(a.bare_wide, b.bare_wide, c.bare_wide);
-    const double overhead = (r.hftrain - r.bare) / r.bare * 100;
+    // Rounds of (bare, hftrain, python) back to back, in rotating order. The machine's speed
+    // drifts between rounds, so each ratio is taken within a round, then the median.
+    std::vector<Result> rs;
+    for (int64_t k = 0; k < rounds; ++k) rs.push_back(run_size(s, steps, static_cast<int>(k % 3)));
+    auto over = [&](double Result::*field) {
+      std::vector<double> v;
+      for (const Result& x : rs) v.push_back(x.*field);
+      return median(v);
+    };
+    auto ratio = [&](double Result::*num, double Result::*den) {
+      std::vector<double> v;
+      for (const Result& x : rs) v.push_back(x.*num / x.*den);
+      return median(v);
+    };
+    Result r = rs.front();
+    r.bare = over(&Result::bare);
+    r.hftrain = over(&Result::hftrain);
+    r.python = over(&Result::python);
+    const double overhead = (ratio(&Result::hftrain, &Result::bare) - 1) * 100;
+    const double python_ratio = ratio(&Result::python, &Result::hftrain);
+    const double wide_ratio = ratio(&Result::bare_wide, &Result::bare);
     std::printf("%-6s %10.2f %10.2f %8.2f%% %10.2f %13.2fx %11.3f %13.2fx\n", s.name, r.bare * 1e3, r.hftrain * 1e3,
-                overhead, r.python * 1e3, r.python / r.hftrain, r.syncs_per_step, r.bare_wide / r.bare);
+                overhead, r.python * 1e3, python_ratio, r.syncs_per_step, wide_ratio);
     summary[s.name] = {{"bare_ms", r.bare * 1e3},       {"hftrain_ms", r.hftrain * 1e3},
                        {"overhead_percent", overhead},  {"python_ms", r.python * 1e3},
-                       {"python_over_hftrain", r.python / r.hftrain},
+                       {"python_over_hftrain", python_ratio},
                        {"host_reads_per_step", r.syncs_per_step}, {"python_peak_rss_mb", r.python_rss_mb},
-                       {"bare_both_pools_wide_ms", r.bare_wide * 1e3}};
+                       {"both_pools_wide_over_bare", wide_ratio}};
   }
   summary["hftrain_peak_rss_mb"] = peak_rss_mb(RUSAGE_SELF);
 
