@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
     // drifts between rounds, so each ratio is taken within a round, then the median.
     std::vector<Result> rs;
     for (int64_t k = 0; k < rounds; ++k) rs.push_back(run_size(s, steps, static_cast<int>(k % 3)));
-    auto over = [&](double Result::*field) {
+    auto median_of = [&](double Result::*field) {
       std::vector<double> v;
       for (const Result& x : rs) v.push_back(x.*field);
       return median(v);
@@ -223,9 +223,9 @@ int main(int argc, char** argv) {
       return median(v);
     };
     Result r = rs.front();
-    r.bare = over(&Result::bare);
-    r.hftrain = over(&Result::hftrain);
-    r.python = over(&Result::python);
+    r.bare = median_of(&Result::bare);
+    r.hftrain = median_of(&Result::hftrain);
+    r.python = median_of(&Result::python);
     const double overhead = (ratio(&Result::hftrain, &Result::bare) - 1) * 100;
     const double python_ratio = ratio(&Result::python, &Result::hftrain);
     const double wide_ratio = ratio(&Result::bare_wide, &Result::bare);

@@ -57,6 +57,7 @@ namespace {
 
 struct Components {
   std::shared_ptr<ProcessGroup> pg;  // a data parallel run's, else null
+  bool main() const { return !pg || pg->rank() == 0; }  // rank 0 alone writes
   std::shared_ptr<const Tokenizer> tokenizer;
   Datasets data;
   std::shared_ptr<Model> model;
@@ -180,16 +181,15 @@ void run_train(const Config& config) {
     }
   }
   Components parts = build(config);
-  const bool main = !parts.pg || parts.pg->rank() == 0;  // rank 0 alone writes
   if (resume) rng_state_check_world_size(*resume, parts.pg ? parts.pg->world_size() : 1);
-  if (main) {
+  if (parts.main()) {
     prepare_output_dir(config.args, resume.has_value());
     print_config(config);
   }
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
   json summary = trainer.train(resume);
-  if (!main) return;
+  if (!parts.main()) return;
   trainer.save_model(config.args.output_dir);
   io::write_json_file(config.args.output_dir + "/train_results.json", summary);
   std::printf("saved the model to %s\n", config.args.output_dir.c_str());
@@ -199,15 +199,14 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
   Components parts = build(config, checkpoint.value_or(""));
   HFT_CHECK(parts.data.eval != nullptr,
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
-  const bool main = !parts.pg || parts.pg->rank() == 0;
-  if (main) prepare_output_dir(config.args, /*resuming=*/true);
+  if (parts.main()) prepare_output_dir(config.args, /*resuming=*/true);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   if (checkpoint) {
     const std::string state_path = *checkpoint + "/trainer_state.json";
     trainer.set_state(trainer_state_from_json(io::read_json_file(state_path), state_path));
   }
   json metrics = trainer.evaluate();
-  if (!main) return;
+  if (!parts.main()) return;
   const std::string out = (checkpoint ? *checkpoint : config.args.output_dir) + "/eval_results.json";
   io::write_json_file(out, metrics);
   std::printf("wrote %s\n", out.c_str());
@@ -232,12 +231,11 @@ void run_predict(const Config& config, const std::string& checkpoint, const std:
   HFT_CHECK(windows.size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
             config.data.block_size);
   const fs::path out_dir = fs::path(output).parent_path();
-  const bool main = !parts.pg || parts.pg->rank() == 0;
-  if (!out_dir.empty() && main) fs::create_directories(out_dir);
+  if (!out_dir.empty() && parts.main()) fs::create_directories(out_dir);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   std::vector<std::vector<int64_t>> predictions;
   json metrics = trainer.predict(windows, predictions);
-  if (!main) return;
+  if (!parts.main()) return;
   std::string lines;
   for (size_t i = 0; i < predictions.size(); ++i)
     lines += json{{"index", i}, {"predicted_ids", predictions[i]}, {"predicted_text", parts.tokenizer->decode(predictions[i])}}

@@ -7,6 +7,8 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
+
 namespace hftrain {
 
 GradReducer::GradReducer(ProcessGroup& pg, std::vector<at::Tensor> params, int64_t bucket_cap_bytes,

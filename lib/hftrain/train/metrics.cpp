@@ -13,6 +13,16 @@ bool MetricAccumulator::needs_predictions() const {
   return std::any_of(metrics_.begin(), metrics_.end(), [](Metric m) { return m != Metric::kPerplexity; });
 }
 
+namespace {
+
+// Per-class counts `t` (int64) zero-extended to n classes; an undefined `t` is all zeros.
+at::Tensor padded(const at::Tensor& t, int64_t n) {
+  if (!t.defined()) return at::zeros({n}, at::kLong);
+  return t.numel() < n ? at::cat({t, at::zeros({n - t.numel()}, at::kLong)}) : t;
+}
+
+}  // namespace
+
 void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
   at::Tensor mask = labels.ne(-100);
   at::Tensor p = preds.masked_select(mask), l = labels.masked_select(mask);
@@ -25,11 +35,7 @@ void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
   exact_rows_ += wrong.logical_not().sum().item<int64_t>();
   const int64_t n = std::max<int64_t>({p.numel() ? p.max().item<int64_t>() + 1 : 0,
                                        l.numel() ? l.max().item<int64_t>() + 1 : 0, tp_.defined() ? tp_.numel() : 0});
-  auto grow = [&](at::Tensor& t) {
-    if (!t.defined()) t = at::zeros({n}, at::kLong);
-    else if (t.numel() < n) t = at::cat({t, at::zeros({n - t.numel()}, at::kLong)});
-  };
-  grow(tp_), grow(pred_count_), grow(label_count_);
+  tp_ = padded(tp_, n), pred_count_ = padded(pred_count_, n), label_count_ = padded(label_count_, n);
   tp_.add_(at::bincount(l.masked_select(hit), {}, n));
   pred_count_.add_(at::bincount(p, {}, n));
   label_count_.add_(at::bincount(l, {}, n));
@@ -37,12 +43,8 @@ void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
 
 void MetricAccumulator::all_reduce(ProcessGroup& pg) {
   const int64_t n = pg.max(tp_.defined() ? tp_.numel() : 0);  // the classes any rank has seen
-  auto grow = [&](const at::Tensor& t) {
-    if (!t.defined()) return at::zeros({n}, at::kLong);
-    return t.numel() < n ? at::cat({t, at::zeros({n - t.numel()}, at::kLong)}) : t;
-  };
   at::Tensor counts = at::tensor(std::vector<int64_t>{correct_, total_, rows_, exact_rows_}, at::kLong);
-  std::vector<at::Tensor> packed{at::cat({counts, grow(tp_), grow(pred_count_), grow(label_count_)})};
+  std::vector<at::Tensor> packed{at::cat({counts, padded(tp_, n), padded(pred_count_, n), padded(label_count_, n)})};
   pg.all_reduce_sum(packed);
   auto c = packed[0].accessor<int64_t, 1>();
   correct_ = c[0], total_ = c[1], rows_ = c[2], exact_rows_ = c[3];

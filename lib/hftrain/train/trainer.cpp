@@ -130,16 +130,12 @@ BatchSampler Trainer::train_sampler(int64_t data_seed, int64_t epoch) const {
 Trainer::Schedule Trainer::plan() const {
   Schedule s;
   const int64_t ga = args_.gradient_accumulation_steps;
-  s.batches_per_epoch =
-      BatchSampler::count(data_.train->size(), args_.train_batch_size(), args_.dataloader_drop_last);
-  HFT_CHECK(s.batches_per_epoch > 0, "the train set has {} windows, fewer than one batch of {} with drop_last",
-            data_.train->size(), args_.train_batch_size());
-  if (pg_) {
-    s.batches_per_epoch = train_sampler(args_.data_seed.value_or(args_.seed), 0).size();
-    HFT_CHECK(s.batches_per_epoch > 0,
-              "the train set has {} windows, fewer than one batch of {} for each of {} ranks with drop_last",
-              data_.train->size(), args_.train_batch_size(), world_size());
-  }
+  // A data parallel rank's dataloader is its shard of the batches.
+  s.batches_per_epoch = pg_ ? train_sampler(args_.data_seed.value_or(args_.seed), 0).size()
+                            : BatchSampler::count(data_.train->size(), args_.train_batch_size(), args_.dataloader_drop_last);
+  HFT_CHECK(s.batches_per_epoch > 0, "the train set has {} windows, fewer than one batch of {} {}with drop_last",
+            data_.train->size(), args_.train_batch_size(),
+            pg_ ? fmt::format("for each of {} ranks ", world_size()) : std::string());
   s.steps_per_epoch = (s.batches_per_epoch + ga - 1) / ga;
   // HF (trainer.py _inner_training_loop) counts floor(batches / GA) updates per epoch to
   // size the run, although an epoch's shorter last window is an optimizer step too.
@@ -508,8 +504,7 @@ void Trainer::save_checkpoint() {
       if (args_.save_only_model) return;  // HF: such a checkpoint holds the model only
       io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
       io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
-      if (!pg_) io::pickle_save_file(tmp + "/rng_state.pth", rng[0]);
-      for (size_t r = 0; pg_ && r < rng.size(); ++r)
+      for (size_t r = 0; r < rng.size(); ++r)
         io::pickle_save_file(tmp + "/" + rng_state_file(static_cast<int64_t>(r), world_size()), rng[r]);
     });
     if (args_.save_total_limit)
