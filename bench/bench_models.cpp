@@ -49,7 +49,7 @@ const std::vector<Case>& cases() {
 // forward+backward passes after one warm-up and print the median milliseconds.
 int child(size_t index, const std::string& mode, int steps) {
   register_builtins();
-  compat::set_default_threads();
+  compat::configure_host();
   const Case& c = cases()[index];
   ModelOptions opts;
   opts.type = c.model["type"];

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--model")) model = argv[i + 1];
     else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
   }
-  hftrain::compat::set_default_threads();
+  hftrain::compat::configure_host();
   hftrain::Gpt2Config c;  // GPT-2 124M
   if (model == "demo") c.vocab_size = 256, c.n_positions = 128, c.n_embd = 128, c.n_layer = 2, c.n_head = 4;
   at::manual_seed(0);

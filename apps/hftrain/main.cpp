@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  hftrain::compat::set_default_threads();
+  hftrain::compat::configure_host();
   hftrain::preemption_install();
   try {
     return run(app, train, resume, evaluate, predict, config, tokenize, o);

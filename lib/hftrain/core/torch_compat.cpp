@@ -2,11 +2,17 @@
 
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <thread>
 
 namespace hftrain::compat {
@@ -41,6 +47,69 @@ void set_default_threads() {
   const bool blas_pool = blas_parallel && blas_threads && blas_parallel() == 1;
   at::set_num_threads(blas_pool ? 1 : cores);
   if (blas_pool && !std::getenv("OPENBLAS_NUM_THREADS")) blas_threads(cores);
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  // The user's malloc settings win.
+  if (const char* t = std::getenv("GLIBC_TUNABLES"); t && std::strstr(t, "glibc.malloc.")) return;
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_")) return;
+  // A training step frees and allocates the same activation sizes again and again. glibc
+  // gives blocks over its mmap threshold back to the kernel on free, and trims the heap's
+  // top, so each step would fault those pages in again (zeroed) and pay a TLB shootdown per
+  // unmap. Blocks up to 32 MiB (glibc's ceiling for the threshold) now stay in the heap for
+  // the next step, and the heap is not trimmed: the process keeps its peak, as PyTorch's
+  // CUDA caching allocator does on a GPU.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+#endif
+}
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+namespace {
+bool autocast_enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
+void autocast_enable(c10::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }
+at::ScalarType autocast_dtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
+void autocast_set_dtype(c10::DeviceType d, at::ScalarType t) { at::autocast::set_autocast_dtype(d, t); }
+}  // namespace
+#else
+namespace {
+bool autocast_enabled(c10::DeviceType d) {
+  return d == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+}
+void autocast_enable(c10::DeviceType d, bool on) {
+  d == c10::DeviceType::CPU ? at::autocast::set_cpu_enabled(on) : at::autocast::set_enabled(on);
+}
+at::ScalarType autocast_dtype(c10::DeviceType d) {
+  return d == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+}
+void autocast_set_dtype(c10::DeviceType d, at::ScalarType t) {
+  d == c10::DeviceType::CPU ? at::autocast::set_autocast_cpu_dtype(t) : at::autocast::set_autocast_gpu_dtype(t);
+}
+}  // namespace
+#endif
+
+AutocastGuard::AutocastGuard(c10::DeviceType device, at::ScalarType dtype) : device_(device) {
+  if (dtype == at::kFloat) return;
+  active_ = true;
+  was_enabled_ = autocast_enabled(device);
+  was_dtype_ = autocast_dtype(device);
+  autocast_enable(device, true);
+  autocast_set_dtype(device, dtype);
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+  // As torch.autocast's __exit__: the cast weights are dropped when the outermost scope ends.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  autocast_enable(device_, was_enabled_);
+  autocast_set_dtype(device_, was_dtype_);
+}
+
+void configure_host() {
+  set_default_threads();
+  keep_freed_memory();
 }
 
 }  // namespace hftrain::compat

@@ -24,4 +24,28 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 // OpenBLAS, its pool gets the cores and LibTorch's intra-op pool one thread (see the .cpp).
 void set_default_threads();
 
+// Freed tensor memory stays in the process for the next step instead of going back to the
+// kernel (glibc malloc's thresholds; see the .cpp), unless the user set glibc's malloc
+// tunables. Off glibc, nothing.
+void keep_freed_memory();
+
+// What every hftrain process does first: set_default_threads() and keep_freed_memory().
+void configure_host();
+
+// torch.autocast(device_type, dtype) for a scope: eligible ops (matmuls, linear layers) run in
+// `dtype`, the rest as autocast's lists say. Disabled (no effect) when dtype is float32.
+// LibTorch 2.4 names the switches per device type; earlier versions per device.
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType device, at::ScalarType dtype);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool active_ = false, was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kFloat;
+};
+
 }  // namespace hftrain::compat
