@@ -136,8 +136,8 @@ TEST_CASE("every combination HF refuses is refused with HF's words", "[unit][con
 TEST_CASE("combinations HF accepts but hftrain refuses are refused on purpose", "[unit][config]") {
   // Each row of accepted_by_hf.json: refused (stricter than HF, with the reason) or accepted.
   const std::map<std::string, std::string> refused = {
-      {"fp16 on CPU", "not available in this hftrain build"},
-      {"fp16_full_eval on CPU", "not available in this hftrain build"},
+      {"fp16 on CPU", "fp16 mixed precision needs a CUDA device"},
+      {"fp16_full_eval on CPU", "fp16 mixed precision needs a CUDA device"},
       {"unknown half_precision_backend", "is not a valid half precision backend"},
       {"torch_compile_mode unknown", "torch.compile is Python-only"},
       {"report_to an unknown integration", "report_to not_a_logger is not available"},

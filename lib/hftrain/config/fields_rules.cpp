@@ -173,8 +173,10 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   check(a.save_safetensors, "save_safetensors",
         "save_safetensors false is refused: hftrain writes model.safetensors only (torch .bin files need Python)");
   // What this build cannot do yet is refused, not ignored.
-  check(!a.bf16 && !a.fp16 && !a.bf16_full_eval && !a.fp16_full_eval, a.fp16 ? "fp16" : "bf16",
-        "bf16/fp16 mixed precision is not available in this hftrain build yet; train in float32 (the default)");
+  // HF refuses fp16 on the CPU with torch < 2.3; this build runs on the CPU (bf16 autocast).
+  check(!a.fp16 && !a.fp16_full_eval, a.fp16 ? "fp16" : "fp16_full_eval",
+        "fp16 mixed precision needs a CUDA device, and this hftrain build runs on the CPU; use bf16 (CPU "
+        "autocast) or float32");
   check(!a.tf32.value_or(false), "tf32", "tf32 applies to CUDA matmuls, and this hftrain build runs on CPU");
   check(a.half_precision_backend == "auto" || a.half_precision_backend == "cpu_amp", "half_precision_backend",
         "half_precision_backend " + a.half_precision_backend + " is not part of hftrain; use auto");

@@ -65,7 +65,7 @@ struct TrainingArguments {
   // ---- stability
   double max_grad_norm = 1.0;  // <= 0 disables clipping
   bool logging_nan_inf_filter = true;
-  // ---- precision (CPU float32 in this build: bf16/fp16/tf32 are refused when set)
+  // ---- precision (this CPU build: bf16 autocast; fp16 and tf32, CUDA-only, are refused)
   bool bf16 = false, fp16 = false, bf16_full_eval = false, fp16_full_eval = false;
   std::optional<bool> tf32;
   std::string half_precision_backend = "auto";

@@ -2,6 +2,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/host_sync.h"
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/data/collator.h"
 #include "hftrain/data/loader.h"
 #include "hftrain/data/sampler.h"
@@ -89,6 +90,8 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
   for (const auto& p : model_->named_parameters())
     if (std::find(embeddings.begin(), embeddings.end(), p.key()) == embeddings.end())
       non_embedding_params_ += static_cast<double>(p.value().numel());
+  if (args_.bf16) autocast_dtype_ = at::kBFloat16;
+  if (args_.fp16) autocast_dtype_ = at::kHalf;
   callbacks_.add(std::make_unique<DefaultFlowCallback>());
   if (is_main()) {  // the callbacks that print or write files run on rank 0 only
     callbacks_.add(std::make_unique<LogCallback>((fs::path(args_.output_dir) / "log.jsonl").string()));
@@ -103,6 +106,17 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
 bool Trainer::is_main() const { return !pg_ || pg_->rank() == 0; }
 
 int64_t Trainer::world_size() const { return pg_ ? pg_->world_size() : 1; }
+
+ModelOutput Trainer::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
+  if (autocast_dtype_ == at::kFloat) return model_->forward(batch, num_items_in_batch);
+  ModelOutput out;
+  {
+    compat::AutocastGuard autocast(batch.at("input_ids").device().type(), autocast_dtype_);
+    out = model_->forward(batch, num_items_in_batch);
+  }
+  if (out.logits.defined()) out.logits = out.logits.to(at::kFloat);
+  return out;
+}
 
 double Trainer::mean_over_ranks(double local) { return pg_ ? pg_->sum(local) / static_cast<double>(world_size()) : local; }
 
@@ -171,6 +185,9 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
   const Schedule s = plan();
   const int64_t ga = args_.gradient_accumulation_steps;
   create_optimizer(s);
+  // fp16: accelerate's GradScaler with torch's defaults (bf16 needs none).
+  scaler_ = args_.fp16 ? std::make_unique<GradScaler>() : nullptr;
+  in_train_ = true;
   state_ = TrainerState{};
   state_.max_steps = s.max_steps;
   state_.num_train_epochs = s.num_epochs;
@@ -241,14 +258,14 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       for (size_t m = 0; m < window.size(); ++m) {
         at::Tensor loss;
         if (loss_kwargs) {
-          loss = model_->forward(window[m], static_cast<double>(num_items)).loss;
+          loss = forward(window[m], static_cast<double>(num_items)).loss;
           if (average_tokens) loss = loss.mul(static_cast<double>(world));
         } else {  // the head's mean loss, scaled as transformers' training_step scales it
-          loss = model_->forward(window[m], std::nullopt).loss.div(static_cast<double>(ga));
+          loss = forward(window[m], std::nullopt).loss.div(static_cast<double>(ga));
         }
         const bool last = m + 1 == window.size();
         if (reducer) reducer->prepare(last);  // earlier micro-steps accumulate locally (no_sync)
-        loss.backward();
+        (scaler_ ? scaler_->scale(loss) : loss).backward();
         if (reducer && last) reducer->finish();
         at::Tensor l = loss.detach();
         // logging_nan_inf_filter without a host sync: a non-finite loss counts as the mean so far.
@@ -259,11 +276,22 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
         if (args_.include_num_input_tokens_seen) (pg_ ? tokens_not_summed_ : state_.num_input_tokens_seen) += tokens;
         if (m + 1 < window.size()) callbacks_.on_substep_end(args_, state_, control_);
       }
-      if (args_.max_grad_norm > 0) grad_norm = clip_grad_norm(optimizer_params(), args_.max_grad_norm);
+      if (args_.max_grad_norm > 0) {
+        if (scaler_) scaler_->unscale(*optimizer_);  // clip the true gradients (accelerate)
+        grad_norm = clip_grad_norm(optimizer_params(), args_.max_grad_norm);
+      }
       callbacks_.on_pre_optimizer_step(args_, state_, control_);
-      optimizer_->step();
+      // fp16: a step whose gradients overflowed is skipped, and so is the scheduler's (HF's
+      // optimizer_step_was_skipped); the scale backs off.
+      bool stepped = true;
+      if (scaler_) {
+        stepped = scaler_->step(*optimizer_);
+        scaler_->update();
+      } else {
+        optimizer_->step();
+      }
       callbacks_.on_optimizer_step(args_, state_, control_);
-      scheduler_->step();
+      if (stepped) scheduler_->step();
       optimizer_->zero_grad();
       state_.global_step += 1;
       state_.epoch = static_cast<double>(epoch) + static_cast<double>(b1) / static_cast<double>(s.batches_per_epoch);
@@ -309,6 +337,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
     model_load_weights(*model_, *state_.best_model_checkpoint + "/model.safetensors");
   }
   callbacks_.on_train_end(args_, state_, control_);
+  in_train_ = false;
   return summary;
 }
 
@@ -386,6 +415,9 @@ std::pair<at::Tensor, at::Tensor> aligned_predictions(ModelTask task, const at::
 json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefix,
                               std::vector<std::vector<int64_t>>* predictions) {
   const auto t0 = std::chrono::steady_clock::now();
+  // HF's evaluation_loop outside train(): *_full_eval evaluates (and leaves) the model cast.
+  if (!in_train_ && args_.fp16_full_eval) model_->to(at::kHalf);
+  else if (!in_train_ && args_.bf16_full_eval) model_->to(at::kBFloat16);
   const bool was_training = model_->is_training();
   model_->eval();
   at::NoGradGuard no_grad;
@@ -407,7 +439,7 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     const int64_t real = std::clamp<int64_t>(n - (b * world + rank) * bs, 0, rows.numel());
     if (real == 0) continue;
     Batch batch = windows.collate(rows.slice(0, 0, real));
-    ModelOutput out = model_->forward(batch, std::nullopt);
+    ModelOutput out = forward(batch, std::nullopt);
     losses.push_back(out.loss.detach().reshape({1}).repeat({real}));
     callbacks_.on_prediction_step(args_, state_, control_);
     if (!want_preds) continue;
@@ -504,6 +536,7 @@ void Trainer::save_checkpoint() {
       if (args_.save_only_model) return;  // HF: such a checkpoint holds the model only
       io::pickle_save_file(tmp + "/optimizer.pt", optimizer_->state_dict());
       io::pickle_save_file(tmp + "/scheduler.pt", scheduler_->state_dict());
+      if (scaler_) io::pickle_save_file(tmp + "/scaler.pt", scaler_->state_dict());
       for (size_t r = 0; r < rng.size(); ++r)
         io::pickle_save_file(tmp + "/" + rng_state_file(static_cast<int64_t>(r), world_size()), rng[r]);
     });
@@ -528,6 +561,10 @@ void Trainer::load_checkpoint(const std::string& dir) {
   model_load_weights(*model_, dir + "/model.safetensors");
   optimizer_->load_state_dict(io::pickle_load_file(dir + "/optimizer.pt"), dir + "/optimizer.pt");
   scheduler_->load_state_dict(io::pickle_load_file(dir + "/scheduler.pt"), dir + "/scheduler.pt");
+  // A checkpoint of a float32 or bf16 run has no scaler.pt: fp16 then starts from torch's
+  // initial scale, as HF does.
+  if (scaler_ && fs::is_regular_file(dir + "/scaler.pt"))
+    scaler_->load_state_dict(io::pickle_load_file(dir + "/scaler.pt"), dir + "/scaler.pt");
   // The run's bounds come from this run's arguments (max_steps may be raised to continue).
   loaded.max_steps = state_.max_steps;
   loaded.num_train_epochs = state_.num_train_epochs;

@@ -10,6 +10,7 @@
 #include "hftrain/optim/optimizer.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
+#include "hftrain/train/grad_scaler.h"
 #include "hftrain/train/trainer_state.h"
 
 #include <memory>
@@ -63,6 +64,9 @@ class Trainer {
   bool is_main() const;       // rank 0, or a single process
   int64_t world_size() const;
   double mean_over_ranks(double local);
+  // The model's forward under bf16/fp16 autocast when the arguments ask for it, with the
+  // logits returned in float32 (accelerate's convert_outputs_to_fp32).
+  ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch);
 
   Config config_;
   const TrainingArguments& args_;
@@ -75,6 +79,9 @@ class Trainer {
   TrainerControl control_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LRScheduler> scheduler_;
+  std::unique_ptr<GradScaler> scaler_;  // fp16 only
+  at::ScalarType autocast_dtype_ = at::kFloat;
+  bool in_train_ = false;  // HF's is_in_train: *_full_eval casts the model only outside train()
   double non_embedding_params_ = 0;
   double current_flos_ = 0;
   int64_t tokens_not_summed_ = 0;  // this rank's input tokens since the last reduction
