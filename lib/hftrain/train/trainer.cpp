@@ -90,8 +90,6 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
   for (const auto& p : model_->named_parameters())
     if (std::find(embeddings.begin(), embeddings.end(), p.key()) == embeddings.end())
       non_embedding_params_ += static_cast<double>(p.value().numel());
-  if (args_.bf16) autocast_dtype_ = at::kBFloat16;
-  if (args_.fp16) autocast_dtype_ = at::kHalf;
   callbacks_.add(std::make_unique<DefaultFlowCallback>());
   if (is_main()) {  // the callbacks that print or write files run on rank 0 only
     callbacks_.add(std::make_unique<LogCallback>((fs::path(args_.output_dir) / "log.jsonl").string()));
@@ -108,14 +106,9 @@ bool Trainer::is_main() const { return !pg_ || pg_->rank() == 0; }
 int64_t Trainer::world_size() const { return pg_ ? pg_->world_size() : 1; }
 
 ModelOutput Trainer::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
-  if (autocast_dtype_ == at::kFloat) return model_->forward(batch, num_items_in_batch);
-  ModelOutput out;
-  {
-    compat::AutocastGuard autocast(batch.at("input_ids").device().type(), autocast_dtype_);
-    out = model_->forward(batch, num_items_in_batch);
-  }
-  if (out.logits.defined()) out.logits = out.logits.to(at::kFloat);
-  return out;
+  const at::ScalarType dtype = args_.fp16 ? at::kHalf : args_.bf16 ? at::kBFloat16 : at::kFloat;
+  compat::AutocastGuard autocast(batch.at("input_ids").device().type(), dtype);  // a no-op for float32
+  return model_->forward(batch, num_items_in_batch);
 }
 
 double Trainer::mean_over_ranks(double local) { return pg_ ? pg_->sum(local) / static_cast<double>(world_size()) : local; }

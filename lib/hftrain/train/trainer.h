@@ -64,8 +64,9 @@ class Trainer {
   bool is_main() const;       // rank 0, or a single process
   int64_t world_size() const;
   double mean_over_ranks(double local);
-  // The model's forward under bf16/fp16 autocast when the arguments ask for it, with the
-  // logits returned in float32 (accelerate's convert_outputs_to_fp32).
+  // The model's forward under bf16/fp16 autocast when the arguments ask for it. The loss is
+  // computed from float32 logits inside the model; the logits are left in the autocast dtype
+  // (only their argmax is used), so training copies nothing extra per micro-batch.
   ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch);
 
   Config config_;
@@ -80,7 +81,6 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LRScheduler> scheduler_;
   std::unique_ptr<GradScaler> scaler_;  // fp16 only
-  at::ScalarType autocast_dtype_ = at::kFloat;
   bool in_train_ = false;  // HF's is_in_train: *_full_eval casts the model only outside train()
   double non_embedding_params_ = 0;
   double current_flos_ = 0;
