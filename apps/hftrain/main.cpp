@@ -7,6 +7,7 @@
 //   hftrain tokenize --tokenizer PATH --input PATH --output FILE
 // Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 runtime failure.
 #include "hftrain/core/error.h"
+#include "hftrain/core/log.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/run.h"
 #include "hftrain/tokenize_command.h"
@@ -129,7 +130,7 @@ int main(int argc, char** argv) {
   try {
     return run(app, train, resume, evaluate, predict, config, tokenize, o);
   } catch (const hftrain::Interrupted& e) {
-    std::fprintf(stderr, "hftrain: %s\n", e.what());
+    if (!hftrain::process_is_replica()) std::fprintf(stderr, "hftrain: %s\n", e.what());  // once per run
     return e.exit_code();
   } catch (const hftrain::Error& e) {
     std::fprintf(stderr, "hftrain: error: %s\n", e.what());

@@ -2,6 +2,7 @@
 
 #include "hftrain/builtins.h"
 #include "hftrain/core/error.h"
+#include "hftrain/core/log.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/data/dataset.h"
 #include "hftrain/dist/env.h"
@@ -78,7 +79,7 @@ void config_check(const Config& c) {
   const bool warmup = c.args.warmup_steps > 0 || c.args.warmup_ratio > 0;
   const std::string quirk = scheduler_quirk(c.args.lr_scheduler_type, given, warmup ? 1 : 0);
   // HF's numbers are reproduced, so what HF ignores is ignored here too, but said once.
-  if (!quirk.empty()) std::fprintf(stderr, "hftrain: warning: %s\n", quirk.c_str());
+  if (!quirk.empty()) warn_line(quirk);
 }
 
 namespace {
@@ -182,11 +183,12 @@ void run_train(const Config& config) {
   }
   Components parts = build(config);
   if (resume) rng_state_check_world_size(*resume, parts.pg ? parts.pg->world_size() : 1);
+  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
+  trainer.check_train();
   if (parts.main()) {
     prepare_output_dir(config.args, resume.has_value());
     print_config(config);
   }
-  Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
   json summary = trainer.train(resume);
   if (!parts.main()) return;

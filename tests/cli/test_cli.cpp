@@ -144,6 +144,8 @@ TEST_CASE("bad input: one line, exit code 2, nothing written to output_dir", "[i
       {"missing config", "--config /nonexistent.yaml", "config file not found"},
       {"model config typo", "--set model.config.n_layers=4", "did you mean \"n_layer\""},
       {"block longer than the model", "--set data.block_size=64", "exceeds the model's n_positions 32"},
+      {"drop_last with fewer windows than a batch",
+       "--set dataloader_drop_last=true --set per_device_train_batch_size=100", "fewer than one batch of 100"},
   };
   std::string config = write_config(dir);
   for (const Case& c : cases) {

@@ -291,9 +291,14 @@ TEST_CASE("2 ranks with batch b log the losses of 1 rank with batch 2b on the sa
     INFO("average_tokens_across_devices " << avg);
     auto two = hftrain::test::run_command(launch_command(
         2, bin + " train --config " + cfg + " --set per_device_train_batch_size=2 --set output_dir=" + dir.str() +
-               "/two-" + avg + " --set average_tokens_across_devices=" + avg));
+               "/two-" + avg + " --set average_tokens_across_devices=" + avg + " --set no_cuda=true"));
     INFO(two.output);
     REQUIRE(two.exit_code == 0);
+    // A config warning is printed by rank 0 alone.
+    const std::string warning = "no_cuda is deprecated, use use_cpu";
+    const size_t first = two.output.find(warning);
+    CHECK(first != std::string::npos);
+    CHECK(two.output.find(warning, first + 1) == std::string::npos);
     check_same_run(dir.str() + "/one/log.jsonl", dir.str() + "/two-" + avg + "/log.jsonl");
     // Every rank's RNG state is in the checkpoint; rank 0 wrote the rest.
     CHECK(std::filesystem::exists(dir.str() + "/two-" + avg + "/checkpoint-4/rng_state_1.pth"));

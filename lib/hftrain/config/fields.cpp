@@ -2,6 +2,7 @@
 
 #include "hftrain/config/fields_rules.h"
 #include "hftrain/config/json_value.h"
+#include "hftrain/core/log.h"
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
@@ -380,8 +381,7 @@ TrainingArguments training_args_read(const json& tree, const std::vector<std::st
     const std::string& to = f->info.note;
     check_kind(c, key, value, f->kind);
     if (value.is_null() || (!value.is_object() && value == f->info.hf_default && to != "eval_strategy")) continue;
-    std::fprintf(stderr, "hftrain: warning: %s is deprecated, use %s (from %s)\n", key.c_str(), to.c_str(),
-                 where(key).c_str());
+    warn("{} is deprecated, use {} (from {})", key, to, where(key));
     if (key == "adafactor") {  // HF: adafactor=True means optim="adafactor"
       if (value.is_boolean() && value.get<bool>()) given["optim"] = "adafactor";
       continue;

@@ -1,6 +1,7 @@
 #include "hftrain/data/dataset.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/log.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/data/preprocess.h"
 #include "hftrain/io/mmap_file.h"
@@ -169,9 +170,8 @@ std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, in
                                                tok.num_special_tokens_after(), pad, l.classes);
   HFT_CHECK(seqs->size() > 0, "the {} data has no non-empty examples", which);
   if (seqs->num_truncated() > 0)
-    std::fprintf(stderr, "hftrain: warning: %lld of the %s data's %lld examples are longer than data.block_size=%lld "
-                 "tokens and were truncated\n", static_cast<long long>(seqs->num_truncated()), which,
-                 static_cast<long long>(seqs->size()), static_cast<long long>(opts.block_size));
+    warn("{} of the {} data's {} examples are longer than data.block_size={} tokens and were truncated",
+         seqs->num_truncated(), which, seqs->size(), opts.block_size);
   return seqs;
 }
 

@@ -1,6 +1,7 @@
 #include "hftrain/data/preprocess.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/log.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/mmap_file.h"
 
@@ -211,7 +212,7 @@ TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opt
   try {
     cache_write(path, ids, has_labels ? &labels : nullptr, offsets);  // a failed write costs the next run time
   } catch (const Error& e) {
-    std::fprintf(stderr, "hftrain: warning: not caching tokens: %s\n", e.what());
+    warn("not caching tokens: {}", e.what());
   }
   TokenizedExamples t;
   t.ids = int_tensor(ids);

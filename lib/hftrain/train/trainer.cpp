@@ -157,6 +157,8 @@ Trainer::Schedule Trainer::plan() const {
   return s;
 }
 
+void Trainer::check_train() const { plan(); }
+
 void Trainer::create_optimizer(const Schedule& s) {
   // HF's two groups: weight decay for all but biases and norm weights.
   ParamGroup decay, no_decay;

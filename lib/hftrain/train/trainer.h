@@ -37,6 +37,9 @@ class Trainer {
   // Trains until max_steps; from `resume_dir` (a checkpoint-N directory) when given.
   // Returns the train summary (train_runtime, train_loss, ...).
   nlohmann::json train(const std::optional<std::string>& resume_dir);
+  // What train() refuses in the data and arguments (too few windows for a batch), checked
+  // before anything is written.
+  void check_train() const;
   // Evaluates on the eval set: eval_loss, eval_perplexity, eval_runtime, ...; logged.
   nlohmann::json evaluate();
   // Predictions on `windows` (argmax next token per position, (T-1) per window) and
