@@ -5,6 +5,8 @@
 // three rounds, medians of train_samples_per_second.
 //   build/bench_ddp [--steps N] [--rounds R]
 // Scaling efficiency = samples/s on 2 ranks / (2 x samples/s on 1 rank, same threads each).
+#include "bench_util.h"
+
 #include <nlohmann/json.hpp>
 #include <fmt/format.h>
 
@@ -56,12 +58,9 @@ double run(const std::string& cfg, const std::string& out, int nproc, const char
   return json::parse(in).at("train_samples_per_second").get<double>();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
+
+using hftrain::bench::median;
 
 int main(int argc, char** argv) {
   int64_t steps = 20, rounds = 3;

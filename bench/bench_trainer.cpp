@@ -18,6 +18,7 @@
 #include "hftrain/optim/grad_clip.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/trainer.h"
+#include "bench_util.h"
 
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
@@ -35,7 +36,9 @@
 
 using namespace hftrain;
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::median;
+using bench::StepTimer;
 
 namespace {
 
@@ -68,17 +71,7 @@ data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generat
   return config_resolve(src);
 }
 
-// The median step time after the warm-up steps: robust to the noise of a shared machine.
-double median_after_warmup(std::vector<double> t) {
-  t.erase(t.begin(), t.begin() + std::min<size_t>(kWarmup, t.size()));
-  std::sort(t.begin(), t.end());
-  return t.empty() ? NAN : t[t.size() / 2];
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? NAN : v[v.size() / 2];
-}
+double median_after_warmup(const std::vector<double>& t) { return bench::median_after(t, kWarmup); }
 
 // A command's standard output; ok is false when it could not run or exited non-zero.
 std::string capture(const std::string& cmd, bool* ok) {
@@ -97,21 +90,6 @@ json last_json(const std::string& text) {
   at = at == std::string::npos ? 0 : at + 1;
   return json::parse(text.substr(at, text.find('\n', at) - at), nullptr, false);
 }
-
-// Per-step wall time inside the Trainer, from on_step_begin to on_step_end.
-class StepTimer : public Callback {
- public:
-  explicit StepTimer(std::vector<double>* out) : out_(out) {}
-  std::string name() const override { return "StepTimer"; }
-  void on_step_begin(const Args&, State&, Control&) override { t0_ = Clock::now(); }
-  void on_step_end(const Args&, State&, Control&) override {
-    out_->push_back(std::chrono::duration<double>(Clock::now() - t0_).count());
-  }
-
- private:
-  std::vector<double>* out_;
-  Clock::time_point t0_;
-};
 
 // The same work as the Trainer's step, written as plainly as LibTorch allows.
 std::vector<double> bare_loop(const Config& c, const LmDataset& train, int64_t steps) {

@@ -3,8 +3,15 @@
 
 #include "hftrain/core/error.h"
 
+#include <c10/util/Logging.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+// c10/util/Logging.h defines a glog-style CHECK that replaces Catch's wherever it is read
+// after catch.hpp (LibTorch 2.x's tensor headers read it). Having read both, Catch's CHECK is
+// put back, for every test that includes this header.
+#undef CHECK
+#define CHECK(...) INTERNAL_CATCH_TEST("CHECK", Catch::ResultDisposition::ContinueOnFailure, __VA_ARGS__)
 
 #include <cstdlib>
 #include <filesystem>

@@ -1,4 +1,5 @@
 // AdamW against torch.optim.AdamW's trajectories (golden/optimizers.json, 20 steps).
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/io/pickle.h"
 #include "hftrain/optim/adamw.h"
 #include "optim/optim_test_util.h"
@@ -24,7 +25,7 @@ struct Recipe {
   at::Tensor w = tensor_of(g["initial"]["w"]).set_requires_grad(true);
   at::Tensor b = tensor_of(g["initial"]["b"]).set_requires_grad(true);
   hftrain::AdamW opt;
-  explicit Recipe(bool amsgrad) : opt({group(w, b)}, {0.9, 0.999, 1e-8, amsgrad}) {}
+  explicit Recipe(bool amsgrad, bool fused = false) : opt({group(w, b)}, {0.9, 0.999, 1e-8, amsgrad, fused}) {}
   static hftrain::ParamGroup group(const at::Tensor& w, const at::Tensor& b) {
     hftrain::ParamGroup group;
     group.params = {w, b};
@@ -39,8 +40,8 @@ struct Recipe {
   }
 };
 
-void run_case(const std::string& name, bool amsgrad) {
-  Recipe r(amsgrad);
+void run_case(const std::string& name, bool amsgrad, bool fused = false) {
+  Recipe r(amsgrad, fused);
   for (size_t t = 0; t < 20; ++t) {
     r.step(t);
     const json& ref = r.g["trajectories"][name][t];
@@ -55,6 +56,19 @@ TEST_CASE("AdamW follows torch.optim.AdamW's trajectory for 20 steps", "[unit][o
 
 TEST_CASE("AdamW with amsgrad follows torch.optim.AdamW(amsgrad=True)", "[unit][optim]") {
   run_case("adamw_amsgrad", true);
+}
+
+// adamw_torch_fused: torch's fused kernel rounds its float32 arithmetic its own way, within
+// the trajectory tolerance of torch's foreach AdamW. Where LibTorch has no such kernel (before
+// 2.4) asking for it is a user error naming the version.
+TEST_CASE("fused AdamW follows torch.optim.AdamW's trajectories, or is refused before LibTorch 2.4", "[unit][optim]") {
+  if (!hftrain::compat::kHasFusedAdamW) {
+    hftrain::test::require_error(hftrain::Error::kUser, [] { Recipe r(false, true); },
+                                 {"adamw_torch_fused needs LibTorch 2.4 or newer", TORCH_VERSION});
+    return;
+  }
+  run_case("adamw", false, true);
+  run_case("adamw_amsgrad", true, true);
 }
 
 TEST_CASE("AdamW state_dict has torch's layout and values after 3 steps", "[unit][optim]") {

@@ -1,5 +1,6 @@
 #include "hftrain/config/fields_rules.h"
 
+#include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 
@@ -172,12 +173,15 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   check(!a.output_dir.empty(), "output_dir", "output_dir must not be empty");
   check(a.save_safetensors, "save_safetensors",
         "save_safetensors false is refused: hftrain writes model.safetensors only (torch .bin files need Python)");
-  // What this build cannot do yet is refused, not ignored.
-  // HF refuses fp16 on the CPU with torch < 2.3; this build runs on the CPU (bf16 autocast).
-  check(!a.fp16 && !a.fp16_full_eval, a.fp16 ? "fp16" : "fp16_full_eval",
-        "fp16 mixed precision needs a CUDA device, and this hftrain build runs on the CPU; use bf16 (CPU "
-        "autocast) or float32");
-  check(!a.tf32.value_or(false), "tf32", "tf32 applies to CUDA matmuls, and this hftrain build runs on CPU");
+  // What this run cannot do is refused, not ignored. fp16 and tf32 need the GPU the run will
+  // use (HF refuses fp16 on the CPU with torch < 2.3); asked only when they are set, since
+  // looking for a GPU starts CUDA.
+  const bool fp16 = a.fp16 || a.fp16_full_eval;
+  check(!fp16 || (!a.use_cpu && cuda_available()), a.fp16 ? "fp16" : "fp16_full_eval",
+        "fp16 mixed precision needs a CUDA device, and " + cpu_reason(a.use_cpu) +
+            "; use bf16 (CPU autocast) or float32");
+  check(!a.tf32.value_or(false) || (!a.use_cpu && cuda_available()), "tf32",
+        "tf32 applies to CUDA matmuls, and " + cpu_reason(a.use_cpu));
   check(a.half_precision_backend == "auto" || a.half_precision_backend == "cpu_amp", "half_precision_backend",
         "half_precision_backend " + a.half_precision_backend + " is not part of hftrain; use auto");
   for (const std::string& r : a.report_to)

@@ -1,5 +1,6 @@
 #include "hftrain/core/torch_compat.h"
 
+#include <ATen/Context.h>
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -28,6 +29,23 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (dropout_p > 0) w = at::dropout(w, dropout_p, /*train=*/true);
   return at::matmul(w, v);  // (B,H,T,D)
 #endif
+}
+
+void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> grads, c10::ArrayRef<at::Tensor> exp_avgs,
+                  c10::ArrayRef<at::Tensor> exp_avg_sqs, c10::ArrayRef<at::Tensor> max_exp_avg_sqs,
+                  c10::ArrayRef<at::Tensor> steps, double lr, double beta1, double beta2, double weight_decay,
+                  double eps, bool amsgrad) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, weight_decay, eps,
+                    amsgrad, /*maximize=*/false);
+#else
+  TORCH_CHECK(false, "the fused AdamW kernel needs LibTorch 2.4 or newer");
+#endif
+}
+
+void set_tf32(bool on) {
+  at::globalContext().setAllowTF32CuBLAS(on);
+  at::globalContext().setAllowTF32CuDNN(on);
 }
 
 void set_default_threads() {

@@ -1,5 +1,6 @@
 // Every difference between LibTorch versions lives here (DESIGN.md §5): Debian's CPU
-// LibTorch 1.13 and a CUDA LibTorch 2.x from a PyTorch installation.
+// LibTorch 1.13 and a CUDA LibTorch 2.x from a PyTorch installation. The autograd Node
+// pointer is in torch_compat_autograd.h, whose headers are too heavy for this one.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -47,5 +48,17 @@ class AutocastGuard {
   bool active_ = false, was_enabled_ = false;
   at::ScalarType was_dtype_ = at::kFloat;
 };
+
+// torch.optim.AdamW(fused=True)'s kernel, at::_fused_adamw_: in LibTorch 2.4 and later, for
+// the CPU and CUDA. It reads each parameter's step from `steps` (float32, on its device),
+// which the caller has already incremented. Elsewhere a runtime error.
+constexpr bool kHasFusedAdamW = TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4);
+void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> grads, c10::ArrayRef<at::Tensor> exp_avgs,
+                  c10::ArrayRef<at::Tensor> exp_avg_sqs, c10::ArrayRef<at::Tensor> max_exp_avg_sqs,
+                  c10::ArrayRef<at::Tensor> steps, double lr, double beta1, double beta2, double weight_decay,
+                  double eps, bool amsgrad);
+
+// HF's tf32: TensorFloat-32 in CUDA matmuls and cuDNN convolutions (no effect on the CPU).
+void set_tf32(bool on);
 
 }  // namespace hftrain::compat

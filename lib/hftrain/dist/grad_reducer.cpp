@@ -1,7 +1,9 @@
 #include "hftrain/dist/grad_reducer.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/torch_compat_autograd.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Functions.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
@@ -45,18 +47,18 @@ GradReducer::GradReducer(ProcessGroup& pg, std::vector<at::Tensor> params, int64
   // A post hook on each parameter's gradient accumulator runs once the gradient of this
   // backward is in param.grad().
   for (size_t k = 0; k < params_.size(); ++k) {
-    std::shared_ptr<torch::autograd::Node> acc = torch::autograd::impl::grad_accumulator(params_[k]);
+    compat::NodePtr acc = torch::autograd::impl::grad_accumulator(params_[k]);
     uintptr_t key = acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
         [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
           on_gradient(k);
           return outputs;
         }));
-    hooks_.emplace_back(std::move(acc), key);
+    unhook_.emplace_back([acc = std::move(acc), key] { acc->del_post_hook(key); });
   }
 }
 
 GradReducer::~GradReducer() {
-  for (auto& [acc, key] : hooks_) acc->del_post_hook(key);
+  for (auto& unhook : unhook_) unhook();
 }
 
 void GradReducer::broadcast_parameters(int64_t root) {

@@ -13,13 +13,10 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
-
-namespace torch::autograd {
-struct Node;
-}
 
 namespace hftrain {
 
@@ -65,7 +62,7 @@ class GradReducer {
   size_t next_bucket_ = 0;
   bool sync_ = false;
   std::mutex mu_;
-  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks_;
+  std::vector<std::function<void()>> unhook_;  // each removes one gradient-accumulator hook
 };
 
 }  // namespace hftrain

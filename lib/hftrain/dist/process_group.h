@@ -46,6 +46,7 @@ class ProcessGroup {
 
   int64_t rank() const { return env_.rank; }
   int64_t world_size() const { return env_.world_size; }
+  int64_t local_rank() const { return env_.local_rank; }
 
   // In place, CPU tensors. Every rank must issue the same collectives in the same order.
   void broadcast(std::vector<at::Tensor>& tensors, int64_t root);

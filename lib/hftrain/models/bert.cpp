@@ -9,6 +9,7 @@
 #include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 

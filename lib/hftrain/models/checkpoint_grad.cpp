@@ -1,44 +1,52 @@
 #include "hftrain/models/checkpoint_grad.h"
 
-#include <ATen/CPUGeneratorImpl.h>
+#include "hftrain/core/device.h"
+#include "hftrain/core/torch_compat_autograd.h"
+
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
-#include <mutex>
-
 namespace hftrain {
 
 namespace {
 
-// The RNG state a block's dropout drew from, so that the recompute draws the same masks.
-at::Tensor cpu_rng_state() {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-void set_cpu_rng_state(const at::Tensor& s) {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(s);
-}
+// The RNG states a block's dropout drew from (the CPU's, and its GPU's when it runs on
+// one), so that the recompute draws the same masks, as torch.utils.checkpoint preserves them.
+struct RngStates {
+  c10::Device device = c10::Device(c10::kCPU);
+  at::Tensor cpu, gpu;
+
+  static RngStates capture(c10::Device device) {
+    RngStates s;
+    s.device = device;
+    s.cpu = generator_state(c10::Device(c10::kCPU));
+    if (!device.is_cpu()) s.gpu = generator_state(device);
+    return s;
+  }
+  void restore() const {
+    set_generator_state(c10::Device(c10::kCPU), cpu);
+    if (gpu.defined()) set_generator_state(device, gpu);
+  }
+};
 
 struct CheckpointBackward : torch::autograd::Node {
   std::function<at::Tensor(const at::Tensor&)> fn;
-  at::Tensor input, rng_state;
+  at::Tensor input;
+  RngStates rng;
 
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
     if (!grads[0].defined()) return {at::Tensor()};
     at::Tensor x = input.detach().requires_grad_(true);
     at::Tensor y;
-    const at::Tensor now = cpu_rng_state();
-    set_cpu_rng_state(rng_state);
+    const RngStates now = RngStates::capture(rng.device);
+    rng.restore();
     {
       at::AutoGradMode enable(true);
       y = fn(x);
     }
-    set_cpu_rng_state(now);
+    now.restore();
     // Reentrant backward through the recomputed block: its parameters' .grad accumulate here,
     // and x.grad is what flows on to the blocks before it.
     torch::autograd::backward({y}, {grads[0]});
@@ -52,10 +60,10 @@ struct CheckpointBackward : torch::autograd::Node {
 
 at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& x) {
   if (!at::GradMode::is_enabled() || !x.requires_grad()) return fn(x);
-  auto node = std::shared_ptr<CheckpointBackward>(new CheckpointBackward(), torch::autograd::deleteNode);
+  auto node = compat::make_node<CheckpointBackward>();
   node->fn = fn;
   node->input = x.detach();
-  node->rng_state = cpu_rng_state();
+  node->rng = RngStates::capture(x.device());
   node->set_next_edges(torch::autograd::collect_next_edges(x));
   at::Tensor y;
   {

@@ -10,6 +10,7 @@
 #include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>

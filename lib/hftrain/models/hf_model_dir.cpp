@@ -7,6 +7,7 @@
 #include "hftrain/io/safetensors.h"
 #include "hftrain/models/layers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 

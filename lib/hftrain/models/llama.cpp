@@ -8,6 +8,7 @@
 #include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -258,9 +259,12 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
             T, config_.max_position_embeddings);
 
   at::Tensor x = embed_tokens_->forward(input_ids);  // (B,T,C)
-  // freqs = positions (T) x inv_freq (D/2) as HF's float32 matmul; emb = [freqs, freqs].
+  // freqs = positions (T) x inv_freq (D/2), HF's float32 outer product (its matmul runs with
+  // autocast off; a product of one term each, so an elementwise product is the same number
+  // and autocast leaves it alone); emb = [freqs, freqs].
+  if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
   at::Tensor positions = at::arange(T, x.options().dtype(at::kFloat));
-  at::Tensor freqs = at::matmul(inv_freq_.to(x.device()).view({-1, 1}), positions.view({1, -1})).t();  // (T,D/2)
+  at::Tensor freqs = positions.view({-1, 1}).mul(inv_freq_.view({1, -1}));  // (T,D/2)
   at::Tensor emb = at::cat({freqs, freqs}, -1);                                                        // (T,D)
   at::Tensor cos = emb.cos().to(x.scalar_type()).view({1, 1, T, -1});
   at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});

@@ -1,8 +1,10 @@
 #include "hftrain/optim/adamw.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/optim/state_dict_util.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Functions.h>
 #include <ATen/core/Dict.h>
 #include <fmt/ranges.h>
@@ -18,8 +20,15 @@ void Optimizer::zero_grad() {
 }
 
 AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : options_(options) {
+  adamw_check_fused(options_.fused);
   groups_ = std::move(groups);
   for (const auto& g : groups_) state_.emplace_back(g.params.size());
+}
+
+void adamw_check_fused(bool fused) {
+  HFT_CHECK(!fused || compat::kHasFusedAdamW,
+            "optim adamw_torch_fused needs LibTorch 2.4 or newer (torch's fused AdamW kernel), and this hftrain is built "
+            "on LibTorch {}; use adamw_torch (the same arithmetic)", TORCH_VERSION);
 }
 
 void AdamW::step() {
@@ -27,6 +36,10 @@ void AdamW::step() {
   const double b1 = options_.beta1, b2 = options_.beta2;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& g = groups_[gi];
+    if (options_.fused) {
+      fused_step(g, state_[gi]);
+      continue;
+    }
     // Parameters are batched by their step count, so the bias corrections are scalars.
     std::vector<at::Tensor> params, grads, m, v, vmax;
     std::vector<at::Scalar> step_size, bc2_sqrt;
@@ -67,6 +80,34 @@ void AdamW::step() {
     at::_foreach_add_(denom, options_.eps);
     at::_foreach_addcdiv_(params, m, denom, step_size);
   }
+}
+
+// torch's _fused_adamw: the step tensors are incremented, then one kernel updates every
+// parameter of the group (weight decay, moments, bias corrections) in float32 arithmetic.
+void AdamW::fused_step(ParamGroup& g, std::vector<State>& state) {
+  std::vector<at::Tensor> params, grads, m, v, vmax, steps;
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    at::Tensor& p = g.params[i];
+    if (!p.grad().defined()) continue;
+    State& s = state[i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+      s.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+      if (options_.amsgrad) s.max_exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+    }
+    if (!s.step_t.defined()) s.step_t = at::full({}, static_cast<double>(s.step), p.options().dtype(at::kFloat));
+    s.step += 1;
+    params.push_back(p);
+    grads.push_back(p.grad());
+    m.push_back(s.exp_avg);
+    v.push_back(s.exp_avg_sq);
+    if (options_.amsgrad) vmax.push_back(s.max_exp_avg_sq);
+    steps.push_back(s.step_t);
+  }
+  if (params.empty()) return;
+  at::_foreach_add_(steps, 1);
+  compat::fused_adamw_(params, grads, m, v, vmax, steps, g.lr, options_.beta1, options_.beta2, g.weight_decay,
+                       options_.eps, options_.amsgrad);
 }
 
 c10::IValue AdamW::state_dict() const {

@@ -10,7 +10,13 @@ namespace hftrain {
 struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   bool amsgrad = false;
+  // torch's fused kernel (optim adamw_torch_fused): the same update in one kernel per group,
+  // rounded as the kernel rounds it; LibTorch 2.4 and later.
+  bool fused = false;
 };
+
+// A user error when `fused` is asked for and this LibTorch has no fused kernel.
+void adamw_check_fused(bool fused);
 
 class AdamW : public Optimizer {
  public:
@@ -22,8 +28,10 @@ class AdamW : public Optimizer {
  private:
   struct State {
     int64_t step = 0;  // torch keeps a float32 0-d tensor; it is written as one
+    at::Tensor step_t;  // fused: that tensor, on the parameter's device, which the kernel reads
     at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
   };
+  void fused_step(ParamGroup& g, std::vector<State>& state);
   AdamWOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };

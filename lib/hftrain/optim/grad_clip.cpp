@@ -1,5 +1,6 @@
 #include "hftrain/optim/grad_clip.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Functions.h>
 
 #include <numeric>

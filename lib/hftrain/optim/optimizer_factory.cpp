@@ -28,9 +28,7 @@ bool flag(const nlohmann::json& kw, const char* key, bool fallback) {
 }  // namespace
 
 void optimizer_check(const TrainingArguments& args) {
-  HFT_CHECK(args.optim != OptimizerName::kAdamWTorchFused,
-            "optim adamw_torch_fused needs CUDA and LibTorch 2.x; this hftrain build runs on the CPU: use adamw_torch "
-            "(the same arithmetic)");
+  adamw_check_fused(args.optim == OptimizerName::kAdamWTorchFused);
 }
 
 std::unique_ptr<Optimizer> optimizer_create(const TrainingArguments& args, std::vector<ParamGroup> groups) {
@@ -40,7 +38,8 @@ std::unique_ptr<Optimizer> optimizer_create(const TrainingArguments& args, std::
     case OptimizerName::kAdamWTorch:
     case OptimizerName::kAdamWTorchFused:
       return std::make_unique<AdamW>(std::move(groups),
-                                     AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, false});
+                                     AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, false,
+                                                  args.optim == OptimizerName::kAdamWTorchFused});
     case OptimizerName::kSgd:
       return std::make_unique<SGD>(std::move(groups), SGDOptions{number(kw, "momentum", 0), number(kw, "dampening", 0),
                                                                  flag(kw, "nesterov", false)});

@@ -13,7 +13,7 @@ namespace hftrain {
 // adamw_torch: AdamW(lr, betas=(adam_beta1, adam_beta2), eps=adam_epsilon).
 // sgd / adagrad / rmsprop: torch's class with lr, plus optim_args.
 // adafactor: HF's Adafactor(lr, scale_parameter=False, relative_step=False), plus optim_args.
-// adamw_torch_fused needs CUDA on LibTorch 2.x: a user error in this build.
+// adamw_torch_fused needs LibTorch 2.4 or newer: a user error on an older one.
 std::unique_ptr<Optimizer> optimizer_create(const TrainingArguments& args, std::vector<ParamGroup> groups);
 
 // A user error naming optim when the optimizer cannot be built here (checked before training).

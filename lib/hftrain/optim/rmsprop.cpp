@@ -1,5 +1,6 @@
 #include "hftrain/optim/rmsprop.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Functions.h>
 
 #include "hftrain/core/error.h"

@@ -1,42 +1,65 @@
 #include "hftrain/train/rng_state.h"
 
+#include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/Dict.h>
+#include <ATen/core/List.h>
+#include <torch/cuda.h>
 
 #include <filesystem>
-#include <mutex>
 #include <regex>
 
 namespace hftrain {
 
-at::Tensor rng_state_cpu() {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-c10::IValue rng_state_from_cpu(const at::Tensor& cpu) {
+c10::IValue rng_state_dict(const at::Tensor& cpu, const at::Tensor& cuda) {
   c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
   d.insert("cpu", cpu);
+  if (cuda.defined()) d.insert("cuda", cuda);
   return d;
 }
 
-c10::IValue rng_state_capture() { return rng_state_from_cpu(rng_state_cpu()); }
+c10::IValue rng_state_capture(c10::Device device) {
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("cpu", generator_state(c10::Device(c10::kCPU)));
+  if (device.is_cuda()) {
+    c10::List<at::Tensor> all;
+    for (size_t i = 0; i < torch::cuda::device_count(); ++i)
+      all.push_back(generator_state(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
+    d.insert("cuda", all);
+  }
+  return d;
+}
 
-void rng_state_restore(const c10::IValue& state, const std::string& where) {
+namespace {
+
+void restore_one(c10::Device device, const c10::IValue& v, const std::string& where, const char* key) {
+  HFT_CHECK(v.isTensor() && v.toTensor().scalar_type() == at::kByte, "{}: \"{}\" must be a uint8 tensor", where, key);
+  try {
+    set_generator_state(device, v.toTensor());
+  } catch (const c10::Error& e) {
+    fail("{}: invalid {} generator state: {}", where, key, e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+void rng_state_restore(const c10::IValue& state, const std::string& where, c10::Device device) {
   HFT_CHECK(state.isGenericDict() && state.toGenericDict().contains("cpu"), "{}: expected a dict with key \"cpu\"",
             where);
-  c10::IValue cpu = state.toGenericDict().at("cpu");
-  HFT_CHECK(cpu.isTensor() && cpu.toTensor().scalar_type() == at::kByte, "{}: \"cpu\" must be a uint8 tensor", where);
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  try {
-    gen.set_state(cpu.toTensor());
-  } catch (const c10::Error& e) {
-    fail("{}: invalid CPU generator state: {}", where, e.what_without_backtrace());
+  const auto d = state.toGenericDict();
+  restore_one(c10::Device(c10::kCPU), d.at("cpu"), where, "cpu");
+  // A CPU run leaves the GPU states alone, as HF does without CUDA.
+  if (!device.is_cuda() || !d.contains("cuda")) return;
+  const c10::IValue cuda = d.at("cuda");
+  if (cuda.isTensor()) {
+    restore_one(device, cuda, where, "cuda");
+    return;
   }
+  HFT_CHECK(cuda.isList(), "{}: \"cuda\" must be a uint8 tensor or a list of them", where);
+  const auto states = cuda.toList();
+  const size_t n = std::min<size_t>(states.size(), torch::cuda::device_count());
+  for (size_t i = 0; i < n; ++i) restore_one(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)), states.get(i), where, "cuda");
 }
 
 std::string rng_state_file(int64_t rank, int64_t world_size) {

@@ -1,19 +1,25 @@
 // rng_state.pth: {"cpu": torch.get_rng_state()-compatible ByteTensor} (plus "cuda" when
-// a GPU is used), as HF's Trainer saves it, written with torch::pickle_save. A run of several
+// a GPU is used), as HF's Trainer saves it (without its "python" and "numpy" states), written with torch::pickle_save. A run of several
 // processes saves one file per rank, rng_state_{rank}.pth.
 #pragma once
 
 #include <ATen/core/ivalue.h>
+#include <c10/core/Device.h>
 
 #include <string>
 
 namespace hftrain {
 
-c10::IValue rng_state_capture();
-void rng_state_restore(const c10::IValue& state, const std::string& where);
+// This process's states: "cpu", and on a GPU "cuda" as HF saves it: the list of every
+// visible GPU's state (torch.cuda.get_rng_state_all()) for a single process.
+c10::IValue rng_state_capture(c10::Device device);
+// Restores "cpu", and "cuda" when the run is on a GPU (a list: each GPU's; a tensor: this
+// device's, as a data parallel rank saves it).
+void rng_state_restore(const c10::IValue& state, const std::string& where, c10::Device device);
 
-at::Tensor rng_state_cpu();                           // the CPU generator's state (uint8)
-c10::IValue rng_state_from_cpu(const at::Tensor& cpu);  // the file's dict around such a state
+// The file's dict around a data parallel rank's gathered states (HF saves that rank's own
+// GPU state as one tensor); `cuda` is undefined on the CPU.
+c10::IValue rng_state_dict(const at::Tensor& cpu, const at::Tensor& cuda);
 
 // "rng_state.pth" for a single process, else "rng_state_{rank}.pth" (HF's names).
 std::string rng_state_file(int64_t rank, int64_t world_size);

@@ -1,5 +1,6 @@
 #include "hftrain/train/trainer.h"
 
+#include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/host_sync.h"
 #include "hftrain/core/torch_compat.h"
@@ -22,6 +23,7 @@
 #include "hftrain/train/preemption.h"
 #include "hftrain/train/rng_state.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Functions.h>
 #include <unistd.h>
 #include <fmt/ranges.h>
@@ -85,6 +87,13 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       data_(std::move(data)),
       pg_(pg && pg->world_size() > 1 ? std::move(pg) : nullptr) {
   HFT_CHECK(data_.train != nullptr, "no train dataset");
+  // HF's args.device: the model moves there now, each batch as it is loaded.
+  device_ = training_device(args_.use_cpu, pg_ ? pg_->local_rank() : 0);
+  HFT_CHECK(!(pg_ && device_.is_cuda()),
+            "data parallel training on GPUs needs the NCCL backend, which hftrain does not have yet; set use_cpu: true "
+            "to train the ranks on the CPU over Gloo");
+  model_->to(device_);
+  if (args_.tf32) compat::set_tf32(*args_.tf32);
   // HF's floating_point_ops: 6 x non-embedding parameters x input tokens.
   auto embeddings = model_->embedding_parameter_names();
   for (const auto& p : model_->named_parameters())
@@ -223,7 +232,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
                 (long long)start_step, (long long)first_epoch, (long long)skip_batches);
 
   model_->train();
-  at::Tensor tr_loss = at::zeros({}, at::kFloat);  // summed on the device; read only to log
+  at::Tensor tr_loss = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));  // read only to log
   at::Tensor grad_norm;
   total_loss_scalar_ = 0;
   globalstep_last_logged_ = state_.global_step;
@@ -242,8 +251,9 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       window.clear();
       int64_t num_items = 0;
       for (int64_t b = b0; b < b1; ++b) {
-        window.push_back(loader.next());
-        if (loss_kwargs) num_items += count_label_tokens(window.back());
+        Batch batch = loader.next();
+        if (loss_kwargs) num_items += count_label_tokens(batch);  // counted on the host's copy
+        window.push_back(batch_to(batch, device_));
       }
       // average_tokens_across_devices: the loss is normalised by the window's label tokens
       // over all ranks, and scaled by the world size that DDP's averaging divides out.
@@ -433,12 +443,13 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     // the loss, are those of a single process.
     const int64_t real = std::clamp<int64_t>(n - (b * world + rank) * bs, 0, rows.numel());
     if (real == 0) continue;
-    Batch batch = windows.collate(rows.slice(0, 0, real));
+    Batch batch = batch_to(windows.collate(rows.slice(0, 0, real)), device_);
     ModelOutput out = forward(batch, std::nullopt);
     losses.push_back(out.loss.detach().reshape({1}).repeat({real}));
     callbacks_.on_prediction_step(args_, state_, control_);
     if (!want_preds) continue;
     auto [preds, labels] = aligned_predictions(model_->task(), out.logits, batch.at("labels"));
+    preds = preds.cpu(), labels = labels.cpu();  // the metrics count on the host
     acc.add(preds, labels);
     if (predictions)
       for (int64_t i = 0; i < preds.size(0); ++i) {
@@ -449,7 +460,7 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
   double loss = 0;
   if (sharded) {
     at::Tensor all = losses.empty() ? at::zeros({0}, at::kFloat) : at::cat(losses);
-    std::vector<at::Tensor> sums{at::stack({all.sum().to(at::kDouble), at::scalar_tensor(static_cast<double>(all.numel()), at::kDouble)})};
+    std::vector<at::Tensor> sums{at::stack({all.sum().to(at::kDouble).cpu(), at::scalar_tensor(static_cast<double>(all.numel()), at::kDouble)})};
     pg_->all_reduce_sum(sums);
     loss = sums[0][0].item<double>() / sums[0][1].item<double>();
     acc.all_reduce(*pg_);
@@ -519,10 +530,13 @@ void Trainer::save_checkpoint() {
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
   // Rank 0 writes the whole directory, each rank's RNG state included (gathered here), so
   // that the checkpoint appears at once, complete, or not at all.
-  std::vector<c10::IValue> rng{rng_state_capture()};
+  std::vector<c10::IValue> rng{rng_state_capture(device_)};
   if (pg_ && !args_.save_only_model) {
     rng.clear();
-    for (const at::Tensor& t : pg_->all_gather(rng_state_cpu())) rng.push_back(rng_state_from_cpu(t));
+    const std::vector<at::Tensor> cpu = pg_->all_gather(generator_state(c10::Device(c10::kCPU)));
+    std::vector<at::Tensor> gpu(cpu.size());
+    if (device_.is_cuda()) gpu = pg_->all_gather(generator_state(device_));
+    for (size_t r = 0; r < cpu.size(); ++r) rng.push_back(rng_state_dict(cpu[r], gpu[r]));
   }
   if (is_main()) {
     checkpoint_write_atomic(dir, [&](const std::string& tmp) {
@@ -574,7 +588,7 @@ void Trainer::load_checkpoint(const std::string& dir) {
     if (!cb->state().is_null() && state_.stateful_callbacks.contains(cb->name()))
       cb->restore(state_.stateful_callbacks.at(cb->name()), state_path);
   const std::string rng_path = dir + "/" + rng_state_file(pg_ ? pg_->rank() : 0, world_size());
-  rng_state_restore(io::pickle_load_file(rng_path), rng_path);
+  rng_state_restore(io::pickle_load_file(rng_path), rng_path, device_);
 }
 
 }  // namespace hftrain

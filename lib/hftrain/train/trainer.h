@@ -78,6 +78,7 @@ class Trainer {
   std::shared_ptr<const Tokenizer> tokenizer_;
   Datasets data_;
   std::shared_ptr<ProcessGroup> pg_;
+  c10::Device device_ = c10::Device(c10::kCPU);
   CallbackHandler callbacks_;
   TrainerState state_;
   TrainerControl control_;
