@@ -16,6 +16,7 @@
 
 #include <ATen/Functions.h>
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
