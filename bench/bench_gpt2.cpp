@@ -78,20 +78,7 @@ void sync(c10::Device d) {
 // The Trainer's step written as plainly as LibTorch allows: autocast forward, backward,
 // clipping, AdamW, the schedule.
 std::vector<double> bare_loop(const Config& c, const LmDataset& train, c10::Device device) {
-  at::manual_seed(static_cast<uint64_t>(c.args.seed));
-  std::shared_ptr<Model> model = model_create(c.model);
-  model->to(device);
-  model->train();
-  ParamGroup decay, no_decay;
-  decay.lr = no_decay.lr = c.args.learning_rate;
-  decay.weight_decay = c.args.weight_decay;
-  std::vector<at::Tensor> params;
-  for (const auto& p : model->named_parameters()) {
-    (model->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
-    params.push_back(p.value());
-  }
-  AdamW opt({decay, no_decay}, {});
-  LambdaLR sched(opt, c.args.lr_scheduler_type, 2, c.args.max_steps);
+  bench::BareSetup b(c, c.args.max_steps, device);
   BatchSampler sampler = BatchSampler::random(train.size(), c.args.per_device_train_batch_size, false, 42, 0);
   const at::ScalarType dtype = c.args.bf16 ? at::kBFloat16 : at::kFloat;
   std::vector<double> times;
@@ -104,13 +91,13 @@ std::vector<double> bare_loop(const Config& c, const LmDataset& train, c10::Devi
     at::Tensor loss;
     {
       compat::AutocastGuard autocast(device.type(), dtype);
-      loss = model->forward(batch, n).loss;
+      loss = b.model->forward(batch, n).loss;
     }
     loss.backward();
-    clip_grad_norm(params, c.args.max_grad_norm);
-    opt.step();
-    sched.step();
-    opt.zero_grad();
+    clip_grad_norm(b.params, c.args.max_grad_norm);
+    b.opt->step();
+    b.sched->step();
+    b.opt->zero_grad();
     sync(device);
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }

@@ -93,30 +93,18 @@ json last_json(const std::string& text) {
 
 // The same work as the Trainer's step, written as plainly as LibTorch allows.
 std::vector<double> bare_loop(const Config& c, const LmDataset& train, int64_t steps) {
-  at::manual_seed(static_cast<uint64_t>(c.args.seed));
-  std::shared_ptr<Model> model = model_create(c.model);
-  model->train();
-  ParamGroup decay, no_decay;
-  decay.lr = no_decay.lr = c.args.learning_rate;
-  decay.weight_decay = c.args.weight_decay;
-  std::vector<at::Tensor> params;
-  for (const auto& p : model->named_parameters()) {
-    (model->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
-    params.push_back(p.value());
-  }
-  AdamW opt({decay, no_decay}, {});
-  LambdaLR sched(opt, c.args.lr_scheduler_type, 2, steps);
+  bench::BareSetup b(c, steps);
   BatchSampler sampler = BatchSampler::random(train.size(), c.args.per_device_train_batch_size, false, 42, 0);
   std::vector<double> times;
   for (int64_t s = 0; s < steps; ++s) {
     const auto t0 = Clock::now();
     Batch batch = train.collate(sampler.batch(s % sampler.size()));
     const double n = static_cast<double>(count_label_tokens(batch));
-    model->forward(batch, n).loss.backward();
-    clip_grad_norm(params, 1.0);
-    opt.step();
-    sched.step();
-    opt.zero_grad();
+    b.model->forward(batch, n).loss.backward();
+    clip_grad_norm(b.params, 1.0);
+    b.opt->step();
+    b.sched->step();
+    b.opt->zero_grad();
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   return times;

@@ -1,12 +1,19 @@
 // What the benches share: medians, and the Trainer's per-step wall time.
 #pragma once
 
+#include "hftrain/config/config.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/optim/adamw.h"
+#include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
+
+#include <ATen/Functions.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,6 +51,31 @@ class StepTimer : public Callback {
   std::vector<double>* out_;
   std::function<void()> wait_;
   Clock::time_point t0_;
+};
+
+// A bare loop's model, optimizer and schedule, as the Trainer builds them from config `c`:
+// seeded as HF seeds, HF's decay and no-decay groups, AdamW, the schedule with 2 warm-up steps.
+struct BareSetup {
+  std::shared_ptr<Model> model;
+  std::vector<at::Tensor> params;
+  std::unique_ptr<AdamW> opt;
+  std::unique_ptr<LambdaLR> sched;
+
+  BareSetup(const Config& c, int64_t steps, c10::Device device = c10::Device(c10::kCPU)) {
+    at::manual_seed(static_cast<uint64_t>(c.args.seed));
+    model = model_create(c.model);
+    model->to(device);
+    model->train();
+    ParamGroup decay, no_decay;
+    decay.lr = no_decay.lr = c.args.learning_rate;
+    decay.weight_decay = c.args.weight_decay;
+    for (const auto& p : model->named_parameters()) {
+      (model->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
+      params.push_back(p.value());
+    }
+    opt = std::make_unique<AdamW>(std::vector<ParamGroup>{decay, no_decay}, AdamWOptions{});
+    sched = std::make_unique<LambdaLR>(*opt, c.args.lr_scheduler_type, 2, steps);
+  }
 };
 
 }  // namespace hftrain::bench

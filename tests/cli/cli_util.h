@@ -51,6 +51,14 @@ inline std::vector<nlohmann::json> read_log(const std::string& path) {
   return out;
 }
 
+// The values of `key` in the log's rows that have it, in order (loss, eval_loss, ...).
+inline std::vector<double> logged(const std::string& log_path, const char* key) {
+  std::vector<double> out;
+  for (const nlohmann::json& row : read_log(log_path))
+    if (row.contains(key)) out.push_back(row.at(key).get<double>());
+  return out;
+}
+
 inline std::string file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});

@@ -10,17 +10,6 @@
 using namespace hftrain::test;
 using json = nlohmann::json;
 
-namespace {
-
-std::vector<double> step_losses(const std::string& log_path, const char* key) {
-  std::vector<double> out;
-  for (const json& e : read_log(log_path))
-    if (e.contains(key)) out.push_back(e[key].get<double>());
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("bf16 autocast trains within 2% of float32's losses, in bf16", "[integration][amp]") {
   TempDir dir("bf16");
   const std::string cfg = write_config(dir) + " --set save_strategy=no";
@@ -30,8 +19,8 @@ TEST_CASE("bf16 autocast trains within 2% of float32's losses, in bf16", "[integ
   REQUIRE(a.exit_code == 0);
   REQUIRE(b.exit_code == 0);
   for (const char* key : {"loss", "eval_loss"}) {
-    const auto fp32 = step_losses(dir.str() + "/fp32/log.jsonl", key);
-    const auto bf16 = step_losses(dir.str() + "/bf16/log.jsonl", key);
+    const auto fp32 = logged(dir.str() + "/fp32/log.jsonl", key);
+    const auto bf16 = logged(dir.str() + "/bf16/log.jsonl", key);
     REQUIRE(fp32.size() == bf16.size());
     REQUIRE(!fp32.empty());
     bool differs = false;

@@ -53,15 +53,10 @@ hftrain::DistEnv worker_env() {
   return env;
 }
 
-// The losses and eval losses a run logged, in order.
-std::vector<double> logged(const std::string& log, const char* key) {
-  std::vector<double> out;
-  for (const auto& row : hftrain::test::read_log(log))
-    if (row.contains(key)) out.push_back(row.at(key).get<double>());
-  return out;
-}
 
 }  // namespace
+
+using hftrain::test::logged;
 
 TEST_CASE("rank and world come from torchrun's variables, else Slurm's; bad values are named", "[unit][dist]") {
   hftrain::DistEnv e = hftrain::dist_env(env_of({}));

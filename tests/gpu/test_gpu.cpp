@@ -27,13 +27,6 @@ bool skip_without_cuda() {
   return true;
 }
 
-std::vector<double> logged(const std::string& log_path, const char* key) {
-  std::vector<double> out;
-  for (const json& e : read_log(log_path))
-    if (e.contains(key)) out.push_back(e[key].get<double>());
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("on the GPU, bf16 and fp16 autocast train within 3% of float32's eval losses", "[gpu]") {
