@@ -382,9 +382,12 @@ for name in names:
     ours = torch.load(f'{folder}/{name}.pt')
     # torch's group keys come in defaults order; ours lead with weight_decay (Trainer order).
     same(ours['state'], ref.state_dict()['state'], name + ".state")
+    # torch 1.13's keys; later torch adds options at their defaults (SGD's fused), which
+    # load_state_dict fills in.
+    added = {'fused', 'capturable', 'decoupled_weight_decay'}
     for og, rg in zip(ours['param_groups'], ref.state_dict()['param_groups']):
-        assert sorted(og) == sorted(rg), (name, sorted(og), sorted(rg))
-        for k in rg:
+        assert set(og) <= set(rg) and set(rg) - set(og) <= added, (name, sorted(og), sorted(rg))
+        for k in og:
             same(og[k], rg[k], f'{name}.param_groups[{k!r}]')
 
     w = torch.nn.Parameter(torch.tensor(g['trajectories'][name][2]['w']))

@@ -4,6 +4,7 @@
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <dlfcn.h>
 #if defined(__GLIBC__)
@@ -40,6 +41,15 @@ void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> gr
                     amsgrad, /*maximize=*/false);
 #else
   TORCH_CHECK(false, "the fused AdamW kernel needs LibTorch 2.4 or newer");
+#endif
+}
+
+void tcp_store_defaults(c10d::TCPStoreOptions& options) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  const char* uv = std::getenv("USE_LIBUV");
+  options.useLibUV = uv && std::strcmp(uv, "1") == 0;
+#else
+  (void)options;  // no libuv server before 2.3
 #endif
 }
 

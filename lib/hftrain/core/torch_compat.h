@@ -8,6 +8,10 @@
 
 #include <optional>
 
+namespace c10d {
+struct TCPStoreOptions;
+}
+
 namespace hftrain::compat {
 
 constexpr bool kHasSdpa = TORCH_VERSION_MAJOR >= 2;
@@ -57,6 +61,11 @@ void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> gr
                   c10::ArrayRef<at::Tensor> exp_avg_sqs, c10::ArrayRef<at::Tensor> max_exp_avg_sqs,
                   c10::ArrayRef<at::Tensor> steps, double lr, double beta1, double beta2, double weight_decay,
                   double eps, bool amsgrad);
+
+// The rendezvous store's server: LibTorch 2.4+ defaults to a libuv server, which builds
+// without libuv (Debian's) refuse; the classic server works in every build. USE_LIBUV=1 asks
+// for libuv, as torch's Python launcher reads it.
+void tcp_store_defaults(c10d::TCPStoreOptions& options);
 
 // HF's tf32: TensorFloat-32 in CUDA matmuls and cuDNN convolutions (no effect on the CPU).
 void set_tf32(bool on);

@@ -1,6 +1,7 @@
 #include "hftrain/dist/process_group.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/torch_compat.h"
 
 #include <ATen/Functions.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -34,6 +35,7 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
   opts.isServer = env.rank == 0 && !env.agent_store;
   opts.numWorkers = static_cast<size_t>(env.world_size);
   opts.timeout = timeout;
+  compat::tcp_store_defaults(opts);
   try {
     auto store = c10::make_intrusive<c10d::PrefixStore>(
         "hftrain/" + std::to_string(env.restart_count), c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts));

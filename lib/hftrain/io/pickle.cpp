@@ -3,6 +3,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
 #include <unistd.h>
 
@@ -173,11 +174,56 @@ std::optional<std::string> expand_single_item_ops(const char* p, size_t n) {
   return out;
 }
 
+// `v` with every list a plain list of IValues: jit's pickler writes lists of ints, floats,
+// bools and tensors through torch.jit._pickle.build_*list, which weights_only refuses.
+c10::IValue plain_containers(const c10::IValue& v) {
+  if (v.isList()) {
+    c10::impl::GenericList out(c10::AnyType::get());
+    for (const c10::IValue& item : v.toListRef()) out.push_back(plain_containers(item));
+    return out;
+  }
+  if (v.isGenericDict()) {
+    const auto d = v.toGenericDict();
+    c10::impl::GenericDict out(d.keyType(), c10::AnyType::get());
+    for (const auto& kv : d) out.insert(kv.key(), plain_containers(kv.value()));
+    return out;
+  }
+  if (v.isTuple()) {
+    std::vector<c10::IValue> items;
+    for (const c10::IValue& item : v.toTupleRef().elements()) items.push_back(plain_containers(item));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  return v;
+}
+
 }  // namespace
 
+// torch::jit::pickle_save's archive (data.pkl and data/<i> per storage, as torch.save lays
+// it out), but pickled without TorchScript's type tags: jit's pickler wraps typed dicts and
+// lists in torch.jit._pickle globals, which torch.load refuses by default since PyTorch 2.6
+// (weights_only). Without them, and with typed lists made plain, every container is a plain
+// dict, list or tuple.
 void pickle_save_file(const std::string& path, const c10::IValue& value) {
-  std::vector<char> bytes = torch::jit::pickle_save(value);
-  write_file_atomic(path, std::string_view(bytes.data(), bytes.size()));
+  std::vector<char> pkl;
+  torch::jit::Pickler pickler([&](const char* buf, size_t n) { pkl.insert(pkl.end(), buf, buf + n); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(plain_containers(value));
+  pickler.stop();
+  std::string bytes;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* buf, size_t n) {
+    bytes.append(static_cast<const char*>(buf), n);
+    return n;
+  });
+  const std::vector<at::Tensor>& tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    torch::jit::WriteableTensorData d = torch::jit::getWriteableTensorData(tensors[i]);
+    writer.writeRecord("data/" + std::to_string(i), d.data(), d.sizeInBytes());
+  }
+  writer.writeRecord("data.pkl", pkl.data(), pkl.size());
+  writer.writeEndOfFile();
+  write_file_atomic(path, bytes);
 }
 
 // What torch::jit::pickle_load does, with the opcode rewrite above between reading the

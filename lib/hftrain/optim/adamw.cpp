@@ -116,7 +116,7 @@ c10::IValue AdamW::state_dict() const {
   int64_t index = 0;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const ParamGroup& g = groups_[gi];
-    c10::impl::GenericList ids(c10::IntType::get());
+    c10::impl::GenericList ids(c10::AnyType::get());  // a plain list in the pickle (an int-typed one is torch.jit-only)
     for (size_t i = 0; i < g.params.size(); ++i, ++index) {
       ids.push_back(index);
       const State& s = state_[gi][i];

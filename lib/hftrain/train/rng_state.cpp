@@ -5,6 +5,7 @@
 
 #include <ATen/core/Dict.h>
 #include <ATen/core/List.h>
+#include <ATen/core/jit_type.h>
 #include <torch/cuda.h>
 
 #include <filesystem>
@@ -23,8 +24,8 @@ c10::IValue rng_state_capture(c10::Device device) {
   c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
   d.insert("cpu", generator_state(c10::Device(c10::kCPU)));
   if (device.is_cuda()) {
-    c10::List<at::Tensor> all;
-    for (size_t i = 0; i < torch::cuda::device_count(); ++i)
+    c10::impl::GenericList all(c10::AnyType::get());  // a plain list in the pickle, as HF's
+    for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i)
       all.push_back(generator_state(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
     d.insert("cuda", all);
   }
