@@ -87,7 +87,7 @@ std::vector<double> bare_loop(const Config& c, const LmDataset& train, c10::Devi
     const auto t0 = Clock::now();
     Batch host = train.collate(sampler.batch(s % sampler.size()));
     const double n = static_cast<double>(count_label_tokens(host));
-    Batch batch = batch_to(host, device);
+    Batch batch = batch_to(std::move(host), device);
     at::Tensor loss;
     {
       compat::AutocastGuard autocast(device.type(), dtype);
@@ -104,16 +104,11 @@ std::vector<double> bare_loop(const Config& c, const LmDataset& train, c10::Devi
   return times;
 }
 
-std::vector<double> trainer_loop(const Config& c, const Tokenizer& tok, const std::string& out, c10::Device device) {
-  Datasets ds = datasets_load(c.data, tok);
-  at::manual_seed(static_cast<uint64_t>(c.args.seed));
-  std::shared_ptr<Model> model = model_create(c.model);
-  std::filesystem::create_directories(out);
-  Trainer trainer(c, model, std::shared_ptr<const Tokenizer>(tokenizer_registry().create(c.data.tokenizer)),
-                  std::move(ds));
+std::vector<double> trainer_loop(const Config& c, const std::string& out, c10::Device device) {
+  std::unique_ptr<Trainer> trainer = bench::make_trainer(c, out);
   std::vector<double> times;
-  trainer.callbacks().add(std::make_unique<bench::StepTimer>(&times, [device] { sync(device); }));
-  trainer.train(std::nullopt);
+  trainer->callbacks().add(std::make_unique<bench::StepTimer>(&times, [device] { sync(device); }));
+  trainer->train(std::nullopt);
   return times;
 }
 
@@ -177,7 +172,7 @@ int main(int argc, char** argv) {
       Datasets ds = datasets_load(c.data, *tok);
       bare.push_back(bench::median_after(bare_loop(c, *ds.train, device), kWarmup));
     };
-    auto run_hftrain = [&] { hft.push_back(bench::median_after(trainer_loop(c, *tok, out, device), kWarmup)); };
+    auto run_hftrain = [&] { hft.push_back(bench::median_after(trainer_loop(c, out, device), kWarmup)); };
     if (r % 2 == 0) run_bare(), run_hftrain();
     else run_hftrain(), run_bare();
   }

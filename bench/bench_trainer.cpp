@@ -134,16 +134,11 @@ Result run_size(const Size& s, int64_t steps, int rotate) {
     at::set_num_threads(threads);
   };
   auto hftrain = [&] {
-    Datasets ds = datasets_load(c.data, *tok);
-    at::manual_seed(static_cast<uint64_t>(c.args.seed));
-    std::shared_ptr<Model> model = model_create(c.model);
-    std::filesystem::create_directories(out);
-    Trainer trainer(c, model, std::shared_ptr<const Tokenizer>(tokenizer_registry().create(c.data.tokenizer)),
-                    std::move(ds));
+    std::unique_ptr<Trainer> trainer = bench::make_trainer(c, out);
     std::vector<double> times;
-    trainer.callbacks().add(std::make_unique<StepTimer>(&times));
+    trainer->callbacks().add(std::make_unique<StepTimer>(&times));
     const int64_t before = host_sync_counter().load();
-    trainer.train(std::nullopt);
+    trainer->train(std::nullopt);
     // One log at the last step (loss and grad_norm) and the summary's final read.
     r.syncs_per_step = static_cast<double>(host_sync_counter().load() - before) / static_cast<double>(steps);
     r.hftrain = median_after_warmup(times);

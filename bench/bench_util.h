@@ -6,12 +6,14 @@
 #include "hftrain/optim/adamw.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
+#include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -77,5 +79,16 @@ struct BareSetup {
     sched = std::make_unique<LambdaLR>(*opt, c.args.lr_scheduler_type, 2, steps);
   }
 };
+
+// The Trainer as `hftrain train` builds it from config `c`: the tokenizer, the datasets, the
+// model seeded as HF seeds it, and output_dir `out`.
+inline std::unique_ptr<Trainer> make_trainer(const Config& c, const std::string& out) {
+  std::shared_ptr<const Tokenizer> tok(tokenizer_registry().create(c.data.tokenizer));
+  Datasets ds = datasets_load(c.data, *tok);
+  at::manual_seed(static_cast<uint64_t>(c.args.seed));
+  std::shared_ptr<Model> model = model_create(c.model);
+  std::filesystem::create_directories(out);
+  return std::make_unique<Trainer>(c, model, tok, std::move(ds));
+}
 
 }  // namespace hftrain::bench

@@ -26,11 +26,10 @@ std::string cpu_reason(bool use_cpu) {
   return "no CUDA device is visible";
 }
 
-Batch batch_to(const Batch& batch, c10::Device device) {
+Batch batch_to(Batch batch, c10::Device device) {
   if (device.is_cpu()) return batch;
-  Batch out;
-  for (const auto& [name, t] : batch) out.emplace(name, t.pin_memory().to(device, /*non_blocking=*/true));
-  return out;
+  for (auto& [name, t] : batch) t = t.pin_memory().to(device, /*non_blocking=*/true);
+  return batch;
 }
 
 namespace {

@@ -24,7 +24,7 @@ std::string cpu_reason(bool use_cpu);
 // The batch on `device`. To a GPU, the copies are queued from pinned memory (the host does
 // not wait for them: HF's dataloader_pin_memory with non_blocking transfers); on the CPU the
 // batch is returned as it is.
-Batch batch_to(const Batch& batch, c10::Device device);
+Batch batch_to(Batch batch, c10::Device device);
 
 // A device's default random generator state, as torch.get_rng_state() (CPU) and
 // torch.cuda.get_rng_state(i) give it (uint8 tensors), and its restore.

@@ -16,7 +16,7 @@ void warn_line(const std::string& message);  // "hftrain: warning: <message>" un
 
 template <typename... Args>
 void warn(fmt::format_string<Args...> f, Args&&... args) {
-  if (!process_is_replica()) warn_line(fmt::format(f, std::forward<Args>(args)...));
+  warn_line(fmt::format(f, std::forward<Args>(args)...));
 }
 
 }  // namespace hftrain

@@ -21,7 +21,7 @@ namespace hftrain::compat {
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double dropout_p, double scale) {
-#if TORCH_VERSION_MAJOR >= 2
+#if HFTRAIN_TORCH_AT_LEAST(2, 0)
   return at::scaled_dot_product_attention(q, k, v, bias, dropout_p, /*is_causal=*/false, scale);
 #else
   at::Tensor w = at::matmul(q, k.transpose(-1, -2)).mul(scale);  // (B,H,T,S)
@@ -36,7 +36,7 @@ void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> gr
                   c10::ArrayRef<at::Tensor> exp_avg_sqs, c10::ArrayRef<at::Tensor> max_exp_avg_sqs,
                   c10::ArrayRef<at::Tensor> steps, double lr, double beta1, double beta2, double weight_decay,
                   double eps, bool amsgrad) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if HFTRAIN_TORCH_AT_LEAST(2, 4)
   at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1, beta2, weight_decay, eps,
                     amsgrad, /*maximize=*/false);
 #else
@@ -45,7 +45,7 @@ void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> gr
 }
 
 void tcp_store_defaults(c10d::TCPStoreOptions& options) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#if HFTRAIN_TORCH_AT_LEAST(2, 3)
   const char* uv = std::getenv("USE_LIBUV");
   options.useLibUV = uv && std::strcmp(uv, "1") == 0;
 #else
@@ -93,7 +93,7 @@ void keep_freed_memory() {
 #endif
 }
 
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if HFTRAIN_TORCH_AT_LEAST(2, 4)
 namespace {
 bool autocast_enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
 void autocast_enable(c10::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }

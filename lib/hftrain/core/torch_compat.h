@@ -12,9 +12,13 @@ namespace c10d {
 struct TCPStoreOptions;
 }
 
+// Whether this LibTorch is version major.minor or newer: the one test every difference uses.
+#define HFTRAIN_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
 namespace hftrain::compat {
 
-constexpr bool kHasSdpa = TORCH_VERSION_MAJOR >= 2;
+constexpr bool kHasSdpa = HFTRAIN_TORCH_AT_LEAST(2, 0);
 
 // softmax(q k^T * scale + bias) v. q (B,H,T,D), k/v (B,H,S,D); bias is additive,
 // broadcastable to (B,H,T,S), large negative where masked (causal and padding);
@@ -56,7 +60,7 @@ class AutocastGuard {
 // torch.optim.AdamW(fused=True)'s kernel, at::_fused_adamw_: in LibTorch 2.4 and later, for
 // the CPU and CUDA. It reads each parameter's step from `steps` (float32, on its device),
 // which the caller has already incremented. Elsewhere a runtime error.
-constexpr bool kHasFusedAdamW = TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4);
+constexpr bool kHasFusedAdamW = HFTRAIN_TORCH_AT_LEAST(2, 4);
 void fused_adamw_(c10::ArrayRef<at::Tensor> params, c10::ArrayRef<at::Tensor> grads, c10::ArrayRef<at::Tensor> exp_avgs,
                   c10::ArrayRef<at::Tensor> exp_avg_sqs, c10::ArrayRef<at::Tensor> max_exp_avg_sqs,
                   c10::ArrayRef<at::Tensor> steps, double lr, double beta1, double beta2, double weight_decay,

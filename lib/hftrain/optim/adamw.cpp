@@ -31,6 +31,14 @@ void adamw_check_fused(bool fused) {
             "on LibTorch {}; use adamw_torch (the same arithmetic)", TORCH_VERSION);
 }
 
+// torch's lazy state: zero moments (and max moment) shaped as the parameter, at its first step.
+void AdamW::init_state(State& s, const at::Tensor& p) const {
+  if (s.exp_avg.defined()) return;
+  s.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+  s.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+  if (options_.amsgrad) s.max_exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+}
+
 void AdamW::step() {
   at::NoGradGuard no_grad;
   const double b1 = options_.beta1, b2 = options_.beta2;
@@ -47,11 +55,7 @@ void AdamW::step() {
       at::Tensor& p = g.params[i];
       if (!p.grad().defined()) continue;
       State& s = state_[gi][i];
-      if (!s.exp_avg.defined()) {
-        s.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
-        s.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
-        if (options_.amsgrad) s.max_exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
-      }
+      init_state(s, p);
       s.step += 1;
       // Python computes these in double from the float32 step tensor's value.
       double t = static_cast<double>(static_cast<float>(s.step));
@@ -90,11 +94,7 @@ void AdamW::fused_step(ParamGroup& g, std::vector<State>& state) {
     at::Tensor& p = g.params[i];
     if (!p.grad().defined()) continue;
     State& s = state[i];
-    if (!s.exp_avg.defined()) {
-      s.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
-      s.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
-      if (options_.amsgrad) s.max_exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
-    }
+    init_state(s, p);
     if (!s.step_t.defined()) s.step_t = at::full({}, static_cast<double>(s.step), p.options().dtype(at::kFloat));
     s.step += 1;
     params.push_back(p);
@@ -116,7 +116,7 @@ c10::IValue AdamW::state_dict() const {
   int64_t index = 0;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const ParamGroup& g = groups_[gi];
-    c10::impl::GenericList ids(c10::AnyType::get());  // a plain list in the pickle (an int-typed one is torch.jit-only)
+    c10::impl::GenericList ids(c10::IntType::get());
     for (size_t i = 0; i < g.params.size(); ++i, ++index) {
       ids.push_back(index);
       const State& s = state_[gi][i];

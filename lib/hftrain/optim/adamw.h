@@ -31,6 +31,7 @@ class AdamW : public Optimizer {
     at::Tensor step_t;  // fused: that tensor, on the parameter's device, which the kernel reads
     at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
   };
+  void init_state(State& s, const at::Tensor& p) const;
   void fused_step(ParamGroup& g, std::vector<State>& state);
   AdamWOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]

@@ -19,7 +19,7 @@ Dict begin_group(const ParamGroup& g) {
 
 void finish_group(Dict& pg, const ParamGroup& g, int64_t first_index) {
   if (g.initial_lr >= 0) pg.insert("initial_lr", g.initial_lr);
-  c10::impl::GenericList ids(c10::AnyType::get());  // a plain list in the pickle (an int-typed one is torch.jit-only)
+  c10::impl::GenericList ids(c10::IntType::get());
   for (size_t i = 0; i < g.params.size(); ++i) ids.push_back(first_index + static_cast<int64_t>(i));
   pg.insert("params", ids);
 }

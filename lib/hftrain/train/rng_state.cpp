@@ -5,7 +5,6 @@
 
 #include <ATen/core/Dict.h>
 #include <ATen/core/List.h>
-#include <ATen/core/jit_type.h>
 #include <torch/cuda.h>
 
 #include <filesystem>
@@ -13,23 +12,22 @@
 
 namespace hftrain {
 
-c10::IValue rng_state_dict(const at::Tensor& cpu, const at::Tensor& cuda) {
+c10::IValue rng_state_dict(const at::Tensor& cpu, const c10::IValue& cuda) {
   c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
   d.insert("cpu", cpu);
-  if (cuda.defined()) d.insert("cuda", cuda);
+  if (!cuda.isNone() && !(cuda.isTensor() && !cuda.toTensor().defined())) d.insert("cuda", cuda);
   return d;
 }
 
 c10::IValue rng_state_capture(c10::Device device) {
-  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
-  d.insert("cpu", generator_state(c10::Device(c10::kCPU)));
+  c10::IValue cuda;
   if (device.is_cuda()) {
-    c10::impl::GenericList all(c10::AnyType::get());  // a plain list in the pickle, as HF's
+    c10::List<at::Tensor> all;
     for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i)
       all.push_back(generator_state(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
-    d.insert("cuda", all);
+    cuda = all;
   }
-  return d;
+  return rng_state_dict(generator_state(c10::Device(c10::kCPU)), cuda);
 }
 
 namespace {

@@ -17,9 +17,10 @@ c10::IValue rng_state_capture(c10::Device device);
 // device's, as a data parallel rank saves it).
 void rng_state_restore(const c10::IValue& state, const std::string& where, c10::Device device);
 
-// The file's dict around a data parallel rank's gathered states (HF saves that rank's own
-// GPU state as one tensor); `cuda` is undefined on the CPU.
-c10::IValue rng_state_dict(const at::Tensor& cpu, const at::Tensor& cuda);
+// The file's dict: "cpu", and "cuda" unless `cuda` is None or an undefined tensor (on the
+// CPU). A data parallel rank's gathered states: HF saves that rank's own GPU state as one
+// tensor.
+c10::IValue rng_state_dict(const at::Tensor& cpu, const c10::IValue& cuda);
 
 // "rng_state.pth" for a single process, else "rng_state_{rank}.pth" (HF's names).
 std::string rng_state_file(int64_t rank, int64_t world_size);

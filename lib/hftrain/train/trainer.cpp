@@ -253,7 +253,7 @@ json Trainer::train(const std::optional<std::string>& resume_dir) {
       for (int64_t b = b0; b < b1; ++b) {
         Batch batch = loader.next();
         if (loss_kwargs) num_items += count_label_tokens(batch);  // counted on the host's copy
-        window.push_back(batch_to(batch, device_));
+        window.push_back(batch_to(std::move(batch), device_));
       }
       // average_tokens_across_devices: the loss is normalised by the window's label tokens
       // over all ranks, and scaled by the world size that DDP's averaging divides out.
