@@ -216,3 +216,52 @@ TEST_CASE("rows with their own labels and attention_mask train on those labels, 
   hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(d, "k"); },
                                {"bad.jsonl:1", "\"labels\" has 1 entries, \"input_ids\" 2"});
 }
+
+TEST_CASE("prompt and response rows: the prompt gets no loss, the response ends with the EOS token",
+          "[unit][data]") {
+  TempDir dir("prompted");
+  hftrain::DataOptions opts;
+  opts.cache_dir = dir.str() + "/cache";
+  opts.block_size = 16;
+  opts.group_texts = false;
+  opts.validation_split_percentage = 0;
+  opts.train = dataset(DatasetFormat::kJsonl, write(dir, "sft.jsonl",
+                                                    "{\"prompt\": \"Q:ab\", \"response\": \"cd\"}\n"
+                                                    "{\"response\": \"x\", \"prompt\": \"\"}\n"));
+  opts.train.prompt_field = "prompt";
+  opts.train.text_field = "response";
+  // Llama-style: the post-processor puts a BOS (1000) before a text; the EOS is 1001.
+  struct Llama : hftrain::ByteTokenizer {
+    void encode_to(std::string_view t, std::vector<int32_t>& out, bool special) const override {
+      if (special) out.push_back(1000);
+      hftrain::ByteTokenizer::encode_to(t, out, special);
+    }
+    int64_t vocab_size() const override { return 1002; }
+    std::optional<int64_t> special_token_id(std::string_view role) const override {
+      return role == "eos_token" ? std::optional<int64_t>(1001) : std::nullopt;
+    }
+  } tok;
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass reads the cache
+    hftrain::Datasets ds = hftrain::datasets_load(opts, tok);
+    REQUIRE(ds.train->size() == 2);
+    hftrain::Batch b = ds.train->collate(at::arange(2, at::kLong));
+    CHECK(b.at("input_ids")[0].equal(at::tensor({1000, 'Q', ':', 'a', 'b', 'c', 'd', 1001}, at::kLong)));
+    CHECK(b.at("labels")[0].equal(at::tensor({-100, -100, -100, -100, -100, 'c', 'd', 1001}, at::kLong)));
+    CHECK(b.at("labels")[1].slice(0, 0, 3).equal(at::tensor({-100, 'x', 1001}, at::kLong)));
+  }
+  // A CSV column works the same; a row without the prompt is an error naming it.
+  auto csv = dataset(DatasetFormat::kCsv, write(dir, "sft.csv", "question,answer\nab,c\n"));
+  csv.prompt_field = "question";
+  csv.text_field = "answer";
+  auto ex = hftrain::examples_read(csv, "k");
+  REQUIRE(ex.size() == 1);
+  CHECK((ex[0].prompt == std::optional<std::string>("ab") && ex[0].text == "c"));
+  csv.prompt_field = "prompt";
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(csv, "k"); },
+                               {"sft.csv", "no prompt column \"prompt\"", "question, answer"});
+  auto bad = dataset(DatasetFormat::kJsonl, write(dir, "bad.jsonl", "{\"response\": \"x\"}\n"));
+  bad.prompt_field = "prompt";
+  bad.text_field = "response";
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::examples_read(bad, "k"); },
+                               {"bad.jsonl:1", "no prompt field \"prompt\""});
+}

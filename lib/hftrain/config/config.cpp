@@ -201,8 +201,11 @@ void read_dataset(Section s, DatasetOptions& d) {
   s.choice("format", d.format, kFormats).field("path", d.path).field("num_bytes", d.num_bytes).field("seed", d.seed);
   s.choice("dtype", d.dtype, kTokenDtypes).field("offset", d.offset).field("num_tokens", d.num_tokens);
   s.field("text_field", d.text_field).field("label_field", d.label_field).choice("sample_by", d.sample_by, kSampleBy);
-  s.field("keep_linebreaks", d.keep_linebreaks);
+  s.field("keep_linebreaks", d.keep_linebreaks).field("prompt_field", d.prompt_field);
   s.finish();
+  HFT_CHECK(d.prompt_field.empty() || d.format == DatasetFormat::kJsonl || d.format == DatasetFormat::kCsv ||
+                d.format == DatasetFormat::kTsv,
+            "key \"{}\" needs a jsonl, csv or tsv dataset (from {})", s.path("prompt_field"), s.where("prompt_field"));
   if (d.format != DatasetFormat::kGenerated) {
     HFT_CHECK(!d.path.empty(), "key \"{}\" is required for this data format (from {})", s.path("path"), s.where("format"));
     std::error_code ec;
@@ -396,7 +399,7 @@ json config_to_json(const Config& c) {
       j["keep_linebreaks"] = d.keep_linebreaks;
     }
     if (d.format == DatasetFormat::kJsonl || d.format == DatasetFormat::kCsv || d.format == DatasetFormat::kTsv)
-      j["text_field"] = d.text_field, j["label_field"] = d.label_field;
+      j["text_field"] = d.text_field, j["label_field"] = d.label_field, j["prompt_field"] = d.prompt_field;
     if (d.format == DatasetFormat::kTokens) {
       for (const auto& [n, t] : kTokenDtypes)
         if (t == d.dtype) j["dtype"] = n;

@@ -24,6 +24,9 @@ struct DatasetOptions {
   std::string path;
   std::string text_field = "text";        // jsonl/csv/tsv: the field or column of the text
   std::string label_field = "label";      // jsonl/csv/tsv, sequence classification: the class
+  // jsonl/csv/tsv: a prompt before text_field's response, left out of the loss (labels -100),
+  // as TRL's prompt-completion rows; empty: none.
+  std::string prompt_field;
   SampleBy sample_by = SampleBy::kLine;   // text: one example per line, paragraph or file
   bool keep_linebreaks = true;            // text by line: each line keeps its "\n" (run_clm)
   int64_t num_bytes = 400000;  // generated: size of the generated text

@@ -74,8 +74,8 @@ std::vector<std::string> object_keys(const json& row) {
   return keys;
 }
 
-void read_jsonl(const std::string& file, const std::string& field, const std::string* label_field,
-                std::vector<Example>& out) {
+void read_jsonl(const std::string& file, const std::string& field, const std::string& prompt_field,
+                const std::string* label_field, std::vector<Example>& out) {
   const std::string text = io::read_file(file);
   size_t pos = 0;
   for (int line_no = 1; pos < text.size(); ++line_no) {
@@ -95,6 +95,12 @@ void read_jsonl(const std::string& file, const std::string& field, const std::st
     if (row.contains(field)) {
       HFT_CHECK(row[field].is_string(), "{}:{}: field \"{}\" must be a string", file, line_no, field);
       ex.text = row[field].get<std::string>();
+      if (!prompt_field.empty()) {
+        HFT_CHECK(row.contains(prompt_field), "{}:{}: no prompt field \"{}\"; the row has: {}", file, line_no,
+                  prompt_field, join(object_keys(row), ", "));
+        HFT_CHECK(row[prompt_field].is_string(), "{}:{}: field \"{}\" must be a string", file, line_no, prompt_field);
+        ex.prompt = row[prompt_field].get<std::string>();
+      }
     } else if (row.contains("input_ids")) {
       auto ints = [&](const char* name) {
         try {
@@ -141,21 +147,19 @@ void read_jsonl(const std::string& file, const std::string& field, const std::st
   }
 }
 
-void read_csv(const std::string& file, const std::string& field, const std::string* label_field, char sep,
-              std::vector<Example>& out) {
+void read_csv(const std::string& file, const std::string& field, const std::string& prompt_field,
+              const std::string* label_field, char sep, std::vector<Example>& out) {
   const std::string text = io::read_file(file);
   size_t pos = 0;
   const std::vector<std::string> header = csv_record(text, pos, sep);
-  auto col = std::find(header.begin(), header.end(), field);
-  HFT_CHECK(col != header.end(), "{}: no column \"{}\"; the header has: {}", file, field, join(header, ", "));
-  const size_t k = col - header.begin();
-  size_t kl = 0;
-  if (label_field) {
-    auto lc = std::find(header.begin(), header.end(), *label_field);
-    HFT_CHECK(lc != header.end(), "{}: no label column \"{}\"; the header has: {}", file, *label_field,
-              join(header, ", "));
-    kl = lc - header.begin();
-  }
+  auto column = [&](const std::string& name, const char* what) {
+    auto c = std::find(header.begin(), header.end(), name);
+    HFT_CHECK(c != header.end(), "{}: no {}column \"{}\"; the header has: {}", file, what, name, join(header, ", "));
+    return static_cast<size_t>(c - header.begin());
+  };
+  const size_t k = column(field, "");
+  const size_t kl = label_field ? column(*label_field, "label ") : 0;
+  const size_t kp = prompt_field.empty() ? 0 : column(prompt_field, "prompt ");
   for (int line_no = 2; pos < text.size(); ++line_no) {
     std::vector<std::string> rec = csv_record(text, pos, sep);
     if (rec.size() == 1 && rec[0].empty()) continue;  // a blank line
@@ -163,6 +167,7 @@ void read_csv(const std::string& file, const std::string& field, const std::stri
               header.size());
     Example& ex = out.emplace_back();
     if (label_field) ex.label = rec[kl];  // before the text leaves the record: they may be one column
+    if (!prompt_field.empty()) ex.prompt = rec[kp];
     ex.text = std::move(rec[k]);
   }
 }
@@ -198,9 +203,9 @@ std::vector<Example> examples_read(const DatasetOptions& d, const std::string& k
   for (const std::string& file : dataset_files(d.path, key)) {
     switch (d.format) {
       case DatasetFormat::kText: read_text(file, d.sample_by, d.keep_linebreaks, out); break;
-      case DatasetFormat::kJsonl: read_jsonl(file, d.text_field, label, out); break;
-      case DatasetFormat::kCsv: read_csv(file, d.text_field, label, ',', out); break;
-      case DatasetFormat::kTsv: read_csv(file, d.text_field, label, '\t', out); break;
+      case DatasetFormat::kJsonl: read_jsonl(file, d.text_field, d.prompt_field, label, out); break;
+      case DatasetFormat::kCsv: read_csv(file, d.text_field, d.prompt_field, label, ',', out); break;
+      case DatasetFormat::kTsv: read_csv(file, d.text_field, d.prompt_field, label, '\t', out); break;
       default: fail_runtime("examples_read: not a text dataset format");
     }
   }

@@ -14,6 +14,8 @@ namespace hftrain {
 
 struct Example {
   std::string text;
+  // A prompt before `text` that gets no loss (DatasetOptions::prompt_field).
+  std::optional<std::string> prompt;
   std::vector<int32_t> input_ids;  // rows that come tokenized
   bool tokenized = false;
   // A tokenized row's own labels (-100 where it wants no loss, as for a prompt); without

@@ -47,7 +47,7 @@ struct Fnv64 {
 
 std::string cache_key(const DatasetOptions& d, const Tokenizer& tok, const std::vector<std::string>& files) {
   Fnv64 h;
-  h.add(static_cast<int64_t>(kCacheVersion)).add(static_cast<int64_t>(d.format)).add(d.text_field);
+  h.add(static_cast<int64_t>(kCacheVersion)).add(static_cast<int64_t>(d.format)).add(d.text_field).add(d.prompt_field);
   h.add(static_cast<int64_t>(d.sample_by)).add(static_cast<int64_t>(d.keep_linebreaks));
   for (const std::string& f : files) {
     std::error_code ec;
@@ -110,6 +110,21 @@ void cache_write(const std::string& path, const std::vector<int32_t>& ids, const
   io::write_file_atomic_parts(path, parts);
 }
 
+// Encodes a prompted example into `out`; returns the number of prompt tokens.
+size_t encode_prompted(const Tokenizer& tok, const Example& ex, bool specials, std::vector<int32_t>& out) {
+  tok.encode_to(*ex.prompt, out, specials);
+  const size_t after = specials ? static_cast<size_t>(tok.num_special_tokens_after()) : 0;
+  const std::vector<int32_t> tail(out.end() - after, out.end());
+  out.resize(out.size() - after);
+  const size_t prompt = out.size();
+  tok.encode_to(ex.text, out, false);
+  out.insert(out.end(), tail.begin(), tail.end());
+  if (specials)
+    if (std::optional<int64_t> eos = tok.special_token_id("eos_token"); eos && (tail.empty() || tail.back() != *eos))
+      out.push_back(static_cast<int32_t>(*eos));
+  return prompt;
+}
+
 at::Tensor int_tensor(std::vector<int32_t>& v) {
   return at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kInt).clone();
 }
@@ -125,10 +140,11 @@ std::string cache_dir_default() {
 
 std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& examples, const Tokenizer& tok,
                                                     int64_t workers, const std::string& label,
-                                                    bool add_special_tokens) {
+                                                    bool add_special_tokens, std::vector<int64_t>* prompt_tokens) {
   const auto start = std::chrono::steady_clock::now();
   const size_t n = examples.size();
   std::vector<std::vector<int32_t>> ids(n);
+  if (prompt_tokens) prompt_tokens->assign(n, 0);
   size_t threads = workers > 0 ? static_cast<size_t>(workers) : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min(threads, std::max<size_t>(1, n));
   std::atomic<size_t> next{0}, done{0};
@@ -141,8 +157,14 @@ std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& 
       for (size_t b; !failed && (b = next.fetch_add(kChunk)) < n;) {
         for (size_t i = b; i < std::min(n, b + kChunk); ++i) {
           const Example& ex = examples[i];
-          if (ex.tokenized) ids[i] = ex.input_ids;
-          else tok.encode_to(ex.text, ids[i], add_special_tokens);
+          if (ex.tokenized) {
+            ids[i] = ex.input_ids;
+          } else if (ex.prompt) {
+            const size_t prompt = encode_prompted(tok, ex, add_special_tokens, ids[i]);
+            if (prompt_tokens) (*prompt_tokens)[i] = static_cast<int64_t>(prompt);
+          } else {
+            tok.encode_to(ex.text, ids[i], add_special_tokens);
+          }
         }
         done += std::min(n, b + kChunk) - b;
       }
@@ -169,7 +191,8 @@ std::vector<std::vector<int32_t>> tokenize_examples(const std::vector<Example>& 
   }
   if (failed) fail_runtime("tokenizing {}: {}", label, error);
   size_t bytes = 0, tokens = 0;
-  for (size_t i = 0; i < n; ++i) bytes += examples[i].text.size(), tokens += ids[i].size();
+  for (size_t i = 0; i < n; ++i)
+    bytes += examples[i].text.size() + (examples[i].prompt ? examples[i].prompt->size() : 0), tokens += ids[i].size();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "hftrain: tokenized %s: %zu examples, %zu tokens, %.1f MB in %.2f s (%zu threads)\n",
                label.c_str(), n, tokens, bytes / 1e6, s, threads);
@@ -184,12 +207,15 @@ TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opt
   if (!opts.overwrite_cache)
     if (auto cached = cache_read(path)) return *cached;
   const std::vector<Example> examples = examples_read(d, key);
-  std::vector<std::vector<int32_t>> per_example = tokenize_examples(examples, tok, opts.preprocessing_num_workers, d.path);
+  std::vector<int64_t> prompt_tokens;
+  std::vector<std::vector<int32_t>> per_example =
+      tokenize_examples(examples, tok, opts.preprocessing_num_workers, d.path, true, &prompt_tokens);
   std::vector<int32_t> ids, labels;
   std::vector<int64_t> offsets{0};
   for (const auto& v : per_example) offsets.push_back(offsets.back() + static_cast<int64_t>(v.size()));
   ids.reserve(offsets.back());
-  const bool has_labels = std::any_of(examples.begin(), examples.end(), [](const Example& e) { return e.labels.has_value(); });
+  const bool has_labels = std::any_of(examples.begin(), examples.end(),
+                                      [](const Example& e) { return e.labels.has_value() || e.prompt.has_value(); });
   if (has_labels) labels.reserve(offsets.back());
   for (size_t i = 0; i < per_example.size(); ++i) {
     std::vector<int32_t>& v = per_example[i];
@@ -197,6 +223,8 @@ TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opt
     if (has_labels) {
       const std::vector<int32_t>& l = examples[i].labels ? *examples[i].labels : v;
       labels.insert(labels.end(), l.begin(), l.end());
+      std::fill(labels.end() - static_cast<int64_t>(l.size()), labels.end() - static_cast<int64_t>(l.size()) + prompt_tokens[i],
+                -100);
     }
     std::vector<int32_t>().swap(v);
   }
