@@ -20,12 +20,12 @@ using hftrain::test::require_close;
 using hftrain::test::tensor_of;
 
 // The golden recipe: w (4,3) and b (3) in one group, AdamW(lr 1e-2, weight_decay 0.01).
-struct Recipe {
+struct AdamWRecipe {
   json g = read_json(golden("optimizers.json"));
   at::Tensor w = tensor_of(g["initial"]["w"]).set_requires_grad(true);
   at::Tensor b = tensor_of(g["initial"]["b"]).set_requires_grad(true);
   hftrain::AdamW opt;
-  explicit Recipe(bool amsgrad, bool fused = false) : opt({group(w, b)}, {0.9, 0.999, 1e-8, amsgrad, fused}) {}
+  explicit AdamWRecipe(bool amsgrad, bool fused = false) : opt({group(w, b)}, {0.9, 0.999, 1e-8, amsgrad, fused}) {}
   static hftrain::ParamGroup group(const at::Tensor& w, const at::Tensor& b) {
     hftrain::ParamGroup group;
     group.params = {w, b};
@@ -41,7 +41,7 @@ struct Recipe {
 };
 
 void run_case(const std::string& name, bool amsgrad, bool fused = false) {
-  Recipe r(amsgrad, fused);
+  AdamWRecipe r(amsgrad, fused);
   for (size_t t = 0; t < 20; ++t) {
     r.step(t);
     const json& ref = r.g["trajectories"][name][t];
@@ -63,7 +63,7 @@ TEST_CASE("AdamW with amsgrad follows torch.optim.AdamW(amsgrad=True)", "[unit][
 // 2.4) asking for it is a user error naming the version.
 TEST_CASE("fused AdamW follows torch.optim.AdamW's trajectories, or is refused before LibTorch 2.4", "[unit][optim]") {
   if (!hftrain::compat::kHasFusedAdamW) {
-    hftrain::test::require_error(hftrain::Error::kUser, [] { Recipe r(false, true); },
+    hftrain::test::require_error(hftrain::Error::kUser, [] { AdamWRecipe r(false, true); },
                                  {"adamw_torch_fused needs LibTorch 2.4 or newer", TORCH_VERSION});
     return;
   }
@@ -72,7 +72,7 @@ TEST_CASE("fused AdamW follows torch.optim.AdamW's trajectories, or is refused b
 }
 
 TEST_CASE("AdamW state_dict has torch's layout and values after 3 steps", "[unit][optim]") {
-  Recipe r(false);
+  AdamWRecipe r(false);
   for (size_t t = 0; t < 3; ++t) r.step(t);
   const json& g = r.g;
   c10::IValue sd = r.opt.state_dict();
@@ -106,7 +106,7 @@ TEST_CASE("Python's torch.optim.AdamW loads hftrain's optimizer.pt and its next 
           "[integration][optim][python]") {
   REQUIRE(hftrain::test::python_torch_available());
   hftrain::test::TempDir dir("adamw-py");
-  Recipe r(false);
+  AdamWRecipe r(false);
   for (size_t t = 0; t < 3; ++t) r.step(t);
   hftrain::io::pickle_save_file(dir.str() + "/optimizer.pt", r.opt.state_dict());
   c10::impl::GenericDict params(c10::StringType::get(), c10::AnyType::get());

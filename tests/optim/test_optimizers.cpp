@@ -22,15 +22,15 @@ using hftrain::Error;
 using hftrain::ParamGroup;
 using hftrain::test::golden;
 using hftrain::test::require_error;
-using json = nlohmann::ordered_json;  // keeps the golden layout's key order
+using ordered_json = nlohmann::ordered_json;  // keeps the golden layout's key order
 
 namespace {
 
-const json& optimizers_golden() {
-  static const json g = [] {
+const ordered_json& optimizers_golden() {
+  static const ordered_json g = [] {
     std::ifstream in(golden("optimizers.json"));
     REQUIRE(in);
-    return json::parse(in);
+    return ordered_json::parse(in);
   }();
   return g;
 }
@@ -42,7 +42,7 @@ using hftrain::test::tensor_of;
 // One parameter group per entry of `params`.
 std::unique_ptr<hftrain::Optimizer> make_optimizer(const std::string& name,
                                                    const std::vector<std::vector<at::Tensor>>& params) {
-  const json& d = optimizers_golden()["defaults"][name];
+  const ordered_json& d = optimizers_golden()["defaults"][name];
   std::vector<ParamGroup> groups(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     groups[i].params = params[i];
@@ -80,7 +80,7 @@ struct Recipe {
   std::string name;
   at::Tensor w, b;
   std::unique_ptr<hftrain::Optimizer> opt;
-  explicit Recipe(std::string n, const json& start = optimizers_golden()["initial"]) : name(std::move(n)) {
+  explicit Recipe(std::string n, const ordered_json& start = optimizers_golden()["initial"]) : name(std::move(n)) {
     w = tensor_of(start["w"]).set_requires_grad(true);
     b = tensor_of(start["b"]).set_requires_grad(true);
     opt = make_optimizer(name, {{w, b}});
@@ -92,7 +92,7 @@ struct Recipe {
   }
   // After step t: (w, b) against trajectories[name][t]; returns the larger max |delta|.
   double check(size_t t) const {
-    const json& ref = optimizers_golden()["trajectories"][name][t];
+    const ordered_json& ref = optimizers_golden()["trajectories"][name][t];
     const std::string at = name + " step " + std::to_string(t);
     return std::max(require_close(w.detach(), tensor_of(ref["w"]), at + " w"),
                     require_close(b.detach(), tensor_of(ref["b"]), at + " b"));
@@ -116,7 +116,7 @@ const std::vector<std::string> kTorchNames = {"sgd_nesterov", "sgd", "adagrad", 
                                               "rmsprop"};
 
 // One value of our state_dict against the golden layout's description of it.
-void check_layout_value(const c10::IValue& v, const json& spec, const std::string& what) {
+void check_layout_value(const c10::IValue& v, const ordered_json& spec, const std::string& what) {
   INFO(what << " should be " << spec.dump());
   const std::string kind = spec["kind"];
   if (kind == "tensor") {
@@ -134,7 +134,7 @@ void check_layout_value(const c10::IValue& v, const json& spec, const std::strin
 }
 
 // A group hyper-parameter against the JSON value Python's json module wrote for it.
-void check_group_value(const c10::IValue& v, const json& ref, const std::string& what) {
+void check_group_value(const c10::IValue& v, const ordered_json& ref, const std::string& what) {
   INFO(what << " should be " << ref.dump());
   if (ref.is_null()) {
     CHECK(v.isNone());
@@ -185,7 +185,7 @@ TEST_CASE("each optimizer's state_dict after 3 steps has torch's/HF's layout", "
     SECTION(name) {
       Recipe r(name);
       for (size_t t = 0; t < 3; ++t) r.step(t);
-      const json& layout = optimizers_golden()["state_dict_layout_after_3_steps"][name];
+      const ordered_json& layout = optimizers_golden()["state_dict_layout_after_3_steps"][name];
       auto sd = r.opt->state_dict().toGenericDict();
       std::vector<std::string> top;
       for (const auto& e : sd) top.push_back(e.key().toStringRef());
@@ -225,7 +225,7 @@ TEST_CASE("state_dict -> optimizer.pt -> a fresh optimizer continues with identi
       const std::string path = dir.str() + "/" + name + ".pt";
       hftrain::io::pickle_save_file(path, a.opt->state_dict());
       // A fresh model at the same weights, as a resume sees it.
-      json start;
+      ordered_json start;
       start["w"] = optimizers_golden()["trajectories"][name][2]["w"];
       start["b"] = optimizers_golden()["trajectories"][name][2]["b"];
       Recipe b(name, start);
@@ -245,7 +245,7 @@ TEST_CASE("state_dict -> optimizer.pt -> a fresh optimizer continues with identi
 }
 
 TEST_CASE("Adafactor::last_lr is the lr of the group's first parameter's last step", "[unit][optim]") {
-  const json& g = optimizers_golden();
+  const ordered_json& g = optimizers_golden();
   Recipe fixed("adafactor_fixed_lr");
   Recipe relative("adafactor_default");
   auto& fixed_opt = dynamic_cast<hftrain::Adafactor&>(*fixed.opt);

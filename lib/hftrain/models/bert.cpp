@@ -21,8 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype", "transformers_version"};
-
 void bert_config_check(const BertConfig& c, const std::string& where) {
   auto positive = [&](const char* key, int64_t v) { check_positive(where, key, v); };
   positive("vocab_size", c.vocab_size);
@@ -129,7 +127,7 @@ BertConfig bert_config_from_json(const json& j, const std::string& where, bool s
   r.get("layer_norm_eps", c.layer_norm_eps);
   r.get("pad_token_id", c.pad_token_id);
   r.get("position_embedding_type", c.position_embedding_type);
-  c.other_keys = r.rest(kRegenerated);
+  c.other_keys = r.rest();
   if (strict) {
     std::vector<std::string> known;
     const json defaults = bert_config_to_json(BertConfig{}, "BertForMaskedLM");

@@ -58,10 +58,6 @@ const std::vector<std::pair<std::string, std::string>> kAliases = {
     {"num_hidden_layers", "n_layer"},
 };
 
-// Keys gpt2_config_to_json always writes itself.
-const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype",
-                                               "transformers_version"};
-
 // Values the model cannot be built with; HF fails later or not at all for most of them.
 void gpt2_config_check(const Gpt2Config& c, const std::string& where) {
   auto positive = [&](const char* key, int64_t v) { check_positive(where, key, v); };
@@ -234,7 +230,7 @@ Gpt2Config gpt2_config_from_json(const nlohmann::json& j, const std::string& whe
             "hftrain's GPT-2 always ties lm_head to wte", where);
   HFT_CHECK(!add_cross_attention, "{}: key \"add_cross_attention\" true is not supported", where);
 
-  c.other_keys = r.rest(kRegenerated);
+  c.other_keys = r.rest();
   if (strict) {
     // GPT2Config's keys that hftrain keeps without reading.
     std::vector<std::string> known = {"summary_type", "summary_use_proj", "summary_activation",

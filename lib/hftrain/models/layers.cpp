@@ -85,7 +85,9 @@ void HfConfigReader::get(std::string key, std::optional<std::string>& out) {
   out = v->get<std::string>();
 }
 
-json HfConfigReader::rest(const std::vector<std::string>& regenerated) const {
+json HfConfigReader::rest() const {
+  static const std::vector<std::string> regenerated = {"architectures", "model_type", "torch_dtype",
+                                                       "transformers_version"};
   json out = json::object();
   for (const auto& [k, v] : j_.items()) {
     if (std::find(read_.begin(), read_.end(), k) != read_.end()) continue;

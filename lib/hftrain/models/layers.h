@@ -30,8 +30,9 @@ class HfConfigReader {
   void get(std::string key, std::string& out);
   void get(std::string key, std::optional<std::string>& out);  // null: unset
 
-  // Every key not read, less `regenerated` (keys the exporter always writes itself).
-  nlohmann::json rest(const std::vector<std::string>& regenerated) const;
+  // Every key not read, less those every exporter writes itself (architectures,
+  // model_type, torch_dtype, transformers_version).
+  nlohmann::json rest() const;
   // strict configs (written by a user, not saved by HF): a key in `rest` that is not in
   // `known` is an error naming the nearest known key, so that a typo is never ignored.
   void check_known(const nlohmann::json& rest, std::vector<std::string> known, const std::string& what) const;

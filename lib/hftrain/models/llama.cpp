@@ -20,8 +20,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kRegenerated = {"architectures", "model_type", "torch_dtype", "transformers_version"};
-
 void llama_config_check(const LlamaConfig& c, const std::string& where) {
   auto positive = [&](const char* key, int64_t v) { check_positive(where, key, v); };
   positive("vocab_size", c.vocab_size);
@@ -182,7 +180,7 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool
   HFT_CHECK(!j.contains("rope_scaling") || j["rope_scaling"].is_null(),
             "{}: key \"rope_scaling\" {} is not supported: hftrain has the default rotary embedding only", where,
             j.contains("rope_scaling") ? j["rope_scaling"].dump() : "");
-  c.other_keys = r.rest(kRegenerated);
+  c.other_keys = r.rest();
   if (strict) {
     std::vector<std::string> known = {"rope_scaling", "pretraining_tp"};
     const json defaults = llama_config_to_json(LlamaConfig{});
