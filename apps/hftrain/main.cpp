@@ -22,7 +22,7 @@
 namespace {
 
 struct Options {
-  std::string config, checkpoint, input, output;
+  std::string config, checkpoint, input, output, logits;
   std::vector<std::string> sets;
   hftrain::TokenizeOptions tokenize;
 };
@@ -56,9 +56,7 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
   if (train->parsed()) {
     run_train(config_resolve(config_source(opt(o.config), o.sets)));
   } else if (resume->parsed()) {
-    ConfigSource src = config_source_from_checkpoint(o.checkpoint, o.sets);
-    config_merge_set(src, "resume_from_checkpoint=" + o.checkpoint);
-    run_train(config_resolve(src));
+    run_train(config_resolve(config_source_for_resume(o.checkpoint, opt(o.config), o.sets)));
   } else if (evaluate->parsed()) {
     HFT_CHECK(!o.config.empty() || !o.checkpoint.empty(), "hftrain evaluate needs --config FILE or --checkpoint DIR");
     ConfigSource src = o.checkpoint.empty() ? config_source(o.config, o.sets)
@@ -66,7 +64,8 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
     run_evaluate(config_resolve(src), opt(o.checkpoint));
   } else if (predict->parsed()) {
     const std::string out = o.output.empty() ? o.checkpoint + "/predictions.jsonl" : o.output;
-    run_predict(config_resolve(config_source_from_checkpoint(o.checkpoint, o.sets)), o.checkpoint, o.input, out);
+    run_predict(config_resolve(config_source_from_checkpoint(o.checkpoint, o.sets)), o.checkpoint, o.input, out,
+                o.logits);
   } else if (config->parsed()) {
     ConfigSource src = config_source(opt(o.config), o.sets);
     Config resolved = config_resolve(src);
@@ -91,6 +90,7 @@ int main(int argc, char** argv) {
   train->add_option("--set", o.sets, set_help);
   CLI::App* resume = app.add_subcommand("resume", "continue a run from a checkpoint-N directory");
   resume->add_option("--checkpoint", o.checkpoint, "checkpoint directory")->required();
+  resume->add_option("--config", o.config, "the run's config, for a checkpoint hftrain did not write");
   resume->add_option("--set", o.sets, set_help);
   CLI::App* evaluate = app.add_subcommand("evaluate", "evaluate a checkpoint, or the model a config describes");
   evaluate->add_option("--config", o.config, "YAML or JSON config");
@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   predict->add_option("--checkpoint", o.checkpoint, "checkpoint directory")->required();
   predict->add_option("--input", o.input, "UTF-8 text, or .jsonl with a \"text\" field per line")->required();
   predict->add_option("--output", o.output, "predictions JSONL (default: CHECKPOINT/predictions.jsonl)");
+  predict->add_option("--logits", o.logits, "also write the logits, float32, to this safetensors file (key \"logits\")");
   predict->add_option("--set", o.sets, set_help);
   CLI::App* config = app.add_subcommand("config", "print the resolved config and exit");
   config->add_option("--config", o.config, "YAML or JSON config");

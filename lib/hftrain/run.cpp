@@ -11,6 +11,7 @@
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
+#include "hftrain/io/safetensors.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/models/layers.h"
 #include "hftrain/optim/optimizer_factory.h"
@@ -22,8 +23,10 @@
 #include <ATen/Functions.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 namespace hftrain {
 
@@ -51,6 +54,33 @@ ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const 
   ConfigSource src;
   config_merge_json(src, manifest.at("config"), path);
   for (const auto& s : sets) config_merge_set(src, s);
+  return src;
+}
+
+ConfigSource config_source_for_resume(const std::string& checkpoint, const std::optional<std::string>& config_path,
+                                      const std::vector<std::string>& sets) {
+  const fs::path dir(checkpoint);
+  std::error_code ec;
+  ConfigSource src;
+  if (fs::is_regular_file(dir / kCheckpointConfigFile, ec)) {
+    HFT_CHECK(!config_path, "{} holds the config it was trained with ({}); change keys with --set, not --config",
+              checkpoint, kCheckpointConfigFile);
+    src = config_source_from_checkpoint(checkpoint, sets);
+  } else {
+    HFT_CHECK(fs::is_regular_file(dir / "trainer_state.json", ec),
+              "{} is not a checkpoint directory (no trainer_state.json)", checkpoint);
+    HFT_CHECK(config_path.has_value(),
+              "{} has no {}: it was not written by hftrain (the Python Trainer keeps its arguments in a pickled "
+              "training_args.bin, which hftrain does not read); give the run's config with --config run.yaml",
+              checkpoint, kCheckpointConfigFile);
+    src = config_source(config_path, {});
+    config_merge_set(src, "model.pretrained=" + checkpoint);  // the architecture and weights it holds
+    for (const auto& s : sets) config_merge_set(src, s);
+    if (fs::exists(dir / "training_args.bin", ec))
+      std::fprintf(stderr, "hftrain: %s/training_args.bin (a Python pickle) is not read; the arguments come from %s\n",
+                   checkpoint.c_str(), config_path->c_str());
+  }
+  config_merge_set(src, "resume_from_checkpoint=" + checkpoint);
   return src;
 }
 
@@ -84,8 +114,9 @@ void config_check(const Config& c) {
 
 namespace {
 
-// Everything that reads user input, before anything is written.
-Components build(const Config& c, const std::string& pretrained_override = "") {
+// Everything that reads user input, before anything is written. train: false for an
+// evaluation, which reads only data.eval when there is one.
+Components build(const Config& c, const std::string& pretrained_override = "", bool train = true) {
   register_builtins();
   config_check(c);
   Components out;
@@ -99,11 +130,20 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
   for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
   ModelOptions mo = c.model;
   if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
-  const ModelTask task = model_task(model_config_tree(mo));
+  const json tree = model_config_tree(mo);
+  const ModelTask task = model_task(tree);
+  // Pre-tokenized ids must index the model's embeddings (its vocab_size, else the tokenizer's).
+  const int64_t vocab = tree.contains("vocab_size") && tree["vocab_size"].is_number_integer()
+                            ? tree["vocab_size"].get<int64_t>() : 0;
   // Rank 0 tokenizes first and fills the cache that the others then read (HF's
   // main_process_first).
   if (out.pg && out.pg->rank() != 0) out.pg->barrier();
-  out.data = datasets_load(c.data, *out.tokenizer, task, static_cast<uint64_t>(c.args.data_seed.value_or(c.args.seed)));
+  DataLoad how;
+  how.task = task;
+  how.seed = static_cast<uint64_t>(c.args.data_seed.value_or(c.args.seed));
+  how.vocab_size = vocab;
+  how.train = train;
+  out.data = datasets_load(c.data, *out.tokenizer, how);
   if (out.pg && out.pg->rank() == 0) out.pg->barrier();
   if (task == ModelTask::kSequenceClassification) {
     // As run_glue configures a new classifier: the data's labels, and the pad token the
@@ -136,7 +176,8 @@ Components build(const Config& c, const std::string& pretrained_override = "") {
 }
 
 // Refuses an output_dir that cannot be written, or whose checkpoints a fresh run would mix with.
-void prepare_output_dir(const TrainingArguments& a, bool resuming) {
+// Returns whether it created output_dir.
+bool prepare_output_dir(const TrainingArguments& a, bool resuming) {
   fs::path d(a.output_dir);
   std::error_code ec;
   if (fs::exists(d, ec)) {
@@ -147,10 +188,11 @@ void prepare_output_dir(const TrainingArguments& a, bool resuming) {
               "output_dir {} already holds {}; set resume_from_checkpoint: true to continue that run, or "
               "overwrite_output_dir: true to train over it",
               a.output_dir, fs::path(existing.empty() ? "" : existing.back().path).filename().string());
-  } else {
-    fs::create_directories(d, ec);
-    HFT_CHECK(!ec, "cannot create output_dir {}: {}", a.output_dir, ec.message());
+    return false;
   }
+  fs::create_directories(d, ec);
+  HFT_CHECK(!ec, "cannot create output_dir {}: {}", a.output_dir, ec.message());
+  return true;
 }
 
 // The arguments that differ from HF's defaults, and the model and data sections.
@@ -185,12 +227,21 @@ void run_train(const Config& config) {
   if (resume) rng_state_check_world_size(*resume, parts.pg ? parts.pg->world_size() : 1);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   trainer.check_train();
+  bool created = false;
   if (parts.main()) {
-    prepare_output_dir(config.args, resume.has_value());
+    created = prepare_output_dir(config.args, resume.has_value());
     print_config(config);
   }
   for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
-  json summary = trainer.train(resume);
+  json summary;
+  try {
+    summary = trainer.train(resume);
+  } catch (const Error& e) {
+    // A refusal found only now (a checkpoint file that does not load) leaves nothing behind.
+    std::error_code ec;
+    if (created && e.kind() == Error::kUser && fs::is_empty(config.args.output_dir, ec)) fs::remove(config.args.output_dir, ec);
+    throw;
+  }
   if (!parts.main()) return;
   trainer.save_model(config.args.output_dir);
   io::write_json_file(config.args.output_dir + "/train_results.json", summary);
@@ -198,7 +249,7 @@ void run_train(const Config& config) {
 }
 
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint) {
-  Components parts = build(config, checkpoint.value_or(""));
+  Components parts = build(config, checkpoint.value_or(""), /*train=*/false);
   HFT_CHECK(parts.data.eval != nullptr,
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
   if (parts.main()) prepare_output_dir(config.args, /*resuming=*/true);
@@ -214,38 +265,117 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
   std::printf("wrote %s\n", out.c_str());
 }
 
+namespace {
+
+// What `hftrain predict` reads: a .jsonl, .csv or .tsv file's text field (the one the model
+// was trained on), or a text file: one document for a language model, a line per example for
+// a classifier.
+DatasetOptions predict_input(const std::string& input, const Config& config, bool classify) {
+  DatasetOptions d = config.data.train;
+  d.path = input;
+  d.prompt_field.clear();
+  const std::string ext = fs::path(input).extension().string();
+  d.format = ext == ".jsonl" ? DatasetFormat::kJsonl
+             : ext == ".csv" ? DatasetFormat::kCsv
+             : ext == ".tsv" ? DatasetFormat::kTsv
+                             : DatasetFormat::kText;
+  d.sample_by = classify ? SampleBy::kLine : SampleBy::kDocument;
+  d.keep_linebreaks = !classify;
+  return d;
+}
+
+// Whether a classifier's input carries labels: its first row (its header) has the label field.
+bool input_labelled(const DatasetOptions& d) {
+  if (d.format == DatasetFormat::kText) return false;
+  const std::string text = io::read_file(dataset_files(d.path, "--input").front());
+  if (d.format != DatasetFormat::kJsonl) {
+    size_t pos = 0;
+    const auto header = csv_record(text, pos, d.format == DatasetFormat::kCsv ? ',' : '\t');
+    return std::find(header.begin(), header.end(), d.label_field) != header.end();
+  }
+  const json first = json::parse(text.substr(0, text.find('\n')), nullptr, /*allow_exceptions=*/false);
+  return first.is_object() && first.contains(d.label_field);
+}
+
+}  // namespace
+
 void run_predict(const Config& config, const std::string& checkpoint, const std::string& input,
-                 const std::string& output) {
+                 const std::string& output, const std::string& logits_path) {
   std::error_code ec;
   HFT_CHECK(fs::is_regular_file(input, ec), "predict input not found: {}", input);
   Components parts = build(config, checkpoint);
-  // The trainer's reader: a .jsonl file's "text" rows, or a text file as one document, each
-  // tokenized with its special tokens and concatenated.
-  DatasetOptions d;
-  d.path = input;
-  d.format = fs::path(input).extension() == ".jsonl" ? DatasetFormat::kJsonl : DatasetFormat::kText;
-  d.sample_by = SampleBy::kDocument;
-  std::vector<int64_t> ids;
-  for (const auto& v : tokenize_examples(examples_read(d, "--input"), *parts.tokenizer, 0, input))
+  const Tokenizer& tok = *parts.tokenizer;
+  const bool classify = parts.model->task() == ModelTask::kSequenceClassification;
+  const DatasetOptions d = predict_input(input, config, classify);
+  const bool labelled = classify && input_labelled(d);
+  const std::vector<Example> rows = examples_read(d, "--input", labelled);
+  std::vector<int32_t> ids;
+  std::vector<int64_t> offsets{0};
+  for (const auto& v : tokenize_examples(rows, tok, 0, input)) {
     ids.insert(ids.end(), v.begin(), v.end());
-  TokenWindows windows(at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kLong).clone(),
-                       config.data.block_size);
-  HFT_CHECK(windows.size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
-            config.data.block_size);
+    offsets.push_back(static_cast<int64_t>(ids.size()));
+  }
+  const at::Tensor id_tensor = at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt).clone();
+  std::unique_ptr<LmDataset> data;
+  std::vector<std::string> names;  // a classifier's classes, by id
+  if (classify) {
+    // One sequence per example, padded as in training, classed by the model's id2label.
+    const json hf = parts.model->hf_config();
+    for (int64_t k = 0; hf.contains("id2label") && hf["id2label"].contains(std::to_string(k)); ++k)
+      names.push_back(hf["id2label"][std::to_string(k)].get<std::string>());
+    std::vector<int64_t> classes;
+    for (const Example& e : rows) {
+      auto it = std::find(names.begin(), names.end(), e.label);
+      HFT_CHECK(!labelled || it != names.end(), "{}: label \"{}\" is not one of the model's classes ({})", input,
+                e.label, join(names, ", "));
+      classes.push_back(labelled ? it - names.begin() : 0);
+    }
+    PadOptions pad;
+    pad.pad_token_id = hf.value("pad_token_id", json(nullptr)).is_number_integer() ? hf["pad_token_id"].get<int64_t>()
+                                                                                 : padding_id(tok);
+    data = std::make_unique<TokenSequences>(id_tensor, at::Tensor(), at::tensor(offsets, at::kLong), 0,
+                                            static_cast<int64_t>(rows.size()), config.data.block_size,
+                                            tok.num_special_tokens_after(), pad, at::tensor(classes, at::kLong));
+  } else {
+    // The examples' tokens concatenated and cut into block_size windows.
+    data = std::make_unique<TokenWindows>(id_tensor.to(at::kLong), config.data.block_size);
+    HFT_CHECK(data->size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
+              config.data.block_size);
+  }
   const fs::path out_dir = fs::path(output).parent_path();
   if (!out_dir.empty() && parts.main()) fs::create_directories(out_dir);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   std::vector<std::vector<int64_t>> predictions;
-  json metrics = trainer.predict(windows, predictions);
+  at::Tensor logits;
+  json metrics = trainer.predict(*data, predictions, logits_path.empty() ? nullptr : &logits);
   if (!parts.main()) return;
+  if (!logits_path.empty()) {
+    if (!fs::path(logits_path).parent_path().empty()) fs::create_directories(fs::path(logits_path).parent_path());
+    io::safetensors_save(logits_path, {{"logits", logits}});
+  }
+  if (classify && !labelled) {  // no labels: no loss and no metrics, as HF's predict without them
+    json timing = json::object();
+    for (const char* k : {"test_runtime", "test_samples_per_second", "test_steps_per_second"})
+      if (metrics.contains(k)) timing[k] = metrics[k];
+    metrics = timing;
+  }
   std::string lines;
-  for (size_t i = 0; i < predictions.size(); ++i)
-    lines += json{{"index", i}, {"predicted_ids", predictions[i]}, {"predicted_text", parts.tokenizer->decode(predictions[i])}}
-                 .dump(-1, ' ', false, json::error_handler_t::replace) +
-             "\n";
+  for (size_t i = 0; i < predictions.size(); ++i) {
+    json row{{"index", i}};
+    if (classify) {
+      const int64_t k = predictions[i].at(0);
+      row["predicted_id"] = k;
+      row["predicted_label"] = k < static_cast<int64_t>(names.size()) ? json(names[k]) : json(nullptr);
+      if (labelled) row["label"] = rows[i].label;
+    } else {
+      row["predicted_ids"] = predictions[i];
+      row["predicted_text"] = tok.decode(predictions[i]);
+    }
+    lines += row.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  }
   io::write_file_atomic(output, lines);
   io::write_json_file((out_dir.empty() ? fs::path(".") : out_dir).string() + "/test_results.json", metrics);
-  std::printf("wrote %s (%zu windows)\n", output.c_str(), predictions.size());
+  std::printf("wrote %s (%zu %s)\n", output.c_str(), predictions.size(), classify ? "examples" : "windows");
 }
 
 }  // namespace hftrain

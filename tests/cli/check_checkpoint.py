@@ -5,8 +5,10 @@ Exits 0 when optimizer.pt, scheduler.pt and rng_state.pth load with torch.load a
 torch's structures; prints what is wrong otherwise.
 """
 import json
+import random
 import sys
 
+import numpy as np
 import torch
 
 ckpt, step = sys.argv[1], int(sys.argv[2])
@@ -46,7 +48,24 @@ assert sched["lr_lambdas"] == [{}, {}]
 lam = torch.optim.lr_scheduler.LambdaLR(adamw, lambda s: 1.0)
 lam.load_state_dict(sched)
 
+# HF's _load_rng_state: random.setstate, np.random.set_state, torch.set_rng_state. hftrain draws
+# nothing from Python's or NumPy's generators: theirs are as HF's set_seed(seed) leaves them.
 rng = torch.load(f"{ckpt}/rng_state.pth")
+assert list(rng.keys()) == ["python", "numpy", "cpu"], list(rng.keys())
+seed = json.load(open(f"{ckpt}/training_args.json"))["seed"]
+random.setstate(rng["python"])
+drawn = random.random()
+random.seed(seed)
+assert random.getstate() == rng["python"], "python state is not random.seed(seed)'s"
+assert random.random() == drawn
+np.random.set_state(rng["numpy"])
+drawn = np.random.rand()
+np.random.seed(seed)
+expected = np.random.get_state()
+np.random.set_state(rng["numpy"])
+got = np.random.get_state()
+assert got[0] == expected[0] and (got[1] == expected[1]).all() and got[2:] == expected[2:], "numpy state"
+assert np.random.rand() == drawn
 assert rng["cpu"].dtype == torch.uint8
 torch.set_rng_state(rng["cpu"])
 

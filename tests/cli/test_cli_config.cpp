@@ -95,7 +95,6 @@ TEST_CASE("load_best_model_at_end keeps the best checkpoint through rotation and
   for (size_t i = 2; i < evals.size(); ++i)
     if (evals[i]["eval_loss"].get<double>() < best["eval_loss"].get<double>()) best = evals[i];
   CHECK(state["best_metric"].get<double>() == best["eval_loss"].get<double>());
-  CHECK(state["best_global_step"] == best["step"]);
   const std::string best_dir = dir.str() + "/out/checkpoint-" + std::to_string(best["step"].get<int64_t>());
   CHECK(state["best_model_checkpoint"] == best_dir);
   CHECK(fs::exists(best_dir));

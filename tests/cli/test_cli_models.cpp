@@ -75,6 +75,40 @@ TEST_CASE("sequence classification trains on labelled JSON Lines and exports id2
   // Chance is 1/3; the class is in the first token, which the pooled last token attends to.
   CHECK(evals.back()["eval_accuracy"].get<double>() > 0.9);
 
+  // predict classes further rows of the same kind: labelled ones get test metrics, plain lines
+  // only predictions.
+  std::string test_rows, lines;
+  for (int i = 96; i < 126; ++i) {
+    const int c = (i * 7) % 3;
+    const std::string text = std::string(1, "xyz"[c]) + std::string(3 + i % 9, 'a' + i % 5);
+    test_rows += json{{"sentence", text}, {"label", names[c]}}.dump() + "\n";
+    lines += text + "\n";
+  }
+  std::ofstream(dir.str() + "/test.jsonl") << test_rows;
+  std::ofstream(dir.str() + "/test.txt") << lines;
+  Result p = run("predict --checkpoint " + dir.str() + "/out --input " + dir.str() + "/test.jsonl --output " +
+                 dir.str() + "/pred/labelled.jsonl --logits " + dir.str() + "/pred/logits.safetensors 2>&1");
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  const std::vector<json> labelled = read_log(dir.str() + "/pred/labelled.jsonl");
+  REQUIRE(labelled.size() == 30);
+  CHECK(labelled[2]["label"] == names[(98 * 7) % 3]);
+  // --logits: one row of class scores per example, whose argmax is the predicted class.
+  at::Tensor logits = hftrain::io::safetensors_load(dir.str() + "/pred/logits.safetensors").tensors.at("logits");
+  REQUIRE(logits.sizes().vec() == std::vector<int64_t>{30, 3});
+  for (int i = 0; i < 30; ++i) CHECK(logits[i].argmax().item<int64_t>() == labelled[i]["predicted_id"].get<int64_t>());
+  CHECK(read_json(dir.str() + "/pred/test_results.json")["test_accuracy"].get<double>() > 0.9);
+  p = run("predict --checkpoint " + dir.str() + "/out --input " + dir.str() + "/test.txt --output " + dir.str() +
+          "/plain/preds.jsonl 2>&1");
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  const std::vector<json> plain = read_log(dir.str() + "/plain/preds.jsonl");
+  REQUIRE(plain.size() == 30);
+  int right = 0;
+  for (int i = 0; i < 30; ++i) right += plain[i]["predicted_label"] == names[((96 + i) * 7) % 3];
+  CHECK(right >= 27);
+  CHECK_FALSE(read_json(dir.str() + "/plain/test_results.json").contains("test_loss"));
+
   // An eval label the train data lacks is named.
   std::ofstream(dir.str() + "/eval.jsonl") << json{{"sentence", "xa"}, {"label", "mixed"}}.dump() << "\n";
   Result bad = run("train --config " + write_config(dir) + " --set model.task=sequence_classification" +

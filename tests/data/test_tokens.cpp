@@ -29,18 +29,23 @@ TEST_CASE("uint16 and uint32 token files keep ids above the signed range", "[uni
   opts.train.path = write_ids<uint16_t>(dir, {1, 65535, 40000, 7, 9});
   opts.train.dtype = hftrain::TokenDtype::kUint16;
   hftrain::ByteTokenizer tok;
-  hftrain::Datasets ds = hftrain::datasets_load(opts, tok);
+  hftrain::DataLoad how;  // ids index a model's embeddings: a vocab of 65536 takes them all
+  how.vocab_size = 65536;
+  hftrain::Datasets ds = hftrain::datasets_load(opts, tok, how);
   REQUIRE(ds.train->size() == 2);  // 5 tokens: two windows of 2, the remainder dropped
   at::Tensor w = ds.train->collate(at::tensor({1, 0}, at::kLong)).at("input_ids");
   CHECK(w.scalar_type() == at::kLong);
   CHECK(w[0][0].item<int64_t>() == 40000);
   CHECK(w[1][1].item<int64_t>() == 65535);
+  how.vocab_size = 65535;  // one short: the first id past it is named, read as unsigned
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::datasets_load(opts, tok, how); },
+                               {"tokens.bin: token 1 is id 65535, not below the model's vocab_size 65535"});
 
   opts.train.path = write_ids<uint32_t>(dir, {4000000000u, 3, 2, 1});
   opts.train.dtype = hftrain::TokenDtype::kUint32;
   opts.train.offset = 1;
   opts.train.num_tokens = 2;
-  ds = hftrain::datasets_load(opts, tok);
+  ds = hftrain::datasets_load(opts, tok, how);
   REQUIRE(ds.train->size() == 1);
   CHECK(ds.train->collate(at::tensor({0}, at::kLong)).at("input_ids")[0][0].item<int64_t>() == 3);
 }

@@ -124,6 +124,47 @@ torch.save({'step': 7, 'lr': 0.5, 'name': 'adamw', 'betas': (0.9, 0.999),
   CHECK(at::equal(s0, at::tensor(std::vector<double>{1.5, -2.0})));
 }
 
+TEST_CASE("HF's rng_state.pth loads: short LONG1 integers read, NumPy's array dropped to None, the rest intact",
+          "[io][pickle][python]") {
+  if (!hftrain::test::python_torch_available()) return;
+  TempDir dir("pickle-rng");
+  const std::string path = dir.str() + "/rng_state.pth";
+  // What transformers' Trainer._save_rng_state writes on the CPU, and the values to expect.
+  auto run = hftrain::test::run_python(dir.str(), R"PY(
+import json, random, sys
+import numpy as np
+import torch
+random.seed(7); np.random.seed(7); torch.manual_seed(7)
+state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.random.get_rng_state()}
+torch.save(state, sys.argv[1])
+json.dump({"python": list(state["python"][1]), "numpy_pos": int(state["numpy"][2]),
+           "cpu": state["cpu"].tolist()}, open(sys.argv[1] + ".json", "w"))
+)PY",
+                                       "'" + path + "'");
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  const nlohmann::json want = hftrain::test::read_json(path + ".json");
+
+  auto d = io::pickle_load_file(path, /*drop_foreign=*/true).toGenericDict();
+  auto python = d.at("python").toTupleRef().elements();
+  REQUIRE(python.size() == 3);
+  CHECK(python[0].toInt() == 3);
+  CHECK(python[2].isNone());
+  std::vector<int64_t> words;
+  for (const c10::IValue& w : python[1].toTupleRef().elements()) words.push_back(w.toInt());
+  CHECK(words == want["python"].get<std::vector<int64_t>>());  // words >= 2^31 come as 5-byte LONG1
+  auto numpy = d.at("numpy").toTupleRef().elements();
+  REQUIRE(numpy.size() == 5);
+  CHECK(numpy[0].toStringRef() == "MT19937");
+  CHECK(numpy[1].isNone());  // the ndarray
+  CHECK(numpy[2].toInt() == want["numpy_pos"].get<int64_t>());
+  at::Tensor cpu = d.at("cpu").toTensor();
+  std::vector<int64_t> bytes(cpu.data_ptr<uint8_t>(), cpu.data_ptr<uint8_t>() + cpu.numel());
+  CHECK(bytes == want["cpu"].get<std::vector<int64_t>>());
+  // Without drop_foreign the NumPy global is an error naming the file, not a crash.
+  require_error(Error::kUser, [&] { io::pickle_load_file(path); }, {path, "torch pickle"});
+}
+
 TEST_CASE("pickle_load_file returns what pickle_save_file wrote", "[io][pickle]") {
   TempDir dir("pickle");
   std::string path = dir.str() + "/roundtrip.pt";

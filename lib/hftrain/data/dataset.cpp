@@ -148,6 +148,36 @@ Loaded load_tokens(const DatasetOptions& d, const DataOptions& opts, const Token
   return {};
 }
 
+// Every id of `l` must index the model's embeddings: one pass over the ids (and labels, less
+// -100), in chunks, naming where the first bad one is. Text is tokenized within the
+// tokenizer's vocab, which is checked against the model's; pre-tokenized rows and token
+// files are not, and an id past the embeddings would fail deep inside the first step.
+void check_ids(const Loaded& l, int64_t vocab_size, const DatasetOptions& d, const std::string& key) {
+  auto check = [&](const at::Tensor& all, bool labels) {
+    constexpr int64_t kChunk = int64_t(1) << 22;
+    for (int64_t from = 0; from < all.numel(); from += kChunk) {
+      at::Tensor c = all.slice(0, from, std::min(all.numel(), from + kChunk)).to(at::kLong);
+      if (l.bits == 16) c = c.bitwise_and(0xFFFF);
+      if (l.bits == 32) c = c.bitwise_and(static_cast<int64_t>(0xFFFFFFFF));
+      at::Tensor bad = (c >= vocab_size).logical_or(c < 0);
+      if (labels) bad = bad.logical_and(c != -100);
+      if (!bad.any().item<bool>()) continue;
+      const int64_t at_ = bad.nonzero()[0][0].item<int64_t>();
+      const int64_t pos = from + at_, id = c[at_].item<int64_t>();
+      const char* what = labels ? "label" : "id";
+      if (!l.offsets.defined())
+        fail("{}: token {} is {} {}, not below the model's vocab_size {} (key \"{}\")", d.path, d.offset + pos, what,
+             id, vocab_size, key);
+      const int64_t* offsets = l.offsets.data_ptr<int64_t>();
+      const int64_t example = std::upper_bound(offsets, offsets + l.offsets.numel(), pos) - offsets - 1;
+      fail("{}: example {} (from 0), token {}: {} {} is not below the model's vocab_size {} (key \"{}\")", d.path,
+           example, pos - offsets[example], what, id, vocab_size, key);
+    }
+  };
+  check(l.ids, false);
+  if (l.labels.defined()) check(l.labels, true);
+}
+
 // Examples [first, last) of `l` (its tokens [first, last) when it has no examples) as the
 // trainer's dataset; `which` is "train" or "eval" for messages.
 std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, int64_t last, const DataOptions& opts,
@@ -227,13 +257,50 @@ at::Tensor class_ids(const std::vector<Example>& examples, const std::vector<std
 
 }  // namespace
 
-Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task, uint64_t seed) {
+namespace {
+
+// Masked LM: batches masked as DataCollatorForLanguageModeling(mlm=True) masks them.
+Datasets with_masking(Datasets ds, const DataOptions& opts, const Tokenizer& tok, ModelTask task, uint64_t seed) {
+  if (task == ModelTask::kMaskedLM) {
+    MlmOptions mlm;
+    mlm.mlm_probability = opts.mlm_probability;
+    mlm.mask_token_id = tok.special_token_id("mask_token").value_or(-1);
+    HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token (data.tokenizer {})",
+              opts.tokenizer);
+    mlm.vocab_size = tok.vocab_size();
+    for (const char* role : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+      if (auto id = tok.special_token_id(role)) mlm.special_token_ids.push_back(*id);
+    if (ds.train) ds.train = std::make_shared<MaskedLmDataset>(ds.train, mlm, seed);
+    if (ds.eval) ds.eval = std::make_shared<MaskedLmDataset>(ds.eval, mlm, seed + 1);
+  }
+  return ds;
+}
+
+}  // namespace
+
+Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const DataLoad& how) {
+  const ModelTask task = how.task;
+  const int64_t vocab_size = how.vocab_size > 0 ? how.vocab_size : tok.vocab_size();
+  if (!how.train && opts.eval && task != ModelTask::kSequenceClassification) {
+    Loaded eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
+    check_ids(eval, vocab_size, *opts.eval, "data.eval.path");
+    HFT_CHECK(task != ModelTask::kTokenClassification || eval.labels.defined(),
+              "token classification needs JSON Lines rows with input_ids and per-token labels (data.eval)");
+    Datasets ds;
+    ds.eval = make_dataset(eval, 0, eval.offsets.defined() ? eval.examples() : eval.ids.numel(), opts, tok, "eval",
+                           task == ModelTask::kTokenClassification);
+    return with_masking(std::move(ds), opts, tok, task, how.seed);
+  }
   Loaded train = load_tokens(opts.train, opts, tok, "data.train.path");
+  check_ids(train, vocab_size, opts.train, "data.train.path");
   const bool by_example = train.offsets.defined();
   const int64_t n = by_example ? train.examples() : train.ids.numel();
   Datasets ds;
   std::optional<Loaded> eval;
-  if (opts.eval) eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
+  if (opts.eval) {
+    eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
+    check_ids(*eval, vocab_size, *opts.eval, "data.eval.path");
+  }
   if (task == ModelTask::kSequenceClassification) {
     const std::vector<Example> rows = examples_read(opts.train, "data.train.path", /*with_labels=*/true);
     HFT_CHECK(static_cast<int64_t>(rows.size()) == n, "data.train.path: {} labelled rows for {} examples", rows.size(), n);
@@ -262,19 +329,7 @@ Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask 
   } else {
     ds.train = make(train, 0, n, "train");
   }
-  if (task == ModelTask::kMaskedLM) {
-    MlmOptions mlm;
-    mlm.mlm_probability = opts.mlm_probability;
-    mlm.mask_token_id = tok.special_token_id("mask_token").value_or(-1);
-    HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token (data.tokenizer {})",
-              opts.tokenizer);
-    mlm.vocab_size = tok.vocab_size();
-    for (const char* role : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
-      if (auto id = tok.special_token_id(role)) mlm.special_token_ids.push_back(*id);
-    ds.train = std::make_shared<MaskedLmDataset>(ds.train, mlm, seed);
-    if (ds.eval) ds.eval = std::make_shared<MaskedLmDataset>(ds.eval, mlm, seed + 1);
-  }
-  return ds;
+  return with_masking(std::move(ds), opts, tok, task, how.seed);
 }
 
 }  // namespace hftrain

@@ -107,9 +107,17 @@ int64_t padding_id(const Tokenizer& tok);
 // validation_split_percentage % of the train examples (of the tokens, for generated data
 // and token files) become the eval set, as run_clm splits train[:N%]. For sequence
 // classification every example is its own sequence with the class of its label field.
-// seed: masked LM's masking seed (data_seed, else seed).
-Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, ModelTask task = ModelTask::kCausalLM,
-                       uint64_t seed = 0);
+// Every token id, and every label but -100, must be below the vocab size, else a user error
+// naming the file and where the id is.
+struct DataLoad {
+  ModelTask task = ModelTask::kCausalLM;
+  uint64_t seed = 0;       // masked LM's masking seed (data_seed, else seed)
+  int64_t vocab_size = 0;  // the model's; 0: the tokenizer's
+  // false, for an evaluation: with a data.eval, the train data is not read (a classifier's
+  // still is: its labels name the classes).
+  bool train = true;
+};
+Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const DataLoad& how = {});
 
 // The built-in default data: a pseudo-language (a syllable lexicon and a small grammar)
 // that is deterministic for a seed on every platform and learnable by a tiny model.

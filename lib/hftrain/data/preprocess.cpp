@@ -228,13 +228,6 @@ TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opt
     }
     std::vector<int32_t>().swap(v);
   }
-  const int64_t vocab = tok.vocab_size();
-  for (int32_t id : ids)
-    HFT_CHECK(id >= 0 && id < vocab, "{}: token id {} is outside the tokenizer's vocab of {} (key \"{}\")", d.path,
-              id, vocab, key);
-  for (int32_t id : labels)
-    HFT_CHECK(id == -100 || (id >= 0 && id < vocab), "{}: label {} is neither -100 nor a token id of the tokenizer's "
-              "vocab of {} (key \"{}\")", d.path, id, vocab, key);
   std::error_code ec;
   fs::create_directories(dir, ec);
   try {

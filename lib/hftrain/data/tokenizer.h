@@ -42,10 +42,19 @@ class ByteTokenizer : public Tokenizer {
   std::string decode(const std::vector<int64_t>& ids) const override;
   int64_t vocab_size() const override { return 256; }
   nlohmann::json to_hf_json() const override;
+  nlohmann::json hf_config() const override;  // no special tokens (GPT2Tokenizer would add <|endoftext|>)
 };
 
 using TokenizerRegistry = Registry<Tokenizer>;
 TokenizerRegistry& tokenizer_registry();  // data.tokenizer name -> tokenizer
+
+// What transformers' save_pretrained writes for a tokenizer, into `dir`: tokenizer.json;
+// tokenizer_config.json with the tokenizer's class, its special tokens and model_max_length;
+// and the slow tokenizer's files where there is one, so that AutoTokenizer loads with
+// use_fast=False (or without the tokenizers package) too: vocab.json + merges.txt for a
+// byte-level BPE (GPT2Tokenizer), vocab.txt for WordPiece (BertTokenizer). A class the
+// tokenizer came with (its tokenizer_config.json's) is kept.
+void tokenizer_save_pretrained(const Tokenizer& tok, const std::string& dir, int64_t model_max_length);
 
 // data.tokenizer: a registered name ("byte"), or a path to an HF tokenizer: a tokenizer.json,
 // a directory holding one, a directory with vocab.json + merges.txt (GPT-2) or vocab.txt

@@ -20,23 +20,35 @@ namespace hftrain::io {
 
 namespace {
 
-// Python's pickler writes a dict or list in batches of up to 1000 items with MARK ...
-// SETITEMS / APPENDS, but a batch of exactly one (a one-entry dict such as an optimizer
-// state for a single parameter, a one-element list) as `key value SETITEM` / `value APPEND`.
-// LibTorch 1.13's unpickler knows only the batched forms (2.x added the single ones), so
-// we rewrite `k v SETITEM` as `MARK k v SETITEMS` and `v APPEND` as `MARK v APPENDS`,
-// which Python and LibTorch read alike. To find where `k` or `v` begins, the walk tracks,
-// for each stack slot, the offset of the first opcode that built it (opcode stack effects
-// as in CPython's pickletools). Returns nullopt when there is nothing to rewrite or an
-// opcode is unknown; LibTorch then sees the original bytes and reports what it must.
-std::optional<std::string> expand_single_item_ops(const char* p, size_t n) {
-  std::vector<size_t> stack;  // per stack slot: byte offset where its value starts
-  struct Mark {
-    size_t depth, offset;
+// Python's pickler writes bytes that LibTorch 1.13's unpickler refuses, which this rewrites
+// into what Python and LibTorch read alike:
+// - a dict or list batch of exactly one item (a one-entry optimizer state, a one-element
+//   list) as `key value SETITEM` / `value APPEND` (2.x reads them; 1.13 knows only the batched
+//   forms): rewritten as `MARK k v SETITEMS` / `MARK v APPENDS`;
+// - an integer as LONG1 with the fewest bytes (5 for 2^31..2^32-1, as a Mersenne Twister state
+//   word), where LibTorch reads exactly 8: sign-extended to 8;
+// - with drop_foreign, an object built from a global outside torch and collections (a NumPy
+//   array in HF's rng_state.pth) that sits in a plain container: replaced by None, so the
+//   rest of the file loads. Refused (nullopt) when a later memo reference would reach inside it.
+// To find where a value begins, the walk tracks, for each stack slot, the offset of the first
+// opcode that built it (stack effects as in CPython's pickletools). Returns nullopt when there
+// is nothing to rewrite or an opcode is unknown; LibTorch then sees the original bytes and
+// reports what it must.
+std::optional<std::string> rewrite_for_libtorch(const char* p, size_t n, bool drop_foreign) {
+  struct Slot {
+    size_t start, end;  // the bytes that built it
+    bool foreign;       // built from a global LibTorch does not know
   };
-  std::vector<Mark> marks;
-  std::vector<size_t> mark_at;                      // offsets to insert a MARK before
-  std::vector<std::pair<size_t, char>> new_opcode;  // SETITEM -> SETITEMS, APPEND -> APPENDS
+  std::vector<Slot> stack;
+  std::vector<size_t> marks;  // stack depth at each MARK, and where the MARK was
+  std::vector<size_t> mark_offsets;
+  struct Edit {
+    size_t at, erase;
+    std::string insert;
+  };
+  std::vector<Edit> edits;
+  std::vector<std::pair<size_t, size_t>> dropped;     // [start, end) replaced by None
+  std::vector<std::pair<size_t, uint64_t>> puts, gets;  // (offset, memo index)
 
   auto le = [&](size_t from, int bytes) {
     uint64_t v = 0;
@@ -44,15 +56,20 @@ std::optional<std::string> expand_single_item_ops(const char* p, size_t n) {
     return v;
   };
   // Whether k values lie above the innermost MARK (a MARK starts a fresh stack, as in CPython).
-  auto need = [&](size_t k) {
-    return stack.size() >= k + (marks.empty() ? 0 : marks.back().depth);
+  auto need = [&](size_t k) { return stack.size() >= k + (marks.empty() ? 0 : marks.back()); };
+  // A foreign value put into a plain container becomes None there.
+  auto consume = [&](size_t from) {
+    for (size_t i = from; i < stack.size(); ++i)
+      if (stack[i].foreign) dropped.emplace_back(stack[i].start, stack[i].end);
   };
-  // Drops the values above the innermost MARK; returns where that MARK was.
+  // Pops the values above the innermost MARK into a container; returns where the MARK was.
   auto pop_mark = [&]() -> std::optional<size_t> {
     if (marks.empty()) return std::nullopt;
-    stack.resize(marks.back().depth);
-    size_t offset = marks.back().offset;
+    consume(marks.back());
+    stack.resize(marks.back());
+    size_t offset = mark_offsets.back();
     marks.pop_back();
+    mark_offsets.pop_back();
     return offset;
   };
   size_t pos = 0;
@@ -83,6 +100,7 @@ std::optional<std::string> expand_single_item_ops(const char* p, size_t n) {
       default: break;
     }
     // clang-format on
+    const size_t arg_at = pos + len_bytes;
     if (len_bytes) {
       if (pos + len_bytes > n) return std::nullopt;
       arg = le(pos, len_bytes);
@@ -99,57 +117,111 @@ std::optional<std::string> expand_single_item_ops(const char* p, size_t n) {
     // 2. Apply the stack effect.
     // clang-format off
     switch (op) {
-      case 0x80: case 'q': case 'r': case 'p': case 0x94:  // PROTO, memo writes: no effect
+      case 0x80: case 0x94:  // PROTO, MEMOIZE: no effect
         break;
+      case 'q': case 'r':  // BINPUT LONG_BINPUT
+        puts.emplace_back(here, le(here + 1, op == 'q' ? 1 : 4));
+        break;
+      case 'h': case 'j':  // BINGET LONG_BINGET
+        gets.emplace_back(here, le(here + 1, op == 'h' ? 1 : 4));
+        stack.push_back({here, pos, false});
+        break;
+      case 'p':  // PUT n\n
+        puts.emplace_back(here, std::strtoull(p + here + 1, nullptr, 10));
+        break;
+      case 'g':  // GET n\n
+        gets.emplace_back(here, std::strtoull(p + here + 1, nullptr, 10));
+        stack.push_back({here, pos, false});
+        break;
+      case 0x8a:  // LONG1
+        if (arg == 0 || arg > 8) return std::nullopt;  // 0 or more than 64 bits: leave it to LibTorch
+        if (arg < 8) {
+          std::string wide = {static_cast<char>(0x8a), 8};
+          const bool negative = static_cast<unsigned char>(p[arg_at + arg - 1]) & 0x80;
+          wide.append(p + arg_at, arg);
+          wide.append(8 - arg, negative ? '\xff' : '\0');
+          edits.push_back({here, pos - here, std::move(wide)});
+        }
+        stack.push_back({here, pos, false});
+        break;
+      case 'c': {  // GLOBAL module\nname\n
+        const std::string_view module(p + here + 1, std::strcspn(p + here + 1, "\n"));
+        const bool known = module.substr(0, 5) == "torch" || module == "collections";
+        stack.push_back({here, pos, drop_foreign && !known});
+        break;
+      }
       case 'N': case 0x88: case 0x89: case '}': case ']': case ')': case 0x8f:  // constants
-      case 'K': case 'M': case 'J': case 'I': case 'L': case 'F': case 'G': case 0x8a: case 0x8b:
+      case 'K': case 'M': case 'J': case 'I': case 'L': case 'F': case 'G': case 0x8b:
       case 'U': case 'T': case 'S': case 'V': case 'X': case 0x8c: case 0x8d:
       case 'C': case 'B': case 0x8e: case 0x96:
-      case 'c': case 'g': case 'h': case 'j': case 'P': case 0x82: case 0x83: case 0x84:
-        stack.push_back(here);
+      case 'P': case 0x82: case 0x83: case 0x84:
+        stack.push_back({here, pos, false});
         break;
       case '(':  // MARK
-        marks.push_back({stack.size(), here});
+        marks.push_back(stack.size());
+        mark_offsets.push_back(here);
         break;
       case 't': case 'l': case 'd': case 0x91: {  // TUPLE LIST DICT FROZENSET
         auto start = pop_mark();
         if (!start) return std::nullopt;
-        stack.push_back(*start);
+        stack.push_back({*start, pos, false});
         break;
       }
-      case 'u': case 'e': case 0x90: case '1':  // SETITEMS APPENDS ADDITEMS POP_MARK
+      case 'u': case 'e': case 0x90:  // SETITEMS APPENDS ADDITEMS: into the container below the MARK
+        if (!pop_mark() || stack.empty()) return std::nullopt;
+        stack.back().end = pos;
+        break;
+      case '1':  // POP_MARK
         if (!pop_mark()) return std::nullopt;
         break;
-      case 0x85:  // TUPLE1
-        if (!need(1)) return std::nullopt;
-        break;
-      case 0x86: case 0x87: {  // TUPLE2 TUPLE3: the tuple starts where its first item did
-        size_t k = op == 0x86 ? 2 : 3;
+      case 0x85: case 0x86: case 0x87: {  // TUPLE1 TUPLE2 TUPLE3: it starts where its first item did
+        const size_t k = op - 0x84;
         if (!need(k)) return std::nullopt;
-        stack.resize(stack.size() - (k - 1));
+        consume(stack.size() - k);
+        const size_t start = stack[stack.size() - k].start;
+        stack.resize(stack.size() - k);
+        stack.push_back({start, pos, false});
         break;
       }
-      case 'R': case 0x81: case 0x93: case 'b':  // REDUCE NEWOBJ STACK_GLOBAL BUILD
+      case 'R': case 0x81: case 'b': {  // REDUCE NEWOBJ BUILD: the callable or object takes the result
+        if (!need(2)) return std::nullopt;
+        const bool foreign = stack.back().foreign;
+        stack.pop_back();
+        stack.back().foreign = stack.back().foreign || foreign;
+        stack.back().end = pos;
+        break;
+      }
+      case 0x93:  // STACK_GLOBAL: module and name strings
         if (!need(2)) return std::nullopt;
         stack.pop_back();
+        stack.back().end = pos;
         break;
-      case 'Q': case '0':  // BINPERSID (replaces the top), POP
+      case 'Q':  // BINPERSID: replaces the top
         if (!need(1)) return std::nullopt;
-        if (op == '0') stack.pop_back();
+        stack.back().end = pos;
+        break;
+      case '0':  // POP
+        if (!need(1)) return std::nullopt;
+        stack.pop_back();
         break;
       case 's':  // SETITEM: dict key value
         if (!need(3)) return std::nullopt;
-        mark_at.push_back(stack[stack.size() - 2]);
-        new_opcode.emplace_back(here, 'u');
+        consume(stack.size() - 2);
+        edits.push_back({stack[stack.size() - 2].start, 0, "("});
+        edits.push_back({here, 1, "u"});
         stack.resize(stack.size() - 2);
+        stack.back().end = pos;
         break;
       case 'a':  // APPEND: list value
         if (!need(2)) return std::nullopt;
-        mark_at.push_back(stack.back());
-        new_opcode.emplace_back(here, 'e');
+        consume(stack.size() - 1);
+        edits.push_back({stack.back().start, 0, "("});
+        edits.push_back({here, 1, "e"});
         stack.pop_back();
+        stack.back().end = pos;
         break;
       case '.':  // STOP
+        if (!stack.empty()) consume(stack.size() - 1);
         pos = n;
         break;
       default:  // FRAME, DUP, INST, OBJ, buffers, ...: not from torch.save; leave it to LibTorch
@@ -157,20 +229,41 @@ std::optional<std::string> expand_single_item_ops(const char* p, size_t n) {
     }
     // clang-format on
   }
-  if (new_opcode.empty()) return std::nullopt;
 
-  std::sort(mark_at.begin(), mark_at.end());
-  std::string out;
-  out.reserve(n + mark_at.size());
-  size_t m = 0, r = 0;  // new_opcode is already in file order
-  for (size_t i = 0; i < n; ++i) {
-    for (; m < mark_at.size() && mark_at[m] == i; ++m) out += '(';
-    if (r < new_opcode.size() && new_opcode[r].first == i) {
-      out += new_opcode[r++].second;
-    } else {
-      out += p[i];
-    }
+  // Outermost dropped spans only; a memo entry made inside one must not be read outside it.
+  std::sort(dropped.begin(), dropped.end());
+  std::vector<std::pair<size_t, size_t>> spans;
+  for (const auto& d : dropped)
+    if (spans.empty() || d.first >= spans.back().second) spans.push_back(d);
+  auto inside = [&](size_t at) {
+    auto it = std::upper_bound(spans.begin(), spans.end(), std::make_pair(at, SIZE_MAX));
+    return it != spans.begin() && at < std::prev(it)->second && at >= std::prev(it)->first;
+  };
+  for (const auto& [at, index] : gets) {
+    if (inside(at)) continue;
+    std::optional<size_t> put_at;
+    for (const auto& [pa, pi] : puts)
+      if (pi == index && pa < at) put_at = pa;
+    if (put_at && inside(*put_at)) return std::nullopt;
   }
+  for (const auto& [start, end] : spans) edits.push_back({start, end - start, "N"});
+  if (edits.empty()) return std::nullopt;
+
+  // Inserts (a MARK before a dropped value) before replacements at the same offset; the
+  // edits inside a dropped span go with it.
+  std::stable_sort(edits.begin(), edits.end(), [](const Edit& x, const Edit& y) {
+    return x.at != y.at ? x.at < y.at : (x.erase == 0) > (y.erase == 0);
+  });
+  std::string out;
+  out.reserve(n + edits.size() * 8);
+  size_t cursor = 0;
+  for (const Edit& e : edits) {
+    if (e.at < cursor) continue;
+    out.append(p + cursor, e.at - cursor);
+    out += e.insert;
+    cursor = e.at + e.erase;
+  }
+  out.append(p + cursor, n - cursor);
   return out;
 }
 
@@ -229,7 +322,7 @@ void pickle_save_file(const std::string& path, const c10::IValue& value) {
 // What torch::jit::pickle_load does, with the opcode rewrite above between reading the
 // archive's data.pkl and unpickling it, and every tensor loaded on the CPU (as
 // torch.load(map_location="cpu")), so a checkpoint saved on a GPU loads anywhere.
-c10::IValue pickle_load_file(const std::string& path) {
+c10::IValue pickle_load_file(const std::string& path, bool drop_foreign) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot read {}: {}", path, std::strerror(errno));
   ::close(fd);
@@ -237,7 +330,7 @@ c10::IValue pickle_load_file(const std::string& path) {
     caffe2::serialize::PyTorchStreamReader reader(path);
     auto [pkl_ptr, pkl_size] = reader.getRecord("data.pkl");
     const char* pkl = static_cast<const char*>(pkl_ptr.get());
-    std::optional<std::string> expanded = expand_single_item_ops(pkl, pkl_size);
+    std::optional<std::string> expanded = rewrite_for_libtorch(pkl, pkl_size, drop_foreign);
     std::string_view bytes =
         expanded ? std::string_view(*expanded) : std::string_view(pkl, pkl_size);
     size_t pos = 0;

@@ -10,8 +10,10 @@
 namespace hftrain::io {
 
 void pickle_save_file(const std::string& path, const c10::IValue& value);  // atomic
-// Tensors load on the CPU, as torch.load(map_location="cpu"). Python's one-item dict and
-// list opcodes, which LibTorch 1.13 lacks, are rewritten first (see pickle.cpp).
-c10::IValue pickle_load_file(const std::string& path);
+// Tensors load on the CPU, as torch.load(map_location="cpu"). What Python writes and LibTorch
+// 1.13 cannot read (one-item dict and list opcodes, short LONG1 integers) is rewritten first
+// (see pickle.cpp). drop_foreign: an object of a class outside torch (a NumPy array) loads as
+// None instead of failing the whole file.
+c10::IValue pickle_load_file(const std::string& path, bool drop_foreign = false);
 
 }  // namespace hftrain::io

@@ -86,7 +86,6 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       tokenizer_(std::move(tokenizer)),
       data_(std::move(data)),
       pg_(pg && pg->world_size() > 1 ? std::move(pg) : nullptr) {
-  HFT_CHECK(data_.train != nullptr, "no train dataset");
   // HF's args.device: the model moves there now, each batch as it is loaded.
   device_ = training_device(args_.use_cpu, pg_ ? pg_->local_rank() : 0);
   HFT_CHECK(!(pg_ && device_.is_cuda()),
@@ -144,6 +143,7 @@ BatchSampler Trainer::train_sampler(int64_t data_seed, int64_t epoch) const {
 }
 
 Trainer::Schedule Trainer::plan() const {
+  HFT_CHECK(data_.train != nullptr, "training needs a train dataset (data.train)");
   Schedule s;
   const int64_t ga = args_.gradient_accumulation_steps;
   // A data parallel rank's dataloader is its shard of the batches.
@@ -384,7 +384,6 @@ bool Trainer::update_best_metric(const json& metrics) {
   const bool greater = args_.greater_is_better.value_or(false);
   if (state_.best_metric && !(greater ? value > *state_.best_metric : value < *state_.best_metric)) return false;
   state_.best_metric = value;
-  state_.best_global_step = state_.global_step;
   state_.best_model_checkpoint = checkpoint_dir(args_.output_dir, state_.global_step);
   return true;
 }
@@ -418,7 +417,7 @@ std::pair<at::Tensor, at::Tensor> aligned_predictions(ModelTask task, const at::
 }  // namespace
 
 json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefix,
-                              std::vector<std::vector<int64_t>>* predictions) {
+                              std::vector<std::vector<int64_t>>* predictions, std::vector<at::Tensor>* logits) {
   const auto t0 = std::chrono::steady_clock::now();
   // HF's evaluation_loop outside train(): *_full_eval evaluates (and leaves) the model cast.
   if (!in_train_ && args_.fp16_full_eval) model_->to(at::kHalf);
@@ -447,6 +446,7 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     ModelOutput out = forward(batch, std::nullopt);
     losses.push_back(out.loss.detach().reshape({1}).repeat({real}));
     callbacks_.on_prediction_step(args_, state_, control_);
+    if (logits) logits->push_back(out.logits.detach().to(at::kFloat).cpu());
     if (!want_preds) continue;
     auto [preds, labels] = aligned_predictions(model_->task(), out.logits, batch.at("labels"));
     preds = preds.cpu(), labels = labels.cpu();  // the metrics count on the host
@@ -485,8 +485,10 @@ json Trainer::evaluate() {
   return metrics;
 }
 
-json Trainer::predict(const LmDataset& windows, std::vector<std::vector<int64_t>>& predictions) {
-  json metrics = evaluation_loop(windows, "test_", &predictions);
+json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions, at::Tensor* logits) {
+  std::vector<at::Tensor> batches;
+  json metrics = evaluation_loop(data, "test_", &predictions, logits ? &batches : nullptr);
+  if (logits) *logits = at::cat(batches);
   log(metrics);
   callbacks_.on_predict(args_, state_, control_, metrics);
   return metrics;
@@ -504,12 +506,7 @@ void Trainer::store_flos() {
 
 void Trainer::write_model_files(const std::string& dir) {
   model_save_pretrained(*model_, dir);
-  io::write_json_file(dir + "/tokenizer.json", tokenizer_->to_hf_json());
-  json tok_cfg = tokenizer_->hf_config();
-  tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
-  tok_cfg["model_max_length"] = config_.data.block_size;
-  if (!tok_cfg.contains("clean_up_tokenization_spaces")) tok_cfg["clean_up_tokenization_spaces"] = false;
-  io::write_json_file(dir + "/tokenizer_config.json", tok_cfg);
+  tokenizer_save_pretrained(*tokenizer_, dir, config_.data.block_size);
   io::write_json_file(dir + "/training_args.json", training_args_to_json(args_));
   json manifest{{"format_version", kCheckpointFormatVersion}, {"config", config_to_json(config_)}};
   io::write_json_file(dir + "/" + kCheckpointConfigFile, manifest);
@@ -530,13 +527,13 @@ void Trainer::save_checkpoint() {
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
   // Rank 0 writes the whole directory, each rank's RNG state included (gathered here), so
   // that the checkpoint appears at once, complete, or not at all.
-  std::vector<c10::IValue> rng{rng_state_capture(device_)};
+  std::vector<c10::IValue> rng{rng_state_capture(device_, args_.seed)};
   if (pg_ && !args_.save_only_model) {
     rng.clear();
     const std::vector<at::Tensor> cpu = pg_->all_gather(generator_state(c10::Device(c10::kCPU)));
     std::vector<at::Tensor> gpu(cpu.size());
     if (device_.is_cuda()) gpu = pg_->all_gather(generator_state(device_));
-    for (size_t r = 0; r < cpu.size(); ++r) rng.push_back(rng_state_dict(cpu[r], gpu[r]));
+    for (size_t r = 0; r < cpu.size(); ++r) rng.push_back(rng_state_dict(cpu[r], gpu[r], args_.seed));
   }
   if (is_main()) {
     checkpoint_write_atomic(dir, [&](const std::string& tmp) {
@@ -588,7 +585,8 @@ void Trainer::load_checkpoint(const std::string& dir) {
     if (!cb->state().is_null() && state_.stateful_callbacks.contains(cb->name()))
       cb->restore(state_.stateful_callbacks.at(cb->name()), state_path);
   const std::string rng_path = dir + "/" + rng_state_file(pg_ ? pg_->rank() : 0, world_size());
-  rng_state_restore(io::pickle_load_file(rng_path), rng_path, device_);
+  // HF's file also holds Python's and NumPy's states; hftrain needs neither.
+  rng_state_restore(io::pickle_load_file(rng_path, /*drop_foreign=*/true), rng_path, device_);
 }
 
 }  // namespace hftrain

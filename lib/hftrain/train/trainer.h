@@ -42,9 +42,12 @@ class Trainer {
   void check_train() const;
   // Evaluates on the eval set: eval_loss, eval_perplexity, eval_runtime, ...; logged.
   nlohmann::json evaluate();
-  // Predictions on `windows` (argmax next token per position, (T-1) per window) and
-  // test_-prefixed metrics; logged, and on_predict is called.
-  nlohmann::json predict(const LmDataset& windows, std::vector<std::vector<int64_t>>& predictions);
+  // Predictions on `data` (a language model's argmax next token per position, (T-1) per
+  // window; a classifier's class per example) and test_-prefixed metrics; logged, and
+  // on_predict is called. logits, when given, receives every row's logits, float32 on the
+  // CPU: (N, T, vocab) for windows of a language model, (N, classes) for a classifier.
+  nlohmann::json predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions,
+                         at::Tensor* logits = nullptr);
   // An HF model directory: model.safetensors, config.json, tokenizer files, training_args.json.
   void save_model(const std::string& dir);
 
@@ -57,7 +60,8 @@ class Trainer {
   void save_checkpoint();
   void log(nlohmann::json logs);
   nlohmann::json evaluation_loop(const LmDataset& windows, const std::string& prefix,
-                                 std::vector<std::vector<int64_t>>* predictions);
+                                 std::vector<std::vector<int64_t>>* predictions,
+                                 std::vector<at::Tensor>* logits = nullptr);
   // HF's _determine_best_metric: true when `metrics` improve on state.best_metric.
   bool update_best_metric(const nlohmann::json& metrics);
   void maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm);

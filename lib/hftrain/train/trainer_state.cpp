@@ -8,8 +8,9 @@ using json = nlohmann::json;
 
 json trainer_state_to_json(const TrainerState& s) {
   auto opt = [](const auto& o) -> json { return o ? json(*o) : json(nullptr); };
-  return json{{"best_global_step", opt(s.best_global_step)},
-              {"best_metric", opt(s.best_metric)},
+  // transformers 4.48's TrainerState fields, no more: HF builds TrainerState(**json), so a
+  // key it does not know (4.50's best_global_step) stops it from resuming.
+  return json{{"best_metric", opt(s.best_metric)},
               {"best_model_checkpoint", opt(s.best_model_checkpoint)},
               {"epoch", s.epoch},
               {"eval_steps", s.eval_steps},
@@ -67,8 +68,6 @@ TrainerState trainer_state_from_json(const json& j, const std::string& where) {
   need("log_history", s.log_history, false);
   HFT_CHECK(s.log_history.is_array(), "{}: log_history must be a list", where);
   if (j.contains("best_metric") && !j["best_metric"].is_null()) s.best_metric = j["best_metric"].get<double>();
-  if (j.contains("best_global_step") && !j["best_global_step"].is_null())
-    s.best_global_step = j["best_global_step"].get<int64_t>();
   if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null())
     s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
   if (j.contains("stateful_callbacks")) s.stateful_callbacks = j["stateful_callbacks"];

@@ -28,7 +28,6 @@ struct TrainerState {
   double total_flos = 0;
   nlohmann::json log_history = nlohmann::json::array();
   std::optional<double> best_metric;
-  std::optional<int64_t> best_global_step;
   std::optional<std::string> best_model_checkpoint;
   bool is_local_process_zero = true, is_world_process_zero = true;
   bool is_hyper_param_search = false;
