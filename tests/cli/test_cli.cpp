@@ -133,6 +133,24 @@ torch.save(TrainingArguments(), os.path.join(dst, "training_args.bin"))
   CHECK_FALSE(fs::exists(dir.str() + "/d"));
 }
 
+TEST_CASE("log.jsonl: a fresh run over an old output_dir starts it anew, a resume keeps it up to the checkpoint",
+          "[integration]") {
+  TempDir dir("log-fresh");
+  const std::string cfg = write_config(dir, "overwrite_output_dir: true\n"), log = dir.str() + "/out/log.jsonl";
+  REQUIRE(run("train --config " + cfg).exit_code == 0);
+  const std::vector<double> first = logged(log, "loss"), evals = logged(log, "eval_loss");
+  REQUIRE(first.size() == 16);
+  REQUIRE(evals.size() == 2);  // steps 6 and 12
+  REQUIRE(run("train --config " + cfg).exit_code == 0);
+  CHECK(logged(log, "loss") == first);
+  // Resumed in place from step 6: steps 1-6 from before, 7-16 from the resumed run, once each.
+  Result r = run("train --config " + cfg + " --set resume_from_checkpoint=" + dir.str() + "/out/checkpoint-6");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(logged(log, "loss") == first);
+  CHECK(logged(log, "eval_loss") == evals);
+}
+
 TEST_CASE("Python's torch.load opens optimizer.pt, scheduler.pt and rng_state.pth", "[integration][python]") {
   TempDir dir("py");
   Result a = run("train --config " + write_config(dir, "save_total_limit: 1\n"));

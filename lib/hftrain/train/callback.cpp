@@ -1,7 +1,9 @@
 #include "hftrain/train/callback.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/io/atomic_file.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 
@@ -81,6 +83,19 @@ void DefaultFlowCallback::on_epoch_end(const Args& a, State& s, Control& c) {
   if (a.logging_strategy == IntervalStrategy::kEpoch) c.should_log = true;
   if (a.eval_strategy == IntervalStrategy::kEpoch && a.eval_delay <= s.epoch) c.should_evaluate = true;
   if (a.save_strategy == SaveStrategy::kEpoch) c.should_save = true;
+}
+
+void LogCallback::on_train_begin(const Args& a, State& s, Control& c) {
+  if (!s.is_world_process_zero) return;
+  std::string kept;
+  if (s.global_step > 0) {
+    std::ifstream in(path_);
+    for (std::string line; std::getline(in, line);) {
+      const Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (row.is_object() && row.value("step", INT64_MAX) <= s.global_step) kept += line + '\n';
+    }
+  }
+  io::write_file_atomic(path_, kept);
 }
 
 void LogCallback::on_log(const Args& a, State& s, Control& c, const Json& logs) {
