@@ -21,10 +21,14 @@
 #include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -195,6 +199,38 @@ bool prepare_output_dir(const TrainingArguments& a, bool resuming) {
   return true;
 }
 
+// One run per output_dir: an exclusive flock on output_dir/.hftrain.lock, held until the
+// process exits (the kernel drops it then, however the process ends). Two runs into one
+// directory would replace or interleave each other's checkpoints and logs.
+class OutputDirLock {
+ public:
+  explicit OutputDirLock(const std::string& dir) : path_(dir + "/.hftrain.lock") {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    HFT_CHECK(fd_ >= 0, "cannot create {}: {}", path_, std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+      ::close(fd_);
+      fail("output_dir {} is in use by another hftrain run (pid {}); give this run another output_dir", dir,
+           n > 0 ? std::string(pid, static_cast<size_t>(n)) : std::string("unknown"));
+    }
+    // The pid is only for another run's message: failing to write it changes nothing else.
+    const std::string me = std::to_string(::getpid());
+    [[maybe_unused]] const bool written =
+        ::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) == static_cast<ssize_t>(me.size());
+  }
+  ~OutputDirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  OutputDirLock(const OutputDirLock&) = delete;
+  OutputDirLock& operator=(const OutputDirLock&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 // The arguments that differ from HF's defaults, and the model and data sections.
 void print_config(const Config& c) {
   json all = config_to_json(c);
@@ -228,8 +264,17 @@ void run_train(const Config& config) {
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   trainer.check_train();
   bool created = false;
+  std::optional<OutputDirLock> lock;
   if (parts.main()) {
     created = prepare_output_dir(config.args, resume.has_value());
+    try {
+      lock.emplace(config.args.output_dir);
+      checkpoint_clean_leftovers(config.args.output_dir);
+    } catch (const Error&) {
+      std::error_code ec;
+      if (created) fs::remove(config.args.output_dir, ec);
+      throw;
+    }
     print_config(config);
   }
   for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
@@ -239,7 +284,10 @@ void run_train(const Config& config) {
   } catch (const Error& e) {
     // A refusal found only now (a checkpoint file that does not load) leaves nothing behind.
     std::error_code ec;
-    if (created && e.kind() == Error::kUser && fs::is_empty(config.args.output_dir, ec)) fs::remove(config.args.output_dir, ec);
+    if (created && e.kind() == Error::kUser) {
+      fs::remove(lock->path(), ec);
+      if (fs::is_empty(config.args.output_dir, ec)) fs::remove(config.args.output_dir, ec);
+    }
     throw;
   }
   if (!parts.main()) return;

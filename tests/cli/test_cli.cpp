@@ -151,6 +151,28 @@ TEST_CASE("log.jsonl: a fresh run over an old output_dir starts it anew, a resum
   CHECK(logged(log, "eval_loss") == evals);
 }
 
+TEST_CASE("a run clears what killed saves and rotations left, and puts back a re-save's old copy",
+          "[integration]") {
+  TempDir dir("leftovers");
+  const std::string cfg = write_config(dir), out = dir.str() + "/out";
+  REQUIRE(run("train --config " + cfg).exit_code == 0);
+  // A save killed before its rename, a rotation killed while deleting, and a re-save killed
+  // between moving checkpoint-12 aside and putting the new one in its place.
+  fs::create_directories(out + "/.tmp-checkpoint-99.4242");
+  std::ofstream(out + "/.tmp-checkpoint-99.4242/model.safetensors") << "partial";
+  fs::rename(out + "/checkpoint-6", out + "/.deleting-checkpoint-6.77");
+  fs::rename(out + "/checkpoint-12", out + "/.old-checkpoint-12.55");
+  Result r = run("train --config " + cfg + " --set resume_from_checkpoint=" + out + "/checkpoint-16 --set max_steps=18");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_FALSE(fs::exists(out + "/.tmp-checkpoint-99.4242"));
+  CHECK_FALSE(fs::exists(out + "/.deleting-checkpoint-6.77"));
+  CHECK_FALSE(fs::exists(out + "/.old-checkpoint-12.55"));
+  REQUIRE(fs::exists(out + "/checkpoint-12/trainer_state.json"));
+  CHECK(read_json(out + "/checkpoint-12/trainer_state.json")["global_step"] == 12);
+  CHECK(fs::exists(out + "/checkpoint-18"));
+}
+
 TEST_CASE("Python's torch.load opens optimizer.pt, scheduler.pt and rng_state.pth", "[integration][python]") {
   TempDir dir("py");
   Result a = run("train --config " + write_config(dir, "save_total_limit: 1\n"));

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -101,4 +102,54 @@ TEST_CASE("load_best_model_at_end keeps the best checkpoint through rotation and
   CHECK(fs::exists(dir.str() + "/out/checkpoint-16"));
   // The exported model is the best checkpoint's.
   CHECK(file_bytes(dir.str() + "/out/model.safetensors") == file_bytes(best_dir + "/model.safetensors"));
+}
+
+TEST_CASE("hostile YAML: a self-referring alias, an alias bomb, a map as key and out-of-range numbers exit 2",
+          "[integration][config]") {
+  TempDir dir("yaml-hostile");
+  auto refuse = [&](const std::string& name, const std::string& yaml, const std::string& phrase) {
+    const std::string path = dir.str() + "/" + name + ".yaml";
+    std::ofstream(path) << "output_dir: " << dir.str() << "/out\n" << yaml;
+    Result r = run("train --config " + path + " 2>&1");
+    INFO(name << ": " << r.output);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.output, Catch::Contains(phrase));
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') <= 2);
+    CHECK_FALSE(fs::exists(dir.str() + "/out"));
+  };
+  refuse("loop", "x: &a [*a]\n", "loop.yaml:2: the YAML nests deeper than 64 levels");
+  // Nine levels of ten aliases each: 10^9 values from a few hundred bytes.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += std::string(k ? ", " : "") + "*a" + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  refuse("bomb", bomb, "expands to more than 1000000 values");
+  refuse("complex_key", "? [a, b]\n: 1\n", "complex_key.yaml:2: a key must be a plain string");
+  refuse("huge", "learning_rate: 1e999\n", "huge.yaml:2 (key \"learning_rate\"): the number 1e999 is out of range");
+  Result tiny = run("train --set learning_rate=1e-320 --set output_dir=" + dir.str() + "/out 2>&1");
+  CHECK(tiny.exit_code == 2);
+  CHECK_THAT(tiny.output, Catch::Contains("--set learning_rate: the number 1e-320 is out of range"));
+  // A bad value of 100 KB (about the most one argument can carry) is named in one short line.
+  Result big = run("train --set 'run_name=[" + std::string(100000, '1') + "]' --set output_dir=" + dir.str() +
+                   "/out 2>&1");
+  CHECK(big.exit_code == 2);
+  CHECK(big.output.size() < 2000);
+}
+
+TEST_CASE("a second run into an output_dir in use is refused naming the first run's pid", "[integration]") {
+  TempDir dir("lock");
+  const std::string cfg = write_config(dir, "overwrite_output_dir: true\n");
+  const std::string first = std::string(HFTRAIN_BIN) + " train --config " + cfg +
+                            " --set max_steps=100000 --set save_strategy=no --set eval_strategy=no";
+  auto r = run_command("bash -c '" + first + " > " + dir.str() + "/first.txt 2>&1 & pid=$!; " +
+                       "for i in $(seq 1 100); do grep -q step " + dir.str() + "/first.txt 2>/dev/null && break; " +
+                       "sleep 0.1; done; " + std::string(HFTRAIN_BIN) + " train --config " + cfg +
+                       "; echo second exited $?; echo first was $pid; kill -9 $pid' 2>&1");
+  INFO(r.output);
+  CHECK_THAT(r.output, Catch::Contains("second exited 2"));
+  CHECK_THAT(r.output, Catch::Contains("is in use by another hftrain run (pid"));
+  const std::string pid = r.output.substr(r.output.find("first was ") + 10);
+  CHECK_THAT(r.output, Catch::Contains("(pid " + pid.substr(0, pid.find('\n')) + ")"));
 }

@@ -10,7 +10,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <regex>
@@ -28,51 +30,77 @@ namespace {
 
 // ---- YAML -> JSON tree, YAML 1.2 core schema for plain scalars -------------------------
 
-json yaml_scalar(const std::string& s, bool plain) {
+// `where` names the value in errors (a number a double cannot hold, such as 1e999 or
+// 1e-320); empty: such a number stays a string (for deciding how to print one).
+json yaml_scalar(const std::string& s, bool plain, const std::string& where) {
   if (!plain) return s;
   static const std::regex kInt("[-+]?[0-9]+");
   static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  if (std::regex_match(s, kInt)) {
-    try {
-      return std::stoll(s);
-    } catch (const std::out_of_range&) {
-      return std::stod(s);
+  // No number is this long; std::regex recurses per character, and a megabyte would overflow
+  // the stack.
+  if (s.size() > 512) return s;
+  const bool is_int = std::regex_match(s, kInt);
+  if (is_int || std::regex_match(s, kFloat)) {
+    if (is_int) {
+      errno = 0;
+      const long long v = std::strtoll(s.c_str(), nullptr, 10);
+      if (errno == 0) return static_cast<int64_t>(v);
     }
+    errno = 0;
+    const double d = std::strtod(s.c_str(), nullptr);
+    if (errno == 0) return d;
+    HFT_CHECK(where.empty(), "{}: the number {} is out of range for a 64-bit float", where, clip(s));
+    return s;
   }
-  if (std::regex_match(s, kFloat)) return std::stod(s);
   if (s == ".inf" || s == "+.inf") return INFINITY;
   if (s == "-.inf") return -INFINITY;
   if (s == ".nan") return NAN;
   return s;
 }
 
+// Aliases make a YAML document a graph: `x: &a [*a]` refers to itself and a few lines of
+// nested aliases name billions of nodes. The expansion is bounded in depth and in size, far
+// beyond any config, so that such a file is refused instead of exhausting the stack or memory.
+struct YamlBudget {
+  static constexpr int kMaxDepth = 64;
+  static constexpr int64_t kMaxNodes = 1000000;
+  int64_t nodes = 0;
+};
+
 json yaml_to_json(const YAML::Node& node, const std::string& path, const std::string& file,
-                  std::map<std::string, std::string>& origin) {
-  origin[path] = file + ":" + std::to_string(node.Mark().line + 1);
+                  std::map<std::string, std::string>& origin, YamlBudget& budget, int depth = 0) {
+  const std::string at = file + ":" + std::to_string(node.Mark().line + 1);
+  HFT_CHECK(depth <= YamlBudget::kMaxDepth && ++budget.nodes <= YamlBudget::kMaxNodes,
+            "{}: the YAML nests deeper than {} levels or expands to more than {} values (an alias that refers to "
+            "itself, or aliases of aliases)",
+            at, YamlBudget::kMaxDepth, YamlBudget::kMaxNodes);
+  origin[path] = at;
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Scalar:
-      return yaml_scalar(node.Scalar(), node.Tag() != "!");
+      return yaml_scalar(node.Scalar(), node.Tag() != "!", at + " (key \"" + path + "\")");
     case YAML::NodeType::Sequence: {
       json out = json::array();
       for (size_t i = 0; i < node.size(); ++i)
-        out.push_back(yaml_to_json(node[i], path + "[" + std::to_string(i) + "]", file, origin));
+        out.push_back(yaml_to_json(node[i], path + "[" + std::to_string(i) + "]", file, origin, budget, depth + 1));
       return out;
     }
     case YAML::NodeType::Map: {
       json out = json::object();
       for (const auto& kv : node) {
-        std::string key = kv.first.as<std::string>();
+        HFT_CHECK(kv.first.IsScalar(), "{}:{}: a key must be a plain string (under \"{}\")", file,
+                  kv.first.Mark().line + 1, path);
+        std::string key = kv.first.Scalar();
         std::string sub = path.empty() ? key : path + "." + key;
         if (out.contains(key))
           fail("{}:{}: duplicate key \"{}\" (first at {})", file, kv.first.Mark().line + 1, sub, origin[sub]);
         origin[sub] = file + ":" + std::to_string(kv.first.Mark().line + 1);
-        out[key] = yaml_to_json(kv.second, sub, file, origin);
+        out[key] = yaml_to_json(kv.second, sub, file, origin, budget, depth + 1);
         origin[sub] = file + ":" + std::to_string(kv.first.Mark().line + 1);
       }
       return out;
@@ -109,7 +137,8 @@ void merge_yaml(ConfigSource& src, const std::string& text, const std::string& n
   if (root.IsNull()) return;
   HFT_CHECK(root.IsMap(), "{}: the config must be a mapping of keys to values", name);
   std::map<std::string, std::string> origin;
-  json tree = yaml_to_json(root, "", name, origin);
+  YamlBudget budget;
+  json tree = yaml_to_json(root, "", name, origin, budget);
   origin.erase("");
   merge_into(src.tree, tree);
   for (auto& [k, v] : origin) src.origin[k] = v;
@@ -117,7 +146,7 @@ void merge_yaml(ConfigSource& src, const std::string& text, const std::string& n
 
 // ---- typed reading ---------------------------------------------------------------------
 
-std::string show(const json& v) { return v.dump(); }
+std::string show(const json& v) { return clip(v.dump()); }
 
 // One mapping of the config: typed fields by name, and an error for any other key.
 class Section {
@@ -252,7 +281,9 @@ void config_merge_set(ConfigSource& src, const std::string& assignment) {
   json value;
   try {
     YAML::Node n = YAML::Load(text);
-    value = n.IsScalar() ? yaml_scalar(n.Scalar(), n.Tag() != "!") : yaml_to_json(n, key, "--set", src.origin);
+    YamlBudget budget;
+    value = n.IsScalar() ? yaml_scalar(n.Scalar(), n.Tag() != "!", "--set " + key)
+                         : yaml_to_json(n, key, "--set", src.origin, budget);
   } catch (const YAML::Exception& e) {
     fail("--set {}: invalid value: {}", assignment, e.msg);
   }
@@ -367,7 +398,7 @@ Config config_resolve(const ConfigSource& src) {
     for (const auto& [n, _] : metric_names()) known.push_back(n);
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string path = "metrics[" + std::to_string(i) + "]";
-      HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, list[i].dump(), src.where(path));
+      HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, show(list[i]), src.where(path));
       const std::string name = list[i].get<std::string>();
       if (name == "loss") continue;  // always computed, as HF's eval_loss
       auto it = std::find_if(metric_names().begin(), metric_names().end(), [&](const auto& e) { return e.first == name; });
@@ -456,7 +487,7 @@ void emit_yaml(YAML::Emitter& e, const json& j) {
   } else if (j.is_string()) {
     // Quote strings that would read back as another type.
     const std::string s = j.get<std::string>();
-    if (!yaml_scalar(s, true).is_string()) e << YAML::DoubleQuoted << s;
+    if (!yaml_scalar(s, true, "").is_string()) e << YAML::DoubleQuoted << s;
     else e << s;
   } else {
     e << j.dump();  // numbers and booleans in JSON's shortest round-trip form

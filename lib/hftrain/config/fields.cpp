@@ -422,7 +422,7 @@ TrainingArguments training_args_read(const json& tree, const std::vector<std::st
           fail("{} is not a valid {}, please select one of [{}] (from {})", v.get<std::string>(), f.hf_enum,
                join(f.choices, ", "), where(key));
         if (f.info.role == FieldRole::kDefaultOnly && present && !is_default_equivalent(f, v))
-          fail("{}: {} is not supported: {}; only its default {} is accepted (from {})", key, v.dump(), f.info.note,
+          fail("{}: {} is not supported: {}; only its default {} is accepted (from {})", key, clip(v.dump()), f.info.note,
                f.info.hf_default.dump(), where(key));
         a.other[key] = v;
         break;

@@ -4,6 +4,7 @@
 
 #include "hftrain/config/fields.h"
 #include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
 
 namespace hftrain {
 
@@ -11,7 +12,7 @@ namespace hftrain {
 struct Ctx {
   const WhereFn& where;
   [[noreturn]] void bad(const std::string& key, const nlohmann::json& v, const std::string& expected) const {
-    fail("key \"{}\" must be {}, got {} (from {})", key, expected, v.dump(), where(key));
+    fail("key \"{}\" must be {}, got {} (from {})", key, expected, clip(v.dump()), where(key));
   }
 };
 

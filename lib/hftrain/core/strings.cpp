@@ -44,4 +44,9 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
   return msg;
 }
 
+std::string clip(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  return s.substr(0, max) + "... (" + std::to_string(s.size() - max) + " more bytes)";
+}
+
 }  // namespace hftrain

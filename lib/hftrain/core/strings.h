@@ -18,4 +18,8 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
 
 std::string join(const std::vector<std::string>& parts, const std::string& sep);
 
+// `s` for an error message: whole up to `max` bytes, else its start and how much was cut, so
+// that a bad value of megabytes still makes one readable line.
+std::string clip(const std::string& s, size_t max = 200);
+
 }  // namespace hftrain

@@ -73,8 +73,32 @@ void checkpoint_rotate(const std::string& output_dir, int64_t limit, const std::
   int64_t excess = static_cast<int64_t>(all.size()) - limit;
   for (size_t i = 0; i + 1 < all.size() && excess > 0; ++i) {
     if (keep && fs::equivalent(all[i].path, *keep)) continue;
-    fs::remove_all(all[i].path);
+    // Out of discovery's sight first, in one rename: a kill while deleting leaves a hidden
+    // directory, never a checkpoint-N with files missing.
+    const fs::path from(all[i].path);
+    const fs::path doomed = from.parent_path() / (".deleting-" + from.filename().string() + "." + std::to_string(::getpid()));
+    fs::rename(from, doomed);
+    io::fsync_path(from.parent_path().string());
+    fs::remove_all(doomed);
     --excess;
+  }
+}
+
+void checkpoint_clean_leftovers(const std::string& output_dir) {
+  static const std::regex kLeftover("\\.(tmp|deleting|old)-(checkpoint-[0-9]+)\\.[0-9]+");
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(output_dir, ec)) entries.push_back(e.path());
+  for (const fs::path& p : entries) {
+    const std::string name = p.filename().string();
+    std::smatch m;
+    if (!std::regex_match(name, m, kLeftover)) continue;
+    const fs::path final_dir = p.parent_path() / m[2].str();
+    if (m[1] == "old" && !fs::exists(final_dir, ec)) {
+      fs::rename(p, final_dir, ec);  // killed between the two renames of a re-save
+      if (!ec) continue;
+    }
+    fs::remove_all(p, ec);
   }
 }
 

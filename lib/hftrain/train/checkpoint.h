@@ -32,4 +32,10 @@ std::optional<std::string> checkpoint_latest(const std::string& output_dir);
 // Deletes the oldest checkpoints beyond `limit`; never the newest, never `keep` (the best).
 void checkpoint_rotate(const std::string& output_dir, int64_t limit, const std::optional<std::string>& keep);
 
+// What a killed save or rotation leaves in output_dir: ".tmp-checkpoint-N.<pid>" (a save in
+// progress, removed), ".deleting-checkpoint-N.<pid>" (a rotation in progress, removed) and
+// ".old-checkpoint-N.<pid>" (a re-save's previous copy: put back when checkpoint-N is missing,
+// else removed). Call it only while holding the output_dir's lock.
+void checkpoint_clean_leftovers(const std::string& output_dir);
+
 }  // namespace hftrain
