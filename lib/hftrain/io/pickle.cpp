@@ -49,6 +49,7 @@ std::optional<std::string> rewrite_for_libtorch(const char* p, size_t n, bool dr
   std::vector<Edit> edits;
   std::vector<std::pair<size_t, size_t>> dropped;     // [start, end) replaced by None
   std::vector<std::pair<size_t, uint64_t>> puts, gets;  // (offset, memo index)
+  bool memoize = false;  // protocol 4's MEMOIZE numbers memo entries by count: dropping shifts them
 
   auto le = [&](size_t from, int bytes) {
     uint64_t v = 0;
@@ -117,7 +118,10 @@ std::optional<std::string> rewrite_for_libtorch(const char* p, size_t n, bool dr
     // 2. Apply the stack effect.
     // clang-format off
     switch (op) {
-      case 0x80: case 0x94:  // PROTO, MEMOIZE: no effect
+      case 0x80:  // PROTO
+        break;
+      case 0x94:  // MEMOIZE
+        memoize = true;
         break;
       case 'q': case 'r':  // BINPUT LONG_BINPUT
         puts.emplace_back(here, le(here + 1, op == 'q' ? 1 : 4));
@@ -246,6 +250,7 @@ std::optional<std::string> rewrite_for_libtorch(const char* p, size_t n, bool dr
       if (pi == index && pa < at) put_at = pa;
     if (put_at && inside(*put_at)) return std::nullopt;
   }
+  if (!spans.empty() && memoize) return std::nullopt;
   for (const auto& [start, end] : spans) edits.push_back({start, end - start, "N"});
   if (edits.empty()) return std::nullopt;
 
