@@ -281,53 +281,47 @@ Datasets with_masking(Datasets ds, const DataOptions& opts, const Tokenizer& tok
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const DataLoad& how) {
   const ModelTask task = how.task;
   const int64_t vocab_size = how.vocab_size > 0 ? how.vocab_size : tok.vocab_size();
-  if (!how.train && opts.eval && task != ModelTask::kSequenceClassification) {
-    Loaded eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
-    check_ids(eval, vocab_size, *opts.eval, "data.eval.path");
-    HFT_CHECK(task != ModelTask::kTokenClassification || eval.labels.defined(),
-              "token classification needs JSON Lines rows with input_ids and per-token labels (data.eval)");
-    Datasets ds;
-    ds.eval = make_dataset(eval, 0, eval.offsets.defined() ? eval.examples() : eval.ids.numel(), opts, tok, "eval",
-                           task == ModelTask::kTokenClassification);
-    return with_masking(std::move(ds), opts, tok, task, how.seed);
-  }
-  Loaded train = load_tokens(opts.train, opts, tok, "data.train.path");
-  check_ids(train, vocab_size, opts.train, "data.train.path");
-  const bool by_example = train.offsets.defined();
-  const int64_t n = by_example ? train.examples() : train.ids.numel();
+  auto load = [&](const DatasetOptions& d, const char* key) {
+    Loaded l = load_tokens(d, opts, tok, key);
+    check_ids(l, vocab_size, d, key);
+    return l;
+  };
+  auto whole = [](const Loaded& l) { return l.offsets.defined() ? l.examples() : l.ids.numel(); };
+  // An evaluation with its own eval data reads no train data, except a classifier's labels.
+  const bool with_train = how.train || !opts.eval || task == ModelTask::kSequenceClassification;
   Datasets ds;
-  std::optional<Loaded> eval;
-  if (opts.eval) {
-    eval = load_tokens(*opts.eval, opts, tok, "data.eval.path");
-    check_ids(*eval, vocab_size, *opts.eval, "data.eval.path");
-  }
+  std::optional<Loaded> train, eval;
+  if (with_train) train = load(opts.train, "data.train.path");
+  if (opts.eval) eval = load(*opts.eval, "data.eval.path");
   if (task == ModelTask::kSequenceClassification) {
     const std::vector<Example> rows = examples_read(opts.train, "data.train.path", /*with_labels=*/true);
-    HFT_CHECK(static_cast<int64_t>(rows.size()) == n, "data.train.path: {} labelled rows for {} examples", rows.size(), n);
+    HFT_CHECK(static_cast<int64_t>(rows.size()) == whole(*train), "data.train.path: {} labelled rows for {} examples",
+              rows.size(), whole(*train));
     ds.label_names = label_list(rows);
-    train.classes = class_ids(rows, ds.label_names, "train");
+    train->classes = class_ids(rows, ds.label_names, "train");
     if (eval) eval->classes = class_ids(examples_read(*opts.eval, "data.eval.path", true), ds.label_names, "eval");
   }
   // Classifiers see one example per sequence; token labels must come with the rows.
   const bool sequences = task == ModelTask::kSequenceClassification || task == ModelTask::kTokenClassification;
   if (task == ModelTask::kTokenClassification)
-    HFT_CHECK(train.labels.defined() && (!eval || eval->labels.defined()),
+    HFT_CHECK((!train || train->labels.defined()) && (!eval || eval->labels.defined()),
               "token classification needs JSON Lines rows with input_ids and per-token labels (data.train / data.eval)");
   auto make = [&](const Loaded& l, int64_t first, int64_t last, const char* which) {
     return make_dataset(l, first, last, opts, tok, which, sequences);
   };
   if (eval) {
-    ds.eval = make(*eval, 0, eval->offsets.defined() ? eval->examples() : eval->ids.numel(), "eval");
-    ds.train = make(train, 0, n, "train");
+    ds.eval = make(*eval, 0, whole(*eval), "eval");
+    if (train) ds.train = make(*train, 0, whole(*train), "train");
   } else if (opts.validation_split_percentage > 0) {
     // Examples: datasets' train[:N%], round(N * n / 100) with halves to even as Python rounds.
     // A token stream: the first floor(N % of its tokens).
+    const int64_t n = whole(*train);
     const double share = opts.validation_split_percentage * static_cast<double>(n) / 100.0;
-    const auto cut = static_cast<int64_t>(by_example ? std::nearbyint(share) : std::floor(share));
-    ds.eval = make(train, 0, cut, "eval");
-    ds.train = make(train, cut, n, "train");
+    const auto cut = static_cast<int64_t>(train->offsets.defined() ? std::nearbyint(share) : std::floor(share));
+    ds.eval = make(*train, 0, cut, "eval");
+    ds.train = make(*train, cut, n, "train");
   } else {
-    ds.train = make(train, 0, n, "train");
+    ds.train = make(*train, 0, whole(*train), "train");
   }
   return with_masking(std::move(ds), opts, tok, task, how.seed);
 }

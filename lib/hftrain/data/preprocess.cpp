@@ -222,9 +222,8 @@ TokenizedExamples dataset_tokens(const DatasetOptions& d, const DataOptions& opt
     ids.insert(ids.end(), v.begin(), v.end());
     if (has_labels) {
       const std::vector<int32_t>& l = examples[i].labels ? *examples[i].labels : v;
-      labels.insert(labels.end(), l.begin(), l.end());
-      std::fill(labels.end() - static_cast<int64_t>(l.size()), labels.end() - static_cast<int64_t>(l.size()) + prompt_tokens[i],
-                -100);
+      const auto first = labels.insert(labels.end(), l.begin(), l.end());
+      std::fill(first, first + prompt_tokens[i], -100);  // the prompt gets no loss
     }
     std::vector<int32_t>().swap(v);
   }

@@ -84,11 +84,10 @@ class DefaultFlowCallback : public Callback {
   void on_epoch_end(const Args& a, State& s, Control& c) override;
 };
 
-// Appends each log as one JSON line to <output_dir>/log.jsonl (rank 0).
-// log.jsonl: one line per log. A fresh run starts it anew; a resumed one keeps the lines up
-// to its checkpoint's step (as HF's log_history comes back from trainer_state.json) and goes
-// on from there, so a run over an old output_dir or a resume after a preemption never
-// shows two runs' lines mixed.
+// Appends each log as one JSON line to <output_dir>/log.jsonl (rank 0). A fresh run starts
+// it anew; a resumed one keeps the lines up to its checkpoint's step (as HF's log_history
+// comes back from trainer_state.json) and goes on from there, so a run over an old
+// output_dir or a resume after a preemption never shows two runs' lines mixed.
 class LogCallback : public Callback {
  public:
   explicit LogCallback(std::string path) : path_(std::move(path)) {}

@@ -12,8 +12,8 @@
 
 namespace hftrain {
 
-// This process's states: "cpu", and on a GPU "cuda" as HF saves it: the list of every
-// visible GPU's state (torch.cuda.get_rng_state_all()) for a single process.
+// This process's rng_state_dict: "cuda", on a GPU, as HF saves it for a single process: the
+// list of every visible GPU's state (torch.cuda.get_rng_state_all()).
 c10::IValue rng_state_capture(c10::Device device, int64_t seed);
 // Restores "cpu", and "cuda" when the run is on a GPU (a list: each GPU's; a tensor: this
 // device's, as a data parallel rank saves it).
