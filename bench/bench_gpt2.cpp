@@ -108,7 +108,7 @@ std::vector<double> trainer_loop(const Config& c, const std::string& out, c10::D
   std::unique_ptr<Trainer> trainer = bench::make_trainer(c, out);
   std::vector<double> times;
   trainer->callbacks().add(std::make_unique<bench::StepTimer>(&times, [device] { sync(device); }));
-  trainer->train(std::nullopt);
+  trainer->train(nullptr);
   return times;
 }
 

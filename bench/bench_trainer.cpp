@@ -138,7 +138,7 @@ Result run_size(const Size& s, int64_t steps, int rotate) {
     std::vector<double> times;
     trainer->callbacks().add(std::make_unique<StepTimer>(&times));
     const int64_t before = host_sync_counter().load();
-    trainer->train(std::nullopt);
+    trainer->train(nullptr);
     // One log at the last step (loss and grad_norm) and the summary's final read.
     r.syncs_per_step = static_cast<double>(host_sync_counter().load() - before) / static_cast<double>(steps);
     r.hftrain = median_after_warmup(times);

@@ -69,7 +69,6 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
   } else if (config->parsed()) {
     ConfigSource src = config_source(opt(o.config), o.sets);
     Config resolved = config_resolve(src);
-    config_check(resolved);
     std::printf("%s", config_describe(resolved, &src).c_str());
   } else if (tokenize->parsed()) {
     run_tokenize(o.tokenize);

@@ -17,7 +17,7 @@
 #include "hftrain/optim/optimizer_factory.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/checkpoint.h"
-#include "hftrain/train/rng_state.h"
+#include "hftrain/train/preemption.h"
 #include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
@@ -46,17 +46,9 @@ ConfigSource config_source(const std::optional<std::string>& config_path, const 
 }
 
 ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const std::vector<std::string>& sets) {
-  const std::string path = checkpoint + "/" + kCheckpointConfigFile;
-  std::error_code ec;
-  HFT_CHECK(fs::is_regular_file(path, ec), "{} is not an hftrain checkpoint: {} not found", checkpoint,
-            kCheckpointConfigFile);
-  json manifest = io::read_json_file(path);
-  HFT_CHECK(manifest.is_object() && manifest.value("format_version", 0) == kCheckpointFormatVersion,
-            "{}: unsupported checkpoint format_version {} (this hftrain reads {})", path,
-            manifest.is_object() ? manifest.value("format_version", json(nullptr)).dump() : "?",
-            kCheckpointFormatVersion);
+  const json manifest = checkpoint_read_manifest(checkpoint);
   ConfigSource src;
-  config_merge_json(src, manifest.at("config"), path);
+  config_merge_json(src, manifest.at("config"), checkpoint + "/" + kManifestFile);
   for (const auto& s : sets) config_merge_set(src, s);
   return src;
 }
@@ -65,18 +57,20 @@ ConfigSource config_source_for_resume(const std::string& checkpoint, const std::
                                       const std::vector<std::string>& sets) {
   const fs::path dir(checkpoint);
   std::error_code ec;
+  HFT_CHECK(fs::is_directory(dir, ec), "checkpoint {} {}", checkpoint,
+            fs::exists(dir, ec) ? "is not a directory" : "does not exist");
   ConfigSource src;
-  if (fs::is_regular_file(dir / kCheckpointConfigFile, ec)) {
+  if (fs::is_regular_file(dir / kManifestFile, ec)) {
     HFT_CHECK(!config_path, "{} holds the config it was trained with ({}); change keys with --set, not --config",
-              checkpoint, kCheckpointConfigFile);
+              checkpoint, kManifestFile);
     src = config_source_from_checkpoint(checkpoint, sets);
   } else {
-    HFT_CHECK(fs::is_regular_file(dir / "trainer_state.json", ec),
-              "{} is not a checkpoint directory (no trainer_state.json)", checkpoint);
+    HFT_CHECK(fs::is_regular_file(dir / kTrainerStateFile, ec), "{} is not a checkpoint directory (no {})",
+              checkpoint, kTrainerStateFile);
     HFT_CHECK(config_path.has_value(),
               "{} has no {}: it was not written by hftrain (the Python Trainer keeps its arguments in a pickled "
               "training_args.bin, which hftrain does not read); give the run's config with --config run.yaml",
-              checkpoint, kCheckpointConfigFile);
+              checkpoint, kManifestFile);
     src = config_source(config_path, {});
     config_merge_set(src, "model.pretrained=" + checkpoint);  // the architecture and weights it holds
     for (const auto& s : sets) config_merge_set(src, s);
@@ -101,37 +95,25 @@ struct Components {
 
 }  // namespace
 
-void config_check(const Config& c) {
-  optimizer_check(c.args);
-  HFT_CHECK(c.args.ddp_timeout > 0, "ddp_timeout must be > 0 seconds, got {}", c.args.ddp_timeout);
-  HFT_CHECK(c.args.ddp_bucket_cap_mb.value_or(1) > 0, "ddp_bucket_cap_mb must be > 0, got {}",
-            c.args.ddp_bucket_cap_mb.value_or(1));
-  // The schedule's kwargs, typed now so that a bad one stops the run before it writes.
-  scheduler_options_from_kwargs(c.args.lr_scheduler_type, 0, 1, c.args.lr_scheduler_kwargs, "lr_scheduler_kwargs");
-  std::vector<std::string> given;
-  for (const auto& [k, _] : c.args.lr_scheduler_kwargs.items()) given.push_back(k);
-  const bool warmup = c.args.warmup_steps > 0 || c.args.warmup_ratio > 0;
-  const std::string quirk = scheduler_quirk(c.args.lr_scheduler_type, given, warmup ? 1 : 0);
-  // HF's numbers are reproduced, so what HF ignores is ignored here too, but said once.
-  if (!quirk.empty()) warn_line(quirk);
-}
-
 namespace {
 
 // Everything that reads user input, before anything is written. train: false for an
 // evaluation, which reads only data.eval when there is one.
 Components build(const Config& c, const std::string& pretrained_override = "", bool train = true) {
   register_builtins();
-  config_check(c);
   Components out;
   // Launched as one rank of several (torchrun, Slurm, scripts/launch): join the others.
   const DistEnv dist = dist_env_from_process();
   if (dist.distributed()) {
-    dist_backend(c.args.ddp_backend);
     out.pg = std::make_shared<ProcessGroup>(dist, std::chrono::seconds(c.args.ddp_timeout));
   }
   out.tokenizer = tokenizer_load(c.data.tokenizer);
-  for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
+  const std::vector<std::string> always = default_callbacks(c.args);
+  for (const CallbackSpec& cb : c.callbacks) {
+    HFT_CHECK(std::find(always.begin(), always.end(), cb.name) == always.end(),
+              "callback {} is one every run has already (from {}); list only others", cb.name, cb.where);
+    out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
+  }
   ModelOptions mo = c.model;
   if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
   const json tree = model_config_tree(mo);
@@ -245,24 +227,26 @@ void print_config(const Config& c) {
 }  // namespace
 
 void run_train(const Config& config) {
-  std::optional<std::string> resume;
+  std::optional<std::string> resume_dir;
   if (config.args.resume_from_checkpoint) {
     const std::string& r = *config.args.resume_from_checkpoint;
-    if (r == "true") {
-      resume = checkpoint_latest(config.args.output_dir);
-      HFT_CHECK(resume.has_value(), "resume_from_checkpoint: true, but output_dir {} holds no checkpoint",
-                config.args.output_dir);
-    } else {
-      std::error_code ec;
-      HFT_CHECK(fs::is_regular_file(fs::path(r) / "trainer_state.json", ec),
-                "resume_from_checkpoint {} is not a checkpoint directory (no trainer_state.json)", r);
-      resume = r;
-    }
+    resume_dir = r == "true" ? checkpoint_latest(config.args.output_dir) : r;
+    HFT_CHECK(resume_dir.has_value(), "resume_from_checkpoint: true, but output_dir {} holds no checkpoint",
+              config.args.output_dir);
   }
   Components parts = build(config);
-  if (resume) rng_state_check_world_size(*resume, parts.pg ? parts.pg->world_size() : 1);
+  // Stopped while the data was prepared: nothing was written yet, so nothing is.
+  if (const int sig = parts.pg ? static_cast<int>(parts.pg->max(preemption_signal())) : preemption_signal())
+    throw Interrupted(sig, fmt::format("stopped by signal {} before training started; nothing was written", sig));
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
-  trainer.check_train();
+  trainer.plan();  // too few windows for a batch is refused before anything is written
+  // Every refusal a checkpoint can cause (a damaged file, another batch size, accumulation,
+  // world size or model) comes now, before output_dir is touched.
+  std::optional<OpenCheckpoint> resume;
+  if (resume_dir) {
+    const ResumeExpect expect = trainer.resume_expect();
+    resume = checkpoint_open(*resume_dir, &expect);
+  }
   bool created = false;
   std::optional<OutputDirLock> lock;
   if (parts.main()) {
@@ -280,7 +264,7 @@ void run_train(const Config& config) {
   for (auto& cb : parts.callbacks) trainer.callbacks().add(std::move(cb));
   json summary;
   try {
-    summary = trainer.train(resume);
+    summary = trainer.train(resume ? &*resume : nullptr);
   } catch (const Error& e) {
     // A refusal found only now (a checkpoint file that does not load) leaves nothing behind.
     std::error_code ec;
@@ -297,15 +281,15 @@ void run_train(const Config& config) {
 }
 
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint) {
+  // A checkpoint's files are checked against its manifest before the model is read from it.
+  std::optional<OpenCheckpoint> opened;
+  if (checkpoint) opened = checkpoint_open(*checkpoint, nullptr);
   Components parts = build(config, checkpoint.value_or(""), /*train=*/false);
   HFT_CHECK(parts.data.eval != nullptr,
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
   if (parts.main()) prepare_output_dir(config.args, /*resuming=*/true);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
-  if (checkpoint) {
-    const std::string state_path = *checkpoint + "/trainer_state.json";
-    trainer.set_state(trainer_state_from_json(io::read_json_file(state_path), state_path));
-  }
+  if (opened) trainer.set_state(opened->state);
   json metrics = trainer.evaluate();
   if (!parts.main()) return;
   const std::string out = (checkpoint ? *checkpoint : config.args.output_dir) + "/eval_results.json";
@@ -351,6 +335,7 @@ void run_predict(const Config& config, const std::string& checkpoint, const std:
                  const std::string& output, const std::string& logits_path) {
   std::error_code ec;
   HFT_CHECK(fs::is_regular_file(input, ec), "predict input not found: {}", input);
+  if (fs::is_regular_file(fs::path(checkpoint) / kTrainerStateFile, ec)) checkpoint_open(checkpoint, nullptr);
   Components parts = build(config, checkpoint);
   const Tokenizer& tok = *parts.tokenizer;
   const bool classify = parts.model->task() == ModelTask::kSequenceClassification;

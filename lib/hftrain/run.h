@@ -24,10 +24,6 @@ ConfigSource config_source_from_checkpoint(const std::string& checkpoint, const 
 ConfigSource config_source_for_resume(const std::string& checkpoint, const std::optional<std::string>& config_path,
                                       const std::vector<std::string>& sets);
 
-// Checks that need the component layers (optimizer availability, the schedule's kwargs), and
-// one warning line for what transformers would silently ignore. Called before anything runs.
-void config_check(const Config& config);
-
 void run_train(const Config& config);
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint);
 // Predictions of a checkpoint's model on a UTF-8 text file (or JSON Lines with a "text"

@@ -216,7 +216,7 @@ data:
   const auto start = pg->all_gather(before);
   REQUIRE_FALSE(start[0].equal(start[1]));
   hftrain::Trainer trainer(c, model, tok, std::move(data), pg);
-  trainer.train(std::nullopt);
+  trainer.train(nullptr);
   const auto after = pg->all_gather(flat());
   CHECK(after[0].equal(after[1]));
   CHECK_FALSE(after[0].equal(start[0]));

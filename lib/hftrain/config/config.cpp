@@ -4,9 +4,11 @@
 #include "hftrain/config/json_value.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/log.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
+#include "hftrain/optim/optimizer_factory.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -407,9 +409,25 @@ Config config_resolve(const ConfigSource& src) {
     }
   }
 
+  if (tree.contains("stop_on_nonfinite")) {
+    const json& v = tree.at("stop_on_nonfinite");
+    HFT_CHECK(v.is_boolean(), "stop_on_nonfinite must be true or false, got {} (from {})", show(v),
+              src.where("stop_on_nonfinite"));
+    c.stop_on_nonfinite = v.get<bool>();
+  }
+
   const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics"}, [&](const std::string& key) { return src.where(key); },
+  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
+  // What needs the components' own rules: the optimizer this build has, the schedule's kwargs.
+  optimizer_check(c.args);
+  c.scheduler = scheduler_options_from_kwargs(c.args.lr_scheduler_type, 0, 0, c.args.lr_scheduler_kwargs,
+                                              "lr_scheduler_kwargs (from " + src.where("lr_scheduler_kwargs") + ")");
+  std::vector<std::string> given;
+  for (const auto& [k, _] : c.args.lr_scheduler_kwargs.items()) given.push_back(k);
+  const bool warmup = c.args.warmup_steps > 0 || c.args.warmup_ratio > 0;
+  const std::string quirk = scheduler_quirk(c.args.lr_scheduler_type, given, warmup ? 1 : 0);
+  if (!quirk.empty()) warn_line(quirk);
   return c;
 }
 
@@ -454,6 +472,7 @@ json config_to_json(const Config& c) {
                      {"train", dataset(c.data.train)}};
   if (!c.data.cache_dir.empty()) out["data"]["cache_dir"] = c.data.cache_dir;
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
+  out["stop_on_nonfinite"] = c.stop_on_nonfinite;
   out["metrics"] = json::array();
   for (Metric m : c.metrics)
     for (const auto& [n, e] : metric_names())

@@ -122,10 +122,6 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   check(a.warmup_ratio >= 0 && a.warmup_ratio <= 1, "warmup_ratio", "warmup_ratio must lie in range [0,1]");
   check(a.warmup_steps >= 0 && (a.warmup_steps < 1 || std::floor(a.warmup_steps) == a.warmup_steps), "warmup_steps",
         "warmup_steps must be of type int and must be 0 or a positive integer (or a float below 1: a ratio)");
-  const json prefetch = a.other.value("dataloader_prefetch_factor", json(nullptr));
-  check(prefetch.is_null() || a.other.value("dataloader_num_workers", 0) > 1, "dataloader_prefetch_factor",
-        "--dataloader_prefetch_factor can only be set when data is loaded in a different process, i.e. when "
-        "--dataloader_num_workers > 1.");
   // HF: "You have set args.eval_strategy to steps but you didn't pass an eval_dataset".
   check(a.eval_strategy == IntervalStrategy::kNo || has_eval_dataset, "eval_strategy",
         fmt::format("eval_strategy is {} but there is no eval dataset: set data.eval or "
@@ -168,6 +164,7 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   range(!steps_save || a.save_steps > 0, "save_steps", a.save_steps, "> 0 with save_strategy steps");
   if (a.save_total_limit) range(*a.save_total_limit >= 1, "save_total_limit", *a.save_total_limit, ">= 1");
   range(a.ddp_timeout > 0, "ddp_timeout", a.ddp_timeout, "> 0 seconds");
+  if (a.ddp_bucket_cap_mb) range(*a.ddp_bucket_cap_mb > 0, "ddp_bucket_cap_mb", *a.ddp_bucket_cap_mb, "> 0");
   check(a.max_steps > 0 || a.num_train_epochs > 0, "num_train_epochs",
         "num_train_epochs is 0 and max_steps is not set: nothing to train");
   check(!a.output_dir.empty(), "output_dir", "output_dir must not be empty");
@@ -187,9 +184,12 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   for (const std::string& r : a.report_to)
     check(r == "tensorboard", "report_to",
           "report_to " + r + " is not available in hftrain; available: tensorboard (log.jsonl is always written)");
-  if (a.ddp_backend)
-    check(*a.ddp_backend == "gloo" || *a.ddp_backend == "nccl", "ddp_backend",
-          "ddp_backend " + *a.ddp_backend + " is not part of hftrain; use gloo (CPU) or nccl (CUDA)");
+  // The one place the backend is checked; dist/ takes what passes.
+  if (a.ddp_backend && *a.ddp_backend == "nccl")
+    check(false, "ddp_backend",
+          "ddp_backend nccl needs CUDA tensors, and hftrain's data parallel runs train the ranks on the CPU; use gloo");
+  else if (a.ddp_backend)
+    check(*a.ddp_backend == "gloo", "ddp_backend", "ddp_backend " + *a.ddp_backend + " is not part of hftrain; use gloo");
 }
 
 

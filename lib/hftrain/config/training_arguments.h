@@ -1,6 +1,6 @@
 // TrainingArguments: HF's field names and HF's defaults (transformers 4.48), typed, grouped as
 // HF groups them. Closed sets are enums; strings stop at config/ (STYLE.md rule 1).
-// Fields that change nothing in hftrain (dataloader workers, log levels, ...) and fields of
+// Fields that change nothing in hftrain (log levels, pin_memory, ...) and fields of
 // backends hftrain does not have (deepspeed, fsdp, hub, ...) are not members: config/fields.cpp
 // type-checks them, refuses non-default backend values, and keeps them in `other` for
 // training_args.json.

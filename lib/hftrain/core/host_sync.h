@@ -21,4 +21,10 @@ T host_read(const at::Tensor& t) {
   return t.item<T>();
 }
 
+// Several values at once: one host read of `t` as float64 on the CPU.
+inline at::Tensor host_copy(const at::Tensor& t) {
+  host_sync_counter().fetch_add(1, std::memory_order_relaxed);
+  return t.to(at::kDouble).cpu();
+}
+
 }  // namespace hftrain

@@ -1,6 +1,8 @@
 #include "hftrain/core/strings.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 namespace hftrain {
 
@@ -47,6 +49,12 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
 std::string clip(const std::string& s, size_t max) {
   if (s.size() <= max) return s;
   return s.substr(0, max) + "... (" + std::to_string(s.size() - max) + " more bytes)";
+}
+
+double py_round(double x, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace hftrain

@@ -22,4 +22,8 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep);
 // that a bad value of megabytes still makes one readable line.
 std::string clip(const std::string& s, size_t max = 200);
 
+// Python's round(x, ndigits): the correctly rounded decimal, read back as a double (HF rounds
+// its logged loss and speed metrics so).
+double py_round(double x, int digits);
+
 }  // namespace hftrain

@@ -1,13 +1,14 @@
-// Causal-LM datasets: the token stream cut into block_size windows, as transformers'
-// run_clm example groups texts (the remainder shorter than a block is dropped), or each
+// The datasets every task trains on: the token stream cut into block_size windows, as
+// transformers' run_clm groups texts (the remainder shorter than a block is dropped), or each
 // example its own sequence, truncated to block_size and padded per batch (run_mlm's
-// line_by_line).
+// line_by_line, run_glue's classification rows, prompt-completion pairs); the collator then
+// makes the task's labels (causal, masked, a class per row or per token).
 #pragma once
 
-#include "hftrain/config/config.h"
 #include "hftrain/core/batch.h"
 #include "hftrain/core/task.h"
 #include "hftrain/data/collator.h"
+#include "hftrain/data/data_options.h"
 #include "hftrain/data/tokenizer.h"
 
 #include <ATen/core/Tensor.h>

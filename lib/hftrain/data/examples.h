@@ -3,7 +3,7 @@
 // CSV/TSV with a header, over one file, a directory's files or a glob, in a fixed order.
 #pragma once
 
-#include "hftrain/config/config.h"
+#include "hftrain/data/data_options.h"
 
 #include <cstdint>
 #include <optional>

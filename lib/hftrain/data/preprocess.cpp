@@ -8,6 +8,8 @@
 #include <ATen/Functions.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -50,9 +52,27 @@ std::string cache_key(const DatasetOptions& d, const Tokenizer& tok, const std::
   h.add(static_cast<int64_t>(kCacheVersion)).add(static_cast<int64_t>(d.format)).add(d.text_field).add(d.prompt_field);
   h.add(static_cast<int64_t>(d.sample_by)).add(static_cast<int64_t>(d.keep_linebreaks));
   for (const std::string& f : files) {
+    // A file rewritten with the same size and a restored mtime still changes its ctime (which
+    // no user call sets), and in the common case its first or last bytes.
     std::error_code ec;
-    h.add(fs::absolute(f, ec).string()).add(static_cast<int64_t>(fs::file_size(f, ec)));
-    h.add(static_cast<int64_t>(fs::last_write_time(f, ec).time_since_epoch().count()));
+    h.add(fs::absolute(f, ec).string());
+    struct stat st {};
+    if (::stat(f.c_str(), &st) == 0) {
+      h.add(static_cast<int64_t>(st.st_size)).add(static_cast<int64_t>(st.st_ino));
+      h.add(static_cast<int64_t>(st.st_mtim.tv_sec)).add(static_cast<int64_t>(st.st_mtim.tv_nsec));
+      h.add(static_cast<int64_t>(st.st_ctim.tv_sec)).add(static_cast<int64_t>(st.st_ctim.tv_nsec));
+    }
+    if (std::FILE* in = std::fopen(f.c_str(), "rb")) {
+      std::string edge(65536, '\0');
+      edge.resize(std::fread(edge.data(), 1, edge.size(), in));
+      h.add(edge);
+      if (st.st_size > 65536 && std::fseek(in, -65536, SEEK_END) == 0) {
+        edge.resize(65536);
+        edge.resize(std::fread(edge.data(), 1, edge.size(), in));
+        h.add(edge);
+      }
+      std::fclose(in);
+    }
   }
   h.add(tok.to_hf_json().dump());
   char hex[17];

@@ -2,7 +2,7 @@
 // disk keyed by the files, the tokenizer and the settings, and memory-mapped on reuse.
 #pragma once
 
-#include "hftrain/config/config.h"
+#include "hftrain/data/data_options.h"
 #include "hftrain/data/examples.h"
 #include "hftrain/data/tokenizer.h"
 

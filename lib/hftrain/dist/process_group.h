@@ -19,8 +19,8 @@ class ProcessGroupGloo;
 
 namespace hftrain {
 
-// The backend a run uses: ddp_backend when set, else Gloo (hftrain trains on the CPU).
-// A backend this build cannot run is a user error naming it.
+// The backend a run uses: ddp_backend when set, else Gloo, the one the config's validation
+// lets through (data parallel ranks train on the CPU).
 std::string dist_backend(const std::optional<std::string>& ddp_backend);
 
 // A collective in flight; wait() blocks until it completes (or fails, naming the rank).

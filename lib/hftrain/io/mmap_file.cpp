@@ -13,6 +13,32 @@
 
 namespace hftrain::io {
 
+MappedFile::MappedFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  HFT_CHECK(fd >= 0, "cannot open {}: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    fail("cannot stat {}: {}", path, std::strerror(err));
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    base_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (base_ == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd);
+      base_ = nullptr;
+      fail("cannot map {}: {}", path, std::strerror(err));
+    }
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (base_) ::munmap(base_, size_);
+}
+
 at::Tensor mmap_tensor(const std::string& path, at::ScalarType dtype, int64_t offset, int64_t count) {
   int fd = ::open(path.c_str(), O_RDONLY);
   HFT_CHECK(fd >= 0, "cannot open {}: {}", path, std::strerror(errno));

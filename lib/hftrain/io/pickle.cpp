@@ -15,6 +15,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/io/atomic_file.h"
+#include "hftrain/io/zip_check.h"
 
 namespace hftrain::io {
 
@@ -331,6 +332,7 @@ c10::IValue pickle_load_file(const std::string& path, bool drop_foreign) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot read {}: {}", path, std::strerror(errno));
   ::close(fd);
+  zip_check(path);  // LibTorch's reader trusts the bytes; a flipped one would load as a wrong value
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     auto [pkl_ptr, pkl_size] = reader.getRecord("data.pkl");

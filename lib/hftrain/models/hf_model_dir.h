@@ -2,7 +2,7 @@
 // from_pretrained reads them.
 #pragma once
 
-#include "hftrain/config/config.h"
+#include "hftrain/models/model_options.h"
 #include "hftrain/core/registry.h"
 #include "hftrain/models/model.h"
 

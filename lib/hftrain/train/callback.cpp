@@ -3,7 +3,16 @@
 #include "hftrain/core/error.h"
 #include "hftrain/io/atomic_file.h"
 
+#include "hftrain/core/log.h"
+#include "hftrain/core/strings.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 
@@ -85,24 +94,58 @@ void DefaultFlowCallback::on_epoch_end(const Args& a, State& s, Control& c) {
   if (a.save_strategy == SaveStrategy::kEpoch) c.should_save = true;
 }
 
+namespace {
+
+std::string log_path(const Callback::Args& a) { return a.output_dir + "/log.jsonl"; }
+
+}  // namespace
+
 void LogCallback::on_train_begin(const Args& a, State& s, Control& c) {
   if (!s.is_world_process_zero) return;
   std::string kept;
   if (s.global_step > 0) {
-    std::ifstream in(path_);
+    std::ifstream in(log_path(a));
     for (std::string line; std::getline(in, line);) {
       const Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (row.is_object() && row.value("step", INT64_MAX) <= s.global_step) kept += line + '\n';
     }
   }
-  io::write_file_atomic(path_, kept);
+  io::write_file_atomic(log_path(a), kept);
 }
 
 void LogCallback::on_log(const Args& a, State& s, Control& c, const Json& logs) {
   if (!s.is_world_process_zero) return;
-  std::ofstream out(path_, std::ios::app);
-  if (!out) fail_runtime("cannot append to {}", path_);
-  out << logs.dump() << '\n';
+  const std::string path = log_path(a);
+  const std::string line = logs.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  struct stat st {};
+  const bool opened = fd >= 0 && ::fstat(fd, &st) == 0;
+  const ssize_t n = opened ? ::write(fd, line.data(), line.size()) : -1;
+  const int err = n < 0 ? errno : ENOSPC;  // a short write is a full disk
+  if (opened && n == static_cast<ssize_t>(line.size())) {
+    ::close(fd);
+    return;
+  }
+  // Cut a partial line back out, so the file stays one JSON object per line.
+  if (opened && n > 0 && ::ftruncate(fd, st.st_size) != 0) {
+    // nothing more to do: the warning below says the line was lost
+  }
+  if (fd >= 0) ::close(fd);
+  if (lost_++ == 0)
+    warn_line(fmt::format("cannot write {}: {}; this log line is lost (the run goes on; later losses are counted): {}",
+                          path, std::strerror(opened ? err : errno), clip(line.substr(0, line.size() - 1))));
+}
+
+void LogCallback::on_train_end(const Args& a, State& s, Control& c) {
+  if (lost_ > 0)
+    warn_line(fmt::format("{} log line(s) could not be written to {}; trainer_state.json's log_history has them",
+                          lost_, log_path(a)));
+}
+
+std::vector<std::string> default_callbacks(const TrainingArguments& args) {
+  std::vector<std::string> names{"log", "progress", "plot"};
+  for (const std::string& r : args.report_to) names.push_back(r);  // validated: tensorboard
+  return names;
 }
 
 }  // namespace hftrain

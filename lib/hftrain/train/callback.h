@@ -73,6 +73,14 @@ class CallbackHandler {
 // factory(options, where) parses its own typed options. A C++ user adds one in a single file
 // plus one line in builtins.cpp.
 using CallbackRegistry = Registry<Callback, const nlohmann::json&, const std::string&>;
+
+// A `callbacks:` entry of the config: a registry name and that callback's options.
+struct CallbackSpec {
+  std::string name;
+  nlohmann::json options = nlohmann::json::object();
+  std::string where;  // for the callback's own error messages
+};
+
 CallbackRegistry& callback_registry();
 
 // HF's DefaultFlowCallback: log / evaluate / save on the steps or epochs the strategies
@@ -87,16 +95,21 @@ class DefaultFlowCallback : public Callback {
 // Appends each log as one JSON line to <output_dir>/log.jsonl (rank 0). A fresh run starts
 // it anew; a resumed one keeps the lines up to its checkpoint's step (as HF's log_history
 // comes back from trainer_state.json) and goes on from there, so a run over an old
-// output_dir or a resume after a preemption never shows two runs' lines mixed.
+// output_dir or a resume after a preemption never shows two runs' lines mixed. A line that
+// cannot be written (a full disk) is reported on stderr and cut back out, never left half.
 class LogCallback : public Callback {
  public:
-  explicit LogCallback(std::string path) : path_(std::move(path)) {}
   std::string name() const override { return "LogCallback"; }
   void on_train_begin(const Args& a, State& s, Control& c) override;
   void on_log(const Args& a, State& s, Control& c, const Json& logs) override;
+  void on_train_end(const Args& a, State& s, Control& c) override;
 
  private:
-  std::string path_;
+  int64_t lost_ = 0;
 };
+
+// The callbacks every Trainer has on rank 0, by their registry names (registered in
+// builtins): log, progress and plot, and what report_to names (tensorboard).
+std::vector<std::string> default_callbacks(const TrainingArguments& args);
 
 }  // namespace hftrain

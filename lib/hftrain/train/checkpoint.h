@@ -1,7 +1,13 @@
-// checkpoint-N directories (DESIGN.md §1): what they hold is written into a temporary
-// sibling, fsynced, then renamed, so a crash leaves either no checkpoint-N or a whole
-// one. Discovery only sees names checkpoint-<digits> that hold trainer_state.json.
+// checkpoint-N directories (DESIGN.md §1): the files they hold, writing one, opening one.
+// A save writes into a temporary sibling, fsyncs, then renames, so a crash leaves either no
+// checkpoint-N or a whole one; its manifest records every file's size and CRC-32C, and an
+// open refuses a checkpoint whose files differ, or that this run cannot continue.
 #pragma once
+
+#include "hftrain/train/train_plan.h"
+#include "hftrain/train/trainer_state.h"
+
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <optional>
@@ -11,22 +17,75 @@
 namespace hftrain {
 
 inline constexpr const char* kCheckpointPrefix = "checkpoint-";
-// hftrain's own manifest in each checkpoint: the resolved config (model and data sections
-// included) and a format version, so `hftrain resume --checkpoint DIR` needs nothing else.
-inline constexpr const char* kCheckpointConfigFile = "hftrain_config.json";
-inline constexpr int kCheckpointFormatVersion = 1;
+// The files, by HF's names (Trainer._save_checkpoint), and hftrain's manifest. The RNG
+// files are named per rank (rng_state.h); the model directory's files by models/.
+inline constexpr const char* kModelFile = "model.safetensors";
+inline constexpr const char* kModelConfigFile = "config.json";
+inline constexpr const char* kTrainerStateFile = "trainer_state.json";
+inline constexpr const char* kOptimizerFile = "optimizer.pt";
+inline constexpr const char* kSchedulerFile = "scheduler.pt";
+inline constexpr const char* kScalerFile = "scaler.pt";
+// hftrain's manifest: the resolved config (model and data sections included), so that
+// `hftrain resume --checkpoint DIR` needs nothing else, the data position and the world size,
+// and each file's size and checksum. A final model directory holds it too, config only.
+inline constexpr const char* kManifestFile = "hftrain_config.json";
+inline constexpr int kCheckpointFormatVersion = 2;  // 1: config only; still read
 
 std::string checkpoint_dir(const std::string& output_dir, int64_t step);
 
-// Runs `write(tmp_dir)`, fsyncs every file, then renames tmp_dir to `dir`, replacing an
-// existing checkpoint of the same step only once the new one is complete.
-void checkpoint_write_atomic(const std::string& dir, const std::function<void(const std::string&)>& write);
+// The manifest of a model directory: format version and config.
+nlohmann::json checkpoint_manifest(const nlohmann::json& config);
+// Writes `manifest` into `dir` with a CRC-32C of its own content, so that a changed byte
+// that still parses (a digit of the learning rate) is refused too.
+void checkpoint_write_manifest(const std::string& dir, nlohmann::json manifest);
+// A directory's manifest, checked (its checksum, format version, a config mapping); a user
+// error naming it.
+nlohmann::json checkpoint_read_manifest(const std::string& dir);
+
+struct CheckpointSave {
+  nlohmann::json config;  // the resolved config
+  int64_t world_size = 1;
+  int64_t batches_per_epoch = 0;
+  DataPosition position;     // after the step being saved
+  int64_t samples_seen = 0;  // train rows of every rank so far
+  // Each writes its files into the directory it is given; the manifest comes last.
+  std::vector<std::function<void(const std::string& dir)>> writers;
+};
+// Writes checkpoint `dir` atomically; an existing one of the same step is replaced only
+// once the new one is complete.
+void checkpoint_save(const std::string& dir, const CheckpointSave& save);
+
+// What resuming needs to match; the checkpoint's values come from its files.
+struct ResumeExpect {
+  int64_t world_size = 1;
+  int64_t train_batch_size = 0;
+  int64_t gradient_accumulation_steps = 1;
+  nlohmann::json model_config;  // the config.json of the model this run built
+};
+
+struct OpenCheckpoint {
+  std::string dir;
+  TrainerState state;
+  bool has_manifest = false;            // written by hftrain
+  std::optional<DataPosition> position; // hftrain's; for HF's, derived from global_step
+  int64_t batches_per_epoch = 0;        // the epoch length it was saved with (0: unknown)
+  int64_t samples_seen = 0;
+  std::string file(const std::string& name) const { return dir + "/" + name; }
+  bool has(const std::string& name) const;
+};
+// Opens checkpoint `dir`: it exists, holds a sane trainer_state.json, and every file its
+// manifest lists is there with its size and CRC-32C. With `resume`, also what continuing it
+// needs: optimizer.pt (not saved with save_only_model), and the world size, batch size,
+// gradient accumulation and model it was trained with. Every refusal is one user error
+// naming the file and the value.
+OpenCheckpoint checkpoint_open(const std::string& dir, const ResumeExpect* resume);
 
 struct CheckpointEntry {
   int64_t step;
   std::string path;
 };
-std::vector<CheckpointEntry> checkpoint_list(const std::string& output_dir);  // by step, ascending
+// checkpoint-<digits> directories holding trainer_state.json, by step, ascending.
+std::vector<CheckpointEntry> checkpoint_list(const std::string& output_dir);
 std::optional<std::string> checkpoint_latest(const std::string& output_dir);
 
 // Deletes the oldest checkpoints beyond `limit`; never the newest, never `keep` (the best).

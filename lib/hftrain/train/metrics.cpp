@@ -1,8 +1,10 @@
 #include "hftrain/train/metrics.h"
 
+#include "hftrain/core/error.h"
 #include "hftrain/dist/process_group.h"
 
 #include <ATen/Functions.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -87,6 +89,17 @@ nlohmann::json MetricAccumulator::compute(double loss, const std::string& prefix
     }
   }
   return out;
+}
+
+double metric_value(const std::string& metric_for_best_model, const nlohmann::json& metrics) {
+  std::string key = metric_for_best_model;
+  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
+  if (!metrics.contains(key)) {
+    std::vector<std::string> names;
+    for (const auto& [k, _] : metrics.items()) names.push_back(k);
+    fail("metric_for_best_model is {}, which is not among the evaluation metrics: {}", key, fmt::join(names, ", "));
+  }
+  return metrics.at(key).get<double>();
 }
 
 }  // namespace hftrain

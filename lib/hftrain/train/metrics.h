@@ -5,16 +5,21 @@
 // of whose label tokens are right). perplexity is exp(eval_loss).
 #pragma once
 
-#include "hftrain/config/config.h"
+#include "hftrain/train/metric.h"
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
+#include <string>
 #include <vector>
 
 namespace hftrain {
 
 class ProcessGroup;
+
+// metric_for_best_model's value in eval `metrics` (HF prefixes "eval_" when missing); a
+// metric the evaluation does not produce is a user error naming the ones it does.
+double metric_value(const std::string& metric_for_best_model, const nlohmann::json& metrics);
 
 class MetricAccumulator {
  public:

@@ -1,5 +1,7 @@
 // The Trainer: HF's training loop (DESIGN.md §4) over a Model, a tokenizer and token
-// windows, with checkpoints that resume bit for bit.
+// windows, with checkpoints that resume bit for bit. The loop is trainer.cpp; evaluation
+// and prediction trainer_eval.cpp; checkpoints and the model directory trainer_save.cpp;
+// construction, the plan and the optimizer trainer_setup.cpp.
 #pragma once
 
 #include "hftrain/config/config.h"
@@ -10,15 +12,19 @@
 #include "hftrain/optim/optimizer.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
+#include "hftrain/train/checkpoint.h"
 #include "hftrain/train/grad_scaler.h"
+#include "hftrain/train/train_plan.h"
 #include "hftrain/train/trainer_state.h"
 
 #include <memory>
-#include <optional>
 #include <string>
+#include <vector>
 
 namespace hftrain {
 
+class DataLoader;
+class GradReducer;
 class ProcessGroup;
 
 class Trainer {
@@ -28,18 +34,21 @@ class Trainer {
   // rank 0 alone logs and writes (each rank's RNG state goes into the checkpoint).
   Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, Datasets data,
           std::shared_ptr<ProcessGroup> pg = nullptr);
+  ~Trainer();
 
   CallbackHandler& callbacks() { return callbacks_; }
   const TrainerState& state() const { return state_; }
   // For evaluating a checkpoint: logs then carry its epoch and step.
   void set_state(TrainerState state) { state_ = std::move(state); }
 
-  // Trains until max_steps; from `resume_dir` (a checkpoint-N directory) when given.
+  // The run's batches and steps; a user error when the train set holds too few windows for
+  // a batch. Checked before anything is written.
+  TrainPlan plan() const;
+  // What resuming a checkpoint of this run must match.
+  ResumeExpect resume_expect() const;
+  // Trains until max_steps; from `resume` (an opened checkpoint-N) when given.
   // Returns the train summary (train_runtime, train_loss, ...).
-  nlohmann::json train(const std::optional<std::string>& resume_dir);
-  // What train() refuses in the data and arguments (too few windows for a batch), checked
-  // before anything is written.
-  void check_train() const;
+  nlohmann::json train(const OpenCheckpoint* resume);
   // Evaluates on the eval set: eval_loss, eval_perplexity, eval_runtime, ...; logged.
   nlohmann::json evaluate();
   // Predictions on `data` (a language model's argmax next token per position, (T-1) per
@@ -52,23 +61,31 @@ class Trainer {
   void save_model(const std::string& dir);
 
  private:
-  struct Schedule;  // step and epoch bounds of this run
-  Schedule plan() const;
+  // The loop's steps, by HF's names.
+  void load_window(DataLoader& loader, int64_t batches);  // a step's micro-batches, on the device
+  void training_step();                                   // forward and backward over the window
+  void optimizer_step();                                  // clip, step, schedule, zero
+  void maybe_log_save_evaluate();
+  void check_preemption();
+  nlohmann::json train_summary(double runtime, int64_t steps_run);
+
   BatchSampler train_sampler(int64_t data_seed, int64_t epoch) const;
-  void create_optimizer(const Schedule& s);
-  void load_checkpoint(const std::string& dir);
+  void create_optimizer();
+  DataPosition load_checkpoint(const OpenCheckpoint& ckpt);  // where the data resumes
   void save_checkpoint();
+  // stop_on_nonfinite: a user-facing stop before weights that are NaN or inf are saved.
+  void check_finite_weights(const std::string& about_to);
+  void warn_if_diverged(double loss, double grad_norm);
   void log(nlohmann::json logs);
   nlohmann::json evaluation_loop(const LmDataset& windows, const std::string& prefix,
                                  std::vector<std::vector<int64_t>>* predictions,
                                  std::vector<at::Tensor>* logits = nullptr);
   // HF's _determine_best_metric: true when `metrics` improve on state.best_metric.
   bool update_best_metric(const nlohmann::json& metrics);
-  void maybe_log_save_evaluate(at::Tensor& tr_loss, const at::Tensor& grad_norm);
   void write_model_files(const std::string& dir);
   void store_flos();
   std::vector<at::Tensor> optimizer_params() const;
-  bool is_main() const;       // rank 0, or a single process
+  bool is_main() const;  // rank 0, or a single process
   int64_t world_size() const;
   double mean_over_ranks(double local);
   // The model's forward under bf16/fp16 autocast when the arguments ask for it. The loss is
@@ -88,9 +105,22 @@ class Trainer {
   TrainerControl control_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LRScheduler> scheduler_;
-  std::unique_ptr<GradScaler> scaler_;  // fp16 only
+  std::unique_ptr<GradScaler> scaler_;      // fp16 only
+  std::unique_ptr<GradReducer> reducer_;    // data parallel only
+  TrainPlan plan_;
   bool in_train_ = false;  // HF's is_in_train: *_full_eval casts the model only outside train()
   double non_embedding_params_ = 0;
+
+  // The loop's running values, on the device: read on the host only when logging.
+  std::vector<Batch> window_;      // the current step's micro-batches
+  int64_t window_items_ = 0;       // their label tokens (the loss's normaliser), over all ranks when averaged
+  at::Tensor tr_loss_;             // summed step losses since the last log
+  at::Tensor grad_norm_;           // the last step's, when clipping
+  at::Tensor nonfinite_;           // a micro-step's loss was NaN or inf since the last log
+  bool warned_diverged_ = false;
+  DataPosition position_;          // after the last optimizer step
+  int64_t samples_seen_ = 0;       // this rank's train rows
+
   double current_flos_ = 0;
   int64_t tokens_not_summed_ = 0;  // this rank's input tokens since the last reduction
   int64_t last_saved_step_ = -1;

@@ -2,6 +2,8 @@
 
 #include "hftrain/core/error.h"
 
+#include <cmath>
+
 namespace hftrain {
 
 using json = nlohmann::json;
@@ -67,10 +69,27 @@ TrainerState trainer_state_from_json(const json& j, const std::string& where) {
   need("total_flos", s.total_flos, false);
   need("log_history", s.log_history, false);
   HFT_CHECK(s.log_history.is_array(), "{}: log_history must be a list", where);
-  if (j.contains("best_metric") && !j["best_metric"].is_null()) s.best_metric = j["best_metric"].get<double>();
-  if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null())
+  if (j.contains("best_metric") && !j["best_metric"].is_null()) {
+    HFT_CHECK(j["best_metric"].is_number(), "{}: best_metric must be a number, got {}", where, j["best_metric"].dump());
+    s.best_metric = j["best_metric"].get<double>();
+  }
+  if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null()) {
+    HFT_CHECK(j["best_model_checkpoint"].is_string(), "{}: best_model_checkpoint must be a path, got {}", where,
+              j["best_model_checkpoint"].dump());
     s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
+  }
   if (j.contains("stateful_callbacks")) s.stateful_callbacks = j["stateful_callbacks"];
+  HFT_CHECK(s.stateful_callbacks.is_object(), "{}: stateful_callbacks must be a mapping", where);
+  // A state no run can reach (an edited or damaged file) would train on from nonsense.
+  for (const auto& [key, value] : {std::pair<const char*, int64_t>{"global_step", s.global_step},
+                                   {"max_steps", s.max_steps},
+                                   {"num_input_tokens_seen", s.num_input_tokens_seen},
+                                   {"num_train_epochs", s.num_train_epochs}})
+    HFT_CHECK(value >= 0, "{}: {} is {}; it cannot be negative", where, key, value);
+  HFT_CHECK(std::isfinite(s.epoch) && s.epoch >= 0, "{}: epoch is {}; expected a number >= 0", where, s.epoch);
+  HFT_CHECK(std::isfinite(s.total_flos) && s.total_flos >= 0, "{}: total_flos is {}; expected a number >= 0", where,
+            s.total_flos);
+  HFT_CHECK(s.train_batch_size >= 0, "{}: train_batch_size is {}; it cannot be negative", where, s.train_batch_size);
   return s;
 }
 

@@ -25,20 +25,20 @@ void ProgressCallback::draw(const State& s) {
 }
 
 void ProgressCallback::on_step_end(const Args& a, State& s, Control& c) {
-  if (live_ && s.is_world_process_zero) draw(s);
+  if (live(a) && s.is_world_process_zero) draw(s);
 }
 
 void ProgressCallback::on_log(const Args& a, State& s, Control& c, const Json& logs) {
   if (!s.is_world_process_zero) return;
   if (logs.contains("loss")) loss_ = logs["loss"].get<double>();
   if (logs.contains("learning_rate")) lr_ = logs["learning_rate"].get<double>();
-  std::printf("%s%s\n", live_ ? "\r\033[K" : "", logs.dump().c_str());
-  if (live_ && s.global_step > 0 && s.global_step < s.max_steps) draw(s);
+  std::printf("%s%s\n", live(a) ? "\r\033[K" : "", logs.dump().c_str());
+  if (live(a) && s.global_step > 0 && s.global_step < s.max_steps) draw(s);
   std::fflush(stdout);
 }
 
 void ProgressCallback::on_train_end(const Args& a, State& s, Control& c) {
-  if (live_ && s.is_world_process_zero) std::printf("\r\033[K");
+  if (live(a) && s.is_world_process_zero) std::printf("\r\033[K");
   std::fflush(stdout);
 }
 

@@ -11,7 +11,8 @@ namespace hftrain {
 
 class ProgressCallback : public Callback {
  public:
-  explicit ProgressCallback(bool live) : live_(live) {}
+  // terminal: stdout is a terminal (a live bar is drawn there unless disable_tqdm).
+  explicit ProgressCallback(bool terminal) : terminal_(terminal) {}
   std::string name() const override { return "ProgressCallback"; }
   void on_train_begin(const Args& a, State& s, Control& c) override;
   void on_step_end(const Args& a, State& s, Control& c) override;
@@ -20,7 +21,8 @@ class ProgressCallback : public Callback {
 
  private:
   void draw(const State& s);
-  bool live_;
+  bool live(const Args& a) const { return terminal_ && !a.disable_tqdm.value_or(false); }
+  bool terminal_;
   std::chrono::steady_clock::time_point start_;
   int64_t start_step_ = 0;
   double loss_ = NAN, lr_ = NAN;

@@ -1,0 +1,131 @@
+// Evaluation and prediction: HF's evaluation_loop over a dataset, its metrics, and the
+// best-metric bookkeeping that save_strategy "best" and load_best_model_at_end use.
+#include "hftrain/train/trainer.h"
+
+#include "hftrain/core/device.h"
+#include "hftrain/core/error.h"
+#include "hftrain/core/host_sync.h"
+#include "hftrain/core/strings.h"
+#include "hftrain/dist/process_group.h"
+#include "hftrain/train/metrics.h"
+
+#include <ATen/Functions.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace hftrain {
+
+using json = nlohmann::json;
+
+namespace {
+
+// Argmax predictions and the labels they are scored against, both (B,N) int64: a causal LM's
+// position t predicts the label at t+1; a sequence classifier has one of each per row.
+std::pair<at::Tensor, at::Tensor> aligned_predictions(ModelTask task, const at::Tensor& logits,
+                                                      const at::Tensor& labels) {
+  switch (task) {
+    case ModelTask::kCausalLM: {
+      const int64_t T = logits.size(1);
+      return {logits.slice(1, 0, T - 1).argmax(-1), labels.slice(1, 1)};
+    }
+    case ModelTask::kSequenceClassification:
+      return {logits.argmax(-1).view({-1, 1}), labels.view({-1, 1})};
+    case ModelTask::kTokenClassification:
+    case ModelTask::kMaskedLM: break;
+  }
+  return {logits.argmax(-1), labels};
+}
+
+}  // namespace
+
+json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefix,
+                              std::vector<std::vector<int64_t>>* predictions, std::vector<at::Tensor>* logits) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // HF's evaluation_loop outside train(): *_full_eval evaluates (and leaves) the model cast.
+  if (!in_train_ && args_.fp16_full_eval) model_->to(at::kHalf);
+  else if (!in_train_ && args_.bf16_full_eval) model_->to(at::kBFloat16);
+  const bool was_training = model_->is_training();
+  model_->eval();
+  at::NoGradGuard no_grad;
+  MetricAccumulator acc(config_.metrics);
+  const bool want_preds = predictions || acc.needs_predictions();
+  const int64_t n = windows.size(), bs = args_.eval_batch_size();
+  // Data parallel: each rank evaluates its shard (accelerate's, with the last round topped
+  // up from the start); the top-up rows are left out, as gather_for_metrics drops them, and
+  // the sums are reduced. Predictions are wanted in order, so they are made on every rank.
+  const bool sharded = pg_ && !predictions;
+  const int64_t rank = sharded ? pg_->rank() : 0, world = sharded ? pg_->world_size() : 1;
+  BatchSampler sampler = BatchSampler::sequential(n, bs).shard(rank, world);
+  std::vector<at::Tensor> losses;  // each batch's mean loss, repeated batch-size times (HF)
+  for (int64_t b = 0; b < sampler.size(); ++b) {
+    at::Tensor rows = sampler.batch(b);
+    // This rank's b-th batch holds windows (b * world + rank) * bs + i of the sequential
+    // order: those past its end are top-up and are not evaluated, so that the batches, and
+    // the loss, are those of a single process.
+    const int64_t real = std::clamp<int64_t>(n - (b * world + rank) * bs, 0, rows.numel());
+    if (real == 0) continue;
+    Batch batch = batch_to(windows.collate(rows.slice(0, 0, real)), device_);
+    ModelOutput out = forward(batch, std::nullopt);
+    losses.push_back(out.loss.detach().reshape({1}).repeat({real}));
+    callbacks_.on_prediction_step(args_, state_, control_);
+    if (logits) logits->push_back(out.logits.detach().to(at::kFloat).cpu());
+    if (!want_preds) continue;
+    auto [preds, labels] = aligned_predictions(model_->task(), out.logits, batch.at("labels"));
+    preds = preds.cpu(), labels = labels.cpu();  // the metrics count on the host
+    acc.add(preds, labels);
+    if (predictions)
+      for (int64_t i = 0; i < preds.size(0); ++i) {
+        at::Tensor row = preds[i].contiguous();
+        predictions->emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+      }
+  }
+  double loss = 0;
+  if (sharded) {
+    at::Tensor all = losses.empty() ? at::zeros({0}, at::kFloat) : at::cat(losses);
+    std::vector<at::Tensor> sums{at::stack({all.sum().to(at::kDouble).cpu(), at::scalar_tensor(static_cast<double>(all.numel()), at::kDouble)})};
+    pg_->all_reduce_sum(sums);
+    loss = sums[0][0].item<double>() / sums[0][1].item<double>();
+    acc.all_reduce(*pg_);
+  } else {
+    loss = host_read<double>(at::cat(losses).mean());
+  }
+  const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json metrics = acc.compute(loss, prefix);
+  metrics[prefix + "loss"] = loss;
+  metrics[prefix + "runtime"] = py_round(runtime, 4);
+  metrics[prefix + "samples_per_second"] = py_round(static_cast<double>(n) / runtime, 3);
+  metrics[prefix + "steps_per_second"] = py_round(static_cast<double>(sampler.size()) / runtime, 3);
+  if (was_training) model_->train();
+  return metrics;
+}
+
+json Trainer::evaluate() {
+  HFT_CHECK(data_.eval != nullptr, "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+  json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
+  log(metrics);
+  callbacks_.on_evaluate(args_, state_, control_, metrics);
+  return metrics;
+}
+
+json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions, at::Tensor* logits) {
+  std::vector<at::Tensor> batches;
+  json metrics = evaluation_loop(data, "test_", &predictions, logits ? &batches : nullptr);
+  if (logits) *logits = at::cat(batches);
+  log(metrics);
+  callbacks_.on_predict(args_, state_, control_, metrics);
+  return metrics;
+}
+
+bool Trainer::update_best_metric(const json& metrics) {
+  if (!args_.metric_for_best_model) return false;
+  const double value = metric_value(args_.metric_for_best_model.value_or("loss"), metrics);
+  const bool greater = args_.greater_is_better.value_or(false);
+  if (state_.best_metric && !(greater ? value > *state_.best_metric : value < *state_.best_metric)) return false;
+  state_.best_metric = value;
+  state_.best_model_checkpoint = checkpoint_dir(args_.output_dir, state_.global_step);
+  return true;
+}
+
+}  // namespace hftrain
