@@ -186,11 +186,11 @@ TEST_CASE("float steps below 1 are ratios, eval_steps falls back to logging_step
 
 TEST_CASE("optim_args are parsed as HF splits them and checked against the optimizer's options", "[unit][config]") {
   hftrain::Config c = resolve({{"optim", "sgd"}, {"optim_args", "momentum=0.9, nesterov=True"}});
-  CHECK(c.args.optim == hftrain::OptimizerName::kSgd);
+  CHECK(c.args.optim == "sgd");
   CHECK(c.args.optim_kwargs == json{{"momentum", 0.9}, {"nesterov", true}});
   CHECK_THAT(refusal({{"optim", "sgd"}, {"optim_args", "momentun=0.9"}}), Catch::Contains("did you mean \"momentum\""));
   CHECK_THAT(refusal({{"optim_args", "eps=1e-6"}}), Catch::Contains("optim_args has no meaning for optim adamw_torch"));
-  CHECK(resolve({{"adafactor", true}}).args.optim == hftrain::OptimizerName::kAdafactor);  // HF's old flag
+  CHECK(resolve({{"adafactor", true}}).args.optim == "adafactor");  // HF's old flag
   CHECK(resolve({{"lr_scheduler_type", "reduce_lr_on_plateau"}, {"eval_strategy", "steps"}}).args.metric_for_best_model ==
         "loss");
 }

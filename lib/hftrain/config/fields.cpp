@@ -6,6 +6,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
+#include "hftrain/optim/optimizer_factory.h"
 
 #include <algorithm>
 #include <cmath>
@@ -63,8 +64,20 @@ Binding bind_field(T TrainingArguments::*m) {
           [m](const TrainingArguments& a) { return to_json_value(a.*m); }};
 }
 
-// Enums: HF's full list of names, so that a name HF has but hftrain lacks is told apart from
-// a typo (HF: "<v> is not a valid <Enum>, please select one of [...]").
+// A name HF has but hftrain lacks is told apart from a typo (HF: "<v> is not a valid <Enum>,
+// please select one of [...]").
+[[noreturn]] void refuse_name(const std::string& key, const json& v, const std::vector<std::string>& have,
+                              const std::vector<std::string>& hf_names, const std::string& hf_enum, const Ctx& c) {
+  if (!v.is_string()) c.bad(key, v, "one of " + join(have, ", "));
+  const std::string s = v.get<std::string>();
+  if (std::find(hf_names.begin(), hf_names.end(), s) != hf_names.end())
+    fail("{} {} is not available in hftrain yet; available: {} (from {})", key, s, join(have, ", "), c.where(key));
+  std::string near = nearest_name(s, hf_names);
+  fail("{} is not a valid {} for {}; hftrain has: {}{} (from {})", clip(s), hf_enum, key, join(have, ", "),
+       near.empty() ? "" : "; did you mean \"" + near + "\"?", c.where(key));
+}
+
+// Enums: HF's full list of names beside hftrain's.
 template <typename E>
 Binding bind_enum(E TrainingArguments::*m, const NameTable<E>& (*ours)(), std::vector<std::string> hf_names,
                   std::string hf_enum) {
@@ -78,19 +91,27 @@ Binding bind_enum(E TrainingArguments::*m, const NameTable<E>& (*ours)(), std::v
       }
       have.push_back(n);
     }
-    if (!v.is_string()) c.bad(key, v, "one of " + join(have, ", "));
-    const std::string s = v.get<std::string>();
-    if (std::find(hf_names.begin(), hf_names.end(), s) != hf_names.end())
-      fail("{} {} is not available in hftrain yet; available: {} (from {})", key, s, join(have, ", "), c.where(key));
-    std::string near = nearest_name(s, hf_names);
-    fail("{} is not a valid {} for {}; hftrain has: {}{} (from {})", s, hf_enum, key, join(have, ", "),
-         near.empty() ? "" : "; did you mean \"" + near + "\"?", c.where(key));
+    refuse_name(key, v, have, hf_names, hf_enum, c);
   };
   b.write = [m, ours](const TrainingArguments& a) -> json {
     for (const auto& [n, e] : ours())
       if (e == a.*m) return n;
     return nullptr;
   };
+  return b;
+}
+
+// optim: a name from optim/'s table (an optimizer is its file and one row there).
+Binding bind_optimizer(std::vector<std::string> hf_names) {
+  Binding b;
+  b.read = [=](TrainingArguments& a, const std::string& key, const json& v, const Ctx& c) {
+    if (v.is_string() && optimizer_find(v.get<std::string>())) {
+      a.optim = v.get<std::string>();
+      return;
+    }
+    refuse_name(key, v, optimizer_names_available(), hf_names, "OptimizerNames", c);
+  };
+  b.write = [](const TrainingArguments& a) -> json { return a.optim; };
   return b;
 }
 
@@ -245,7 +266,7 @@ std::vector<FieldDef> make_table() {
       backend("distributed", "accelerator_config", Kind::kAny, null, "hftrain does not run through accelerate"),
       backend("distributed", "deepspeed", Kind::kAny, null, kNoAccel),
       backend("stability", "label_smoothing_factor", Kind::kFloat, 0.0, "label smoothing is not available in hftrain yet"),
-      used("optimizer", "optim", "adamw_torch", bind_enum(&TA::optim, &optimizer_names, kHfOptimizers, "OptimizerNames")),
+      used("optimizer", "optim", "adamw_torch", bind_optimizer(kHfOptimizers)),
       used("optimizer", "optim_args", null, bind_field(&TA::optim_args)),
       renamed("optimizer", "adafactor", Kind::kBool, false, "optim"),
       used("dataloader", "group_by_length", false, bind_field(&TA::group_by_length)),

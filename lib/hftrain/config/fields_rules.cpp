@@ -1,5 +1,8 @@
 #include "hftrain/config/fields_rules.h"
 
+#include "hftrain/optim/optimizer_entry.h"
+#include "hftrain/optim/optimizer_factory.h"
+
 #include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
@@ -19,20 +22,13 @@ namespace {
 // text. HF 4.48 passes optim_args to few optimizers and ignores them for the rest; hftrain
 // passes them to its optimizers' options and refuses a key the optimizer does not have.
 void parse_optim_args(TrainingArguments& a, const Ctx& c) {
-  static const std::vector<std::pair<OptimizerName, std::vector<std::string>>> kKeys = {
-      {OptimizerName::kSgd, {"momentum", "dampening", "nesterov"}},
-      {OptimizerName::kAdagrad, {"lr_decay", "initial_accumulator_value", "eps"}},
-      {OptimizerName::kRmsprop, {"alpha", "eps", "momentum", "centered"}},
-      {OptimizerName::kAdafactor,
-       {"scale_parameter", "relative_step", "warmup_init", "clip_threshold", "decay_rate", "beta1", "eps1", "eps2"}}};
   a.optim_kwargs = json::object();
   if (!a.optim_args) return;
   std::string text;
   for (char ch : *a.optim_args)
     if (ch != ' ') text += ch;
-  std::vector<std::string> known;
-  for (const auto& [o, keys] : kKeys)
-    if (o == a.optim) known = keys;
+  const OptimizerEntry* entry = optimizer_find(a.optim);  // the optim binding let only these through
+  const std::vector<std::string> known = entry ? entry->optim_args : std::vector<std::string>{};
   size_t start = 0;
   while (start <= text.size() && !text.empty()) {
     size_t comma = text.find(',', start);
@@ -46,9 +42,9 @@ void parse_optim_args(TrainingArguments& a, const Ctx& c) {
     if (known.empty())
       fail("optim_args has no meaning for optim {}; it takes its settings from adam_beta1/2, adam_epsilon and "
            "weight_decay (from {})",
-           to_string(a.optim), c.where("optim_args"));
+           a.optim, c.where("optim_args"));
     if (std::find(known.begin(), known.end(), key) == known.end())
-      fail("optim_args: {} (from {})", unknown_name_message(to_string(a.optim) + " option", key, known),
+      fail("optim_args: {} (from {})", unknown_name_message(a.optim + " option", key, known),
            c.where("optim_args"));
     json v;
     if (value == "True" || value == "true") v = true;

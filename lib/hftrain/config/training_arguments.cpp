@@ -45,16 +45,6 @@ const NameTable<TrainSampling>& train_sampling_names() {
   return t;
 }
 
-const NameTable<OptimizerName>& optimizer_names() {
-  static const NameTable<OptimizerName> t = {{"adamw_torch", OptimizerName::kAdamWTorch},
-                                             {"adamw_torch_fused", OptimizerName::kAdamWTorchFused},
-                                             {"sgd", OptimizerName::kSgd},
-                                             {"adagrad", OptimizerName::kAdagrad},
-                                             {"rmsprop", OptimizerName::kRmsprop},
-                                             {"adafactor", OptimizerName::kAdafactor}};
-  return t;
-}
-
 namespace {
 template <typename E>
 std::string lookup(const NameTable<E>& table, E e) {
@@ -67,6 +57,5 @@ std::string lookup(const NameTable<E>& table, E e) {
 std::string to_string(SchedulerType t) { return lookup(scheduler_type_names(), t); }
 std::string to_string(IntervalStrategy s) { return lookup(interval_strategy_names(), s); }
 std::string to_string(SaveStrategy s) { return lookup(save_strategy_names(), s); }
-std::string to_string(OptimizerName o) { return lookup(optimizer_names(), o); }
 
 }  // namespace hftrain

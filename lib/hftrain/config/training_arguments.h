@@ -32,7 +32,6 @@ enum class SchedulerType {
 enum class IntervalStrategy { kNo, kSteps, kEpoch };
 enum class SaveStrategy { kNo, kSteps, kEpoch, kBest };
 enum class TrainSampling { kRandom, kSequential, kGroupByLength };
-enum class OptimizerName { kAdamWTorch, kAdamWTorchFused, kSgd, kAdagrad, kRmsprop, kAdafactor };
 
 struct TrainingArguments {
   // ---- output
@@ -54,7 +53,8 @@ struct TrainingArguments {
   double warmup_steps = 0;  // >= 1: steps; a float below 1: a ratio of max_steps (v5)
   double warmup_ratio = 0.0;
   // ---- optimizer
-  OptimizerName optim = OptimizerName::kAdamWTorch;
+  // HF's OptimizerNames value; one optim/ has (optimizer_factory.cpp's table), checked when read.
+  std::string optim = "adamw_torch";
   std::optional<std::string> optim_args;  // HF's "k=v,k=v" text
   // optim_args parsed (numbers, true/false, strings), keys checked against the optimizer's.
   nlohmann::json optim_kwargs = nlohmann::json::object();
@@ -130,12 +130,10 @@ using NameTable = std::vector<std::pair<std::string, E>>;
 const NameTable<SchedulerType>& scheduler_type_names();
 const NameTable<IntervalStrategy>& interval_strategy_names();
 const NameTable<SaveStrategy>& save_strategy_names();
-const NameTable<OptimizerName>& optimizer_names();
 const NameTable<TrainSampling>& train_sampling_names();
 
 std::string to_string(SchedulerType t);
 std::string to_string(IntervalStrategy s);
 std::string to_string(SaveStrategy s);
-std::string to_string(OptimizerName o);
 
 }  // namespace hftrain

@@ -200,4 +200,26 @@ void Adafactor::load_state_dict(const c10::IValue& sd, const std::string& where)
       });
 }
 
+OptimizerEntry adafactor_optimizer() {
+  OptimizerEntry e;
+  e.name = "adafactor";
+  e.optim_args = {"scale_parameter", "relative_step", "warmup_init", "clip_threshold",
+                  "decay_rate", "beta1", "eps1", "eps2"};
+  e.create = [](const TrainingArguments& args, std::vector<ParamGroup> groups,
+                const OptimArgs& kw) -> std::unique_ptr<Optimizer> {
+    AdafactorOptions o;
+    o.scale_parameter = kw.flag("scale_parameter", false);  // the Trainer's choice
+    o.relative_step = kw.flag("relative_step", false);
+    o.warmup_init = kw.flag("warmup_init", false);
+    o.clip_threshold = kw.number("clip_threshold", 1.0);
+    o.decay_rate = kw.number("decay_rate", -0.8);
+    o.eps1 = kw.number("eps1", 1e-30);
+    o.eps2 = kw.number("eps2", 1e-3);
+    if (kw.has("beta1")) o.beta1 = kw.number("beta1", 0);
+    if (!o.relative_step) o.lr = args.learning_rate;
+    return std::make_unique<Adafactor>(std::move(groups), o);
+  };
+  return e;
+}
+
 }  // namespace hftrain

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "hftrain/optim/optimizer.h"
+#include "hftrain/optim/optimizer_entry.h"
 
 #include <optional>
 
@@ -51,5 +52,10 @@ class Adafactor : public Optimizer {
   AdafactorOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };
+
+// optim "adafactor": HF's Adafactor(lr, scale_parameter=False, relative_step=False), the
+// Trainer's choice, with optim_args scale_parameter, relative_step, warmup_init,
+// clip_threshold, decay_rate, beta1, eps1, eps2.
+OptimizerEntry adafactor_optimizer();
 
 }  // namespace hftrain

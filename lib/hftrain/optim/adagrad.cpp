@@ -80,4 +80,16 @@ void Adagrad::load_state_dict(const c10::IValue& sd, const std::string& where) {
       });
 }
 
+OptimizerEntry adagrad_optimizer() {
+  OptimizerEntry e;
+  e.name = "adagrad";
+  e.optim_args = {"lr_decay", "initial_accumulator_value", "eps"};
+  e.create = [](const TrainingArguments&, std::vector<ParamGroup> groups, const OptimArgs& kw) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<Adagrad>(std::move(groups),
+                                     AdagradOptions{kw.number("lr_decay", 0), kw.number("initial_accumulator_value", 0),
+                                                    kw.number("eps", 1e-10)});
+  };
+  return e;
+}
+
 }  // namespace hftrain

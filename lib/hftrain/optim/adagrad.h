@@ -6,6 +6,7 @@
 #pragma once
 
 #include "hftrain/optim/optimizer.h"
+#include "hftrain/optim/optimizer_entry.h"
 
 namespace hftrain {
 
@@ -28,5 +29,8 @@ class Adagrad : public Optimizer {
   AdagradOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };
+
+// optim "adagrad": torch.optim.Adagrad with optim_args lr_decay, initial_accumulator_value, eps.
+OptimizerEntry adagrad_optimizer();
 
 }  // namespace hftrain

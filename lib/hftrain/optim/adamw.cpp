@@ -193,4 +193,23 @@ void AdamW::load_state_dict(const c10::IValue& sd, const std::string& where) {
   state_ = std::move(loaded);
 }
 
+OptimizerEntry adamw_torch_optimizer() {
+  OptimizerEntry e;
+  e.name = "adamw_torch";
+  e.create = [](const TrainingArguments& a, std::vector<ParamGroup> groups, const OptimArgs&) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<AdamW>(std::move(groups), AdamWOptions{a.adam_beta1, a.adam_beta2, a.adam_epsilon, false, false});
+  };
+  return e;
+}
+
+OptimizerEntry adamw_torch_fused_optimizer() {
+  OptimizerEntry e;
+  e.name = "adamw_torch_fused";
+  e.create = [](const TrainingArguments& a, std::vector<ParamGroup> groups, const OptimArgs&) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<AdamW>(std::move(groups), AdamWOptions{a.adam_beta1, a.adam_beta2, a.adam_epsilon, false, true});
+  };
+  e.check = [] { adamw_check_fused(true); };
+  return e;
+}
+
 }  // namespace hftrain

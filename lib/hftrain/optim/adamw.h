@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hftrain/optim/optimizer.h"
+#include "hftrain/optim/optimizer_entry.h"
 
 namespace hftrain {
 
@@ -36,5 +37,10 @@ class AdamW : public Optimizer {
   AdamWOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };
+
+// optim "adamw_torch": AdamW(lr, betas=(adam_beta1, adam_beta2), eps=adam_epsilon);
+// "adamw_torch_fused": the same through torch's fused kernel (LibTorch 2.4 or newer).
+OptimizerEntry adamw_torch_optimizer();
+OptimizerEntry adamw_torch_fused_optimizer();
 
 }  // namespace hftrain

@@ -97,4 +97,16 @@ void RMSprop::load_state_dict(const c10::IValue& sd, const std::string& where) {
       });
 }
 
+OptimizerEntry rmsprop_optimizer() {
+  OptimizerEntry e;
+  e.name = "rmsprop";
+  e.optim_args = {"alpha", "eps", "momentum", "centered"};
+  e.create = [](const TrainingArguments&, std::vector<ParamGroup> groups, const OptimArgs& kw) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<RMSprop>(std::move(groups),
+                                     RMSpropOptions{kw.number("alpha", 0.99), kw.number("eps", 1e-8),
+                                                    kw.number("momentum", 0), kw.flag("centered", false)});
+  };
+  return e;
+}
+
 }  // namespace hftrain

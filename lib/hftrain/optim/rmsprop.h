@@ -6,6 +6,7 @@
 #pragma once
 
 #include "hftrain/optim/optimizer.h"
+#include "hftrain/optim/optimizer_entry.h"
 
 namespace hftrain {
 
@@ -29,5 +30,8 @@ class RMSprop : public Optimizer {
   RMSpropOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };
+
+// optim "rmsprop": torch.optim.RMSprop with optim_args alpha, eps, momentum, centered.
+OptimizerEntry rmsprop_optimizer();
 
 }  // namespace hftrain

@@ -81,4 +81,15 @@ void SGD::load_state_dict(const c10::IValue& sd, const std::string& where) {
       });
 }
 
+OptimizerEntry sgd_optimizer() {
+  OptimizerEntry e;
+  e.name = "sgd";
+  e.optim_args = {"momentum", "dampening", "nesterov"};
+  e.create = [](const TrainingArguments&, std::vector<ParamGroup> groups, const OptimArgs& kw) -> std::unique_ptr<Optimizer> {
+    return std::make_unique<SGD>(std::move(groups), SGDOptions{kw.number("momentum", 0), kw.number("dampening", 0),
+                                                               kw.flag("nesterov", false)});
+  };
+  return e;
+}
+
 }  // namespace hftrain

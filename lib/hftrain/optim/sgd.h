@@ -5,6 +5,7 @@
 #pragma once
 
 #include "hftrain/optim/optimizer.h"
+#include "hftrain/optim/optimizer_entry.h"
 
 namespace hftrain {
 
@@ -28,5 +29,9 @@ class SGD : public Optimizer {
   SGDOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };
+
+// optim "sgd": torch.optim.SGD(lr, weight decay by group) with optim_args momentum, dampening,
+// nesterov.
+OptimizerEntry sgd_optimizer();
 
 }  // namespace hftrain
