@@ -69,6 +69,6 @@ TEST_CASE("a BERT architecture hftrain lacks is named with the ones it has", "[m
   json cfg = read_json(golden("models/bert-mlm/config.json"));
   cfg["architectures"] = json::array({"BertForQuestionAnswering"});
   hftrain::test::require_error(hftrain::Error::kUser,
-                               [&] { hftrain::model_registry().create("bert", cfg, "config.json", false); },
+                               [&] { hftrain::model_build("bert", cfg, "config.json", false); },
                                {"config.json", "BertForQuestionAnswering", "BertForMaskedLM"});
 }

@@ -279,4 +279,20 @@ ModelOutput BertForClassification::forward(const Batch& batch, std::optional<dou
   return out;
 }
 
+ModelFamily bert_family() {
+  ModelFamily f;
+  f.model_type = "bert";
+  f.class_prefix = "Bert";
+  f.architectures = {{ModelTaskName::kMaskedLM, "BertForMaskedLM"},
+                     {ModelTaskName::kSequenceClassification, "BertForSequenceClassification"},
+                     {ModelTaskName::kTokenClassification, "BertForTokenClassification"}};
+  f.create = [](const std::string& arch, const nlohmann::json& c, const std::string& where,
+                bool strict) -> std::unique_ptr<Model> {
+    const BertConfig config = bert_config_from_json(c, where, strict);
+    if (arch == "BertForMaskedLM") return std::make_unique<BertForMaskedLM>(config);
+    return std::make_unique<BertForClassification>(config, arch == "BertForTokenClassification");
+  };
+  return f;
+}
+
 }  // namespace hftrain

@@ -4,6 +4,7 @@
 // initialisation; bidirectional attention with the padding mask.
 #pragma once
 
+#include "hftrain/models/model_family.h"
 #include "hftrain/models/model.h"
 
 #include <nlohmann/json.hpp>
@@ -94,5 +95,9 @@ class BertForClassification : public BertBase {
   int64_t num_labels_;
   torch::nn::Linear classifier_{nullptr};
 };
+
+// model_type "bert": BertForMaskedLM (the default), BertForSequenceClassification and
+// BertForTokenClassification.
+ModelFamily bert_family();
 
 }  // namespace hftrain

@@ -380,4 +380,19 @@ nlohmann::json Gpt2ForSequenceClassification::hf_config() const {
   return gpt2_config_to_json(config_, "GPT2ForSequenceClassification");
 }
 
+ModelFamily gpt2_family() {
+  ModelFamily f;
+  f.model_type = "gpt2";
+  f.class_prefix = "GPT2";
+  f.architectures = {{ModelTaskName::kCausalLM, "GPT2LMHeadModel"},
+                     {ModelTaskName::kSequenceClassification, "GPT2ForSequenceClassification"}};
+  f.create = [](const std::string& arch, const nlohmann::json& c, const std::string& where,
+                bool strict) -> std::unique_ptr<Model> {
+    if (arch == "GPT2ForSequenceClassification")
+      return std::make_unique<Gpt2ForSequenceClassification>(gpt2_config_from_json(c, where, strict));
+    return std::make_unique<Gpt2LMHeadModel>(gpt2_config_from_json(c, where, strict));
+  };
+  return f;
+}
+
 }  // namespace hftrain

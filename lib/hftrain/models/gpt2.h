@@ -2,6 +2,7 @@
 // stored [in, out]), same config.json, same initialisation, lm_head tied to wte.
 #pragma once
 
+#include "hftrain/models/model_family.h"
 #include "hftrain/models/model.h"
 
 #include <nlohmann/json.hpp>
@@ -95,5 +96,8 @@ class Gpt2ForSequenceClassification : public Gpt2Base {
   int64_t num_labels_;
   torch::nn::Linear score_{nullptr};
 };
+
+// model_type "gpt2": GPT2LMHeadModel (the default) and GPT2ForSequenceClassification.
+ModelFamily gpt2_family();
 
 }  // namespace hftrain

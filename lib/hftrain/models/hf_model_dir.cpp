@@ -18,9 +18,39 @@
 
 namespace hftrain {
 
-ModelRegistry& model_registry() {
-  static ModelRegistry r("model type");
-  return r;
+namespace {
+
+std::vector<ModelFamily>& families() {
+  static std::vector<ModelFamily> all;
+  return all;
+}
+
+const ModelFamily* find_family(const std::string& model_type) {
+  for (const ModelFamily& f : families())
+    if (f.model_type == model_type) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+void model_family_add(ModelFamily family) {
+  if (find_family(family.model_type)) fail_runtime("model type \"{}\" registered twice", family.model_type);
+  families().push_back(std::move(family));
+}
+
+const ModelFamily& model_family(const std::string& model_type, const std::string& where) {
+  if (const ModelFamily* f = find_family(model_type)) return *f;
+  std::vector<std::string> known;
+  for (const ModelFamily& f : families()) known.push_back(f.model_type);
+  fail("{} (from {})", unknown_name_message("model type", model_type, known), where);
+}
+
+std::unique_ptr<Model> model_build(const std::string& model_type, const nlohmann::json& config,
+                                   const std::string& where, bool strict) {
+  const ModelFamily& f = model_family(model_type, where);
+  std::vector<std::string> known;
+  for (const auto& [task, name] : f.architectures) known.push_back(name);
+  return f.create(model_architecture(config, known.front(), known, where), config, where, strict);
 }
 
 std::string model_architecture(const nlohmann::json& config, const std::string& fallback,
@@ -37,15 +67,18 @@ std::string model_architecture(const nlohmann::json& config, const std::string& 
 
 namespace {
 
-// transformers class names per (model type, task).
+// transformers' class for a family's head: the family's own, else the name transformers would
+// give it (which model_architecture then refuses, listing the ones the family has).
 std::string architecture_for(const std::string& type, ModelTaskName task) {
-  const std::string prefix = type == "gpt2" ? "GPT2" : type == "llama" ? "Llama" : type == "bert" ? "Bert" : "";
-  if (prefix.empty()) return "";
+  const ModelFamily* f = find_family(type);
+  if (!f || task == ModelTaskName::kDefault) return "";
+  for (const auto& [t, name] : f->architectures)
+    if (t == task) return name;
   switch (task) {
-    case ModelTaskName::kCausalLM: return type == "gpt2" ? "GPT2LMHeadModel" : prefix + "ForCausalLM";
-    case ModelTaskName::kMaskedLM: return prefix + "ForMaskedLM";
-    case ModelTaskName::kSequenceClassification: return prefix + "ForSequenceClassification";
-    case ModelTaskName::kTokenClassification: return prefix + "ForTokenClassification";
+    case ModelTaskName::kCausalLM: return f->class_prefix + "ForCausalLM";
+    case ModelTaskName::kMaskedLM: return f->class_prefix + "ForMaskedLM";
+    case ModelTaskName::kSequenceClassification: return f->class_prefix + "ForSequenceClassification";
+    case ModelTaskName::kTokenClassification: return f->class_prefix + "ForTokenClassification";
     case ModelTaskName::kDefault: break;
   }
   return "";
@@ -89,9 +122,9 @@ ModelTask model_task(const nlohmann::json& config_tree) {
 
 std::shared_ptr<Model> model_create(const ModelOptions& opts) {
   const nlohmann::json cfg = model_config_tree(opts);
-  if (opts.pretrained.empty()) return model_registry().create(opts.type, cfg, "model.config", true);
+  if (opts.pretrained.empty()) return model_build(opts.type, cfg, "model.config", true);
   const std::string config_path = opts.pretrained + "/config.json";
-  std::shared_ptr<Model> model = model_registry().create(cfg["model_type"].get<std::string>(), cfg, config_path, false);
+  std::shared_ptr<Model> model = model_build(cfg["model_type"].get<std::string>(), cfg, config_path, false);
   const std::string single = opts.pretrained + "/model.safetensors";
   const std::string index = opts.pretrained + "/model.safetensors.index.json";
   std::error_code ec;

@@ -2,20 +2,15 @@
 // from_pretrained reads them.
 #pragma once
 
-#include "hftrain/models/model_options.h"
-#include "hftrain/core/registry.h"
 #include "hftrain/models/model.h"
+#include "hftrain/models/model_family.h"
+#include "hftrain/models/model_options.h"
 
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace hftrain {
-
-// model type -> factory(HF config.json tree, where it came from, strict): strict for a
-// config the user wrote (unknown keys are errors), not for one HF saved (kept for export).
-using ModelRegistry = Registry<Model, const nlohmann::json&, const std::string&, bool>;
-ModelRegistry& model_registry();
 
 // The class a config.json's "architectures" names (`fallback` when it names none); one not
 // in `known` is a user error listing them.

@@ -294,4 +294,16 @@ std::vector<std::string> LlamaForCausalLM::tied_aliases() const {
   return {};
 }
 
+ModelFamily llama_family() {
+  ModelFamily f;
+  f.model_type = "llama";
+  f.class_prefix = "Llama";
+  f.architectures = {{ModelTaskName::kCausalLM, "LlamaForCausalLM"}};
+  f.create = [](const std::string&, const nlohmann::json& c, const std::string& where,
+                bool strict) -> std::unique_ptr<Model> {
+    return std::make_unique<LlamaForCausalLM>(llama_config_from_json(c, where, strict));
+  };
+  return f;
+}
+
 }  // namespace hftrain

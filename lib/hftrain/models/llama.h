@@ -3,6 +3,7 @@
 // tensor names, config.json and initialisation.
 #pragma once
 
+#include "hftrain/models/model_family.h"
 #include "hftrain/models/model.h"
 
 #include <nlohmann/json.hpp>
@@ -64,5 +65,8 @@ class LlamaForCausalLM : public Model {
   torch::nn::Linear lm_head_{nullptr};  // absent when tied to embed_tokens
   at::Tensor inv_freq_;                 // (head_dim / 2) float32, the rotary frequencies
 };
+
+// model_type "llama": LlamaForCausalLM.
+ModelFamily llama_family();
 
 }  // namespace hftrain
