@@ -190,6 +190,10 @@ TEST_CASE("optim_args are parsed as HF splits them and checked against the optim
   CHECK(c.args.optim_kwargs == json{{"momentum", 0.9}, {"nesterov", true}});
   CHECK_THAT(refusal({{"optim", "sgd"}, {"optim_args", "momentun=0.9"}}), Catch::Contains("did you mean \"momentum\""));
   CHECK_THAT(refusal({{"optim_args", "eps=1e-6"}}), Catch::Contains("optim_args has no meaning for optim adamw_torch"));
+  // Typed and range-checked as the config is read, with torch's own messages.
+  CHECK_THAT(refusal({{"optim", "sgd"}, {"optim_args", "momentum=fast"}}),
+             Catch::Contains("optim_args: momentum must be a number, got \"fast\""));
+  CHECK_THAT(refusal({{"optim", "sgd"}, {"optim_args", "momentum=-1"}}), Catch::Contains("Invalid momentum value: -1"));
   CHECK(resolve({{"adafactor", true}}).args.optim == "adafactor");  // HF's old flag
   CHECK(resolve({{"lr_scheduler_type", "reduce_lr_on_plateau"}, {"eval_strategy", "steps"}}).args.metric_for_best_model ==
         "loss");

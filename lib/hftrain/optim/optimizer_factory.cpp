@@ -46,6 +46,9 @@ void optimizer_check(const TrainingArguments& args) {
   const OptimizerEntry* e = optimizer_find(args.optim);
   HFT_CHECK(e != nullptr, "optim {} is not available in hftrain", args.optim);
   if (e->check) e->check();
+  // optim_args typed, and the optimizer's own checks of its options (torch's messages), now:
+  // built over no parameters.
+  e->create(args, {}, OptimArgs(args.optim_kwargs));
 }
 
 std::unique_ptr<Optimizer> optimizer_create(const TrainingArguments& args, std::vector<ParamGroup> groups) {

@@ -24,7 +24,8 @@ std::vector<std::string> optimizer_names_available();
 std::unique_ptr<Optimizer> optimizer_create(const TrainingArguments& args, std::vector<ParamGroup> groups);
 
 // A user error naming optim when the optimizer cannot be built here (adamw_torch_fused needs
-// LibTorch 2.4 or newer); checked when the config is read.
+// LibTorch 2.4 or newer), or an optim_args value is of the wrong type or out of the
+// optimizer's range; called when the config is read.
 void optimizer_check(const TrainingArguments& args);
 
 }  // namespace hftrain
