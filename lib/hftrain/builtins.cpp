@@ -32,6 +32,8 @@ void register_builtins() {
   std::call_once(once, [] {
     model_family_add(gpt2_family());
     model_family_add(llama_family());
+    model_family_add(qwen2_family());
+    model_family_add(mistral_family());
     model_family_add(bert_family());
     tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
     callback_registry().add("early_stopping", &EarlyStoppingCallback::create);

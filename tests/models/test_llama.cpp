@@ -87,6 +87,25 @@ TEST_CASE("a Llama model directory loads through model.pretrained and trains thr
   CHECK(read_json(out.str() + "/config.json") == read_json(golden("models/llama-clm-tied/config.json")));
 }
 
+TEST_CASE("a model directory stored in bfloat16 loads as float32, as from_pretrained loads it, and exports float32",
+          "[models][llama]") {
+  hftrain::register_builtins();
+  const std::string dir = "models/llama-bf16-weights/";
+  REQUIRE(read_json(golden(dir + "expected.json")).at("model_safetensors_dtypes") == json::array({"bfloat16"}));
+  for (const auto& [name, t] : hftrain::io::safetensors_load(golden(dir + "model.safetensors")).tensors)
+    REQUIRE(t.scalar_type() == at::kBFloat16);
+  hftrain::ModelOptions opts;
+  opts.pretrained = golden(dir);
+  auto model = hftrain::model_create(opts);
+  for (const auto& p : model->named_parameters()) CHECK(p.value().scalar_type() == at::kFloat);
+  hftrain::test::check_against_golden(*model, dir);
+  hftrain::test::TempDir out("bf16-export");
+  hftrain::model_save_pretrained(*model, out.str());
+  auto file = hftrain::io::safetensors_load(out.str() + "/model.safetensors");
+  for (const auto& [name, t] : file.tensors) CHECK(t.scalar_type() == at::kFloat);
+  CHECK(read_json(out.str() + "/config.json").at("torch_dtype") == "float32");
+}
+
 TEST_CASE("bad Llama configs name the key and the value", "[models][llama][config]") {
   using hftrain::test::require_error;
   json base = read_json(golden("models/llama-clm/config.json"));

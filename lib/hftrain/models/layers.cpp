@@ -145,8 +145,11 @@ c10::Scalar lowest(at::ScalarType t) {
   }
 }
 
-at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like) {
-  at::Tensor masked = at::ones({T, T}, like.options().dtype(at::kBool)).triu(1).view({1, 1, T, T});
+at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,
+                          std::optional<int64_t> window) {
+  at::Tensor masked = at::ones({T, T}, like.options().dtype(at::kBool)).triu(1);
+  if (window) masked = masked.logical_or(at::ones({T, T}, like.options().dtype(at::kBool)).tril(-*window));
+  masked = masked.view({1, 1, T, T});
   if (attention_mask.defined()) masked = masked.logical_or(attention_mask.to(like.device()).eq(0).view({-1, 1, 1, T}));
   return at::zeros(masked.sizes(), like.options()).masked_fill(masked, lowest(like.scalar_type()));
 }

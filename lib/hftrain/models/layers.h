@@ -69,7 +69,10 @@ c10::Scalar lowest(at::ScalarType t);
 // and device of `like`: 0 where a query may attend, finfo.min where not (transformers' eager
 // mask; where HF adds finfo.min twice the softmax weight is 0 either way). attention_mask
 // (B,T) may be undefined.
-at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like);
+// window: a query attends only to the `window` newest keys, itself included (Mistral's
+// sliding window: key j is masked for query i when j <= i - window).
+at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,
+                          std::optional<int64_t> window = std::nullopt);
 
 // ForCausalLMLoss: position t predicts label t+1 (labels (B,T), -100 ignored), float32
 // cross-entropy summed and divided by num_items_in_batch when given, else the mean.

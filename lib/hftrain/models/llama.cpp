@@ -43,6 +43,67 @@ void llama_config_check(const LlamaConfig& c, const std::string& where) {
   HFT_CHECK(c.rope_theta > 0, "{}: key \"rope_theta\" must be > 0, got {}", where, c.rope_theta);
   HFT_CHECK(c.attention_dropout >= 0 && c.attention_dropout <= 1, "{}: key \"attention_dropout\" must be in [0, 1]",
             where);
+  if (c.sliding_window)
+    HFT_CHECK(*c.sliding_window > 0, "{}: key \"sliding_window\" must be > 0, got {}", where, *c.sliding_window);
+  const RopeScaling& r = c.rope_scaling;
+  HFT_CHECK(r.factor > 0, "{}: rope_scaling factor must be > 0, got {}", where, r.factor);
+  if (r.rope_type == "llama3")
+    HFT_CHECK(r.high_freq_factor > r.low_freq_factor && r.low_freq_factor > 0 && r.original_max_position_embeddings > 0,
+              "{}: rope_scaling llama3 needs high_freq_factor > low_freq_factor > 0 and "
+              "original_max_position_embeddings > 0, got {}",
+              where, r.raw.dump());
+}
+
+// rope_scaling from config.json: transformers' rope_utils types that change training.
+RopeScaling rope_scaling_from_json(const json& j, const std::string& where) {
+  RopeScaling r;
+  if (j.is_null()) return r;
+  HFT_CHECK(j.is_object(), "{}: key \"rope_scaling\" must be a mapping or null, got {}", where, j.dump());
+  r.raw = j;
+  const json type = j.contains("rope_type") ? j["rope_type"] : j.value("type", json("default"));
+  HFT_CHECK(type.is_string(), "{}: rope_scaling rope_type must be a name, got {}", where, type.dump());
+  r.rope_type = type.get<std::string>();
+  HFT_CHECK(r.rope_type == "default" || r.rope_type == "linear" || r.rope_type == "llama3",
+            "{}: key \"rope_scaling\" {} is not supported: hftrain has the default, linear and llama3 rotary "
+            "embeddings",
+            where, j.dump());
+  auto number = [&](const char* key, double& out) {
+    if (!j.contains(key)) return;
+    HFT_CHECK(j[key].is_number(), "{}: rope_scaling {} must be a number, got {}", where, key, j[key].dump());
+    out = j[key].get<double>();
+  };
+  number("factor", r.factor);
+  number("low_freq_factor", r.low_freq_factor);
+  number("high_freq_factor", r.high_freq_factor);
+  double original = static_cast<double>(r.original_max_position_embeddings);
+  number("original_max_position_embeddings", original);
+  r.original_max_position_embeddings = static_cast<int64_t>(original);
+  if (r.rope_type != "default")
+    HFT_CHECK(j.contains("factor"), "{}: rope_scaling {} needs a factor", where, r.rope_type);
+  if (r.rope_type == "llama3")
+    for (const char* key : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
+      HFT_CHECK(j.contains(key), "{}: rope_scaling llama3 needs {}", where, key);
+  return r;
+}
+
+// The rotary frequencies, float32, as rope_utils computes them: the default 1 / theta^(2i/d);
+// linear divides them by factor; llama3 divides the low frequencies by factor, keeps the high
+// ones and blends those between.
+at::Tensor rope_inv_freq(const LlamaConfig& c) {
+  const int64_t d = c.dim_per_head();
+  at::Tensor inv_freq =
+      at::pow(c.rope_theta, at::arange(0, d, 2, at::kLong).to(at::kFloat).div(static_cast<double>(d))).reciprocal();
+  const RopeScaling& r = c.rope_scaling;
+  if (r.rope_type == "linear") return inv_freq.div(r.factor);
+  if (r.rope_type != "llama3") return inv_freq;
+  const double old_len = static_cast<double>(r.original_max_position_embeddings);
+  const double low_wavelen = old_len / r.low_freq_factor, high_wavelen = old_len / r.high_freq_factor;
+  const at::Tensor wavelen = inv_freq.reciprocal().mul(2 * M_PI);
+  at::Tensor scaled = at::where(wavelen.gt(low_wavelen), inv_freq.div(r.factor), inv_freq);
+  const at::Tensor smooth = wavelen.reciprocal().mul(old_len).sub(r.low_freq_factor).div(r.high_freq_factor - r.low_freq_factor);
+  const at::Tensor smoothed = smooth.neg().add(1).mul(scaled).div(r.factor).add(smooth.mul(scaled));
+  const at::Tensor medium = wavelen.lt(high_wavelen).logical_not().logical_and(wavelen.gt(low_wavelen).logical_not());
+  return at::where(medium, smoothed, scaled);
 }
 
 // LlamaRMSNorm: float32 x * rsqrt(mean(x^2) + eps), cast back, times weight.
@@ -73,13 +134,14 @@ class LlamaAttention : public torch::nn::Module {
   explicit LlamaAttention(const LlamaConfig& c)
       : heads_(c.num_attention_heads), kv_heads_(c.kv_heads()), head_dim_(c.dim_per_head()),
         dropout_(c.attention_dropout) {
-    auto linear = [&](const char* name, int64_t in, int64_t out) {
-      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias)));
+    auto linear = [&](const char* name, int64_t in, int64_t out, bool bias) {
+      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
     };
-    q_proj_ = linear("q_proj", c.hidden_size, heads_ * head_dim_);
-    k_proj_ = linear("k_proj", c.hidden_size, kv_heads_ * head_dim_);
-    v_proj_ = linear("v_proj", c.hidden_size, kv_heads_ * head_dim_);
-    o_proj_ = linear("o_proj", heads_ * head_dim_, c.hidden_size);
+    const bool qkv_bias = c.attention_bias || c.qkv_bias;
+    q_proj_ = linear("q_proj", c.hidden_size, heads_ * head_dim_, qkv_bias);
+    k_proj_ = linear("k_proj", c.hidden_size, kv_heads_ * head_dim_, qkv_bias);
+    v_proj_ = linear("v_proj", c.hidden_size, kv_heads_ * head_dim_, qkv_bias);
+    o_proj_ = linear("o_proj", heads_ * head_dim_, c.hidden_size, c.attention_bias);
   }
 
   // x (B,T,C); cos/sin (B or 1,1,T,D); bias broadcastable to (B,H,T,T) -> (B,T,C)
@@ -147,52 +209,95 @@ class LlamaDecoderLayer : public torch::nn::Module {
 
 }  // namespace
 
+LlamaConfig llama_config_defaults(const std::string& model_type) {
+  LlamaConfig c;
+  c.model_type = model_type;
+  if (model_type == "qwen2") {  // Qwen2Config
+    c.vocab_size = 151936, c.intermediate_size = 22016, c.max_position_embeddings = 32768;
+    c.qkv_bias = true;
+    c.sliding_window = 4096;
+    c.bos_token_id = c.eos_token_id = std::nullopt;
+  } else if (model_type == "mistral") {  // MistralConfig
+    c.intermediate_size = 14336, c.num_key_value_heads = 8, c.max_position_embeddings = 4096 * 32;
+    c.sliding_window = 4096;
+  }
+  return c;
+}
+
+std::optional<int64_t> LlamaConfig::window_of_layer(int64_t layer) const {
+  if (model_type == "mistral") return sliding_window;
+  if (model_type == "qwen2" && use_sliding_window && layer >= max_window_layers) return sliding_window;
+  return std::nullopt;
+}
+
+std::string LlamaConfig::architecture() const {
+  if (model_type == "qwen2") return "Qwen2ForCausalLM";
+  if (model_type == "mistral") return "MistralForCausalLM";
+  return "LlamaForCausalLM";
+}
+
 LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool strict) {
   HFT_CHECK(j.is_object(), "{}: a Llama config must be a JSON object, got {}", where, j.dump());
   HfConfigReader r(j, where);
   std::string model_type = "llama";
   r.get("model_type", model_type);
-  HFT_CHECK(model_type == "llama", "{}: key \"model_type\" must be \"llama\", got \"{}\"", where, model_type);
-  LlamaConfig c;
+  HFT_CHECK(model_type == "llama" || model_type == "qwen2" || model_type == "mistral",
+            "{}: key \"model_type\" must be \"llama\", \"qwen2\" or \"mistral\", got \"{}\"", where, model_type);
+  LlamaConfig c = llama_config_defaults(model_type);
+  const bool llama = model_type == "llama";
   r.get("vocab_size", c.vocab_size);
   r.get("hidden_size", c.hidden_size);
   r.get("intermediate_size", c.intermediate_size);
   r.get("num_hidden_layers", c.num_hidden_layers);
   r.get("num_attention_heads", c.num_attention_heads);
   r.get("num_key_value_heads", c.num_key_value_heads);
-  r.get("head_dim", c.head_dim);
+  if (model_type != "qwen2") r.get("head_dim", c.head_dim);
   r.get("hidden_act", c.hidden_act);
   r.get("max_position_embeddings", c.max_position_embeddings);
   r.get("initializer_range", c.initializer_range);
   r.get("rms_norm_eps", c.rms_norm_eps);
   r.get("rope_theta", c.rope_theta);
   r.get("tie_word_embeddings", c.tie_word_embeddings);
-  r.get("attention_bias", c.attention_bias);
-  r.get("mlp_bias", c.mlp_bias);
+  if (llama) {
+    r.get("attention_bias", c.attention_bias);
+    r.get("mlp_bias", c.mlp_bias);
+  }
   r.get("attention_dropout", c.attention_dropout);
   r.get("pad_token_id", c.pad_token_id);
   r.get("bos_token_id", c.bos_token_id);
   r.get("eos_token_id", c.eos_token_id);
-  int64_t pretraining_tp = 1;
-  r.get("pretraining_tp", pretraining_tp);
-  HFT_CHECK(pretraining_tp == 1, "{}: key \"pretraining_tp\" {} is not supported (it only splits matmuls)", where,
-            pretraining_tp);
-  HFT_CHECK(!j.contains("rope_scaling") || j["rope_scaling"].is_null(),
-            "{}: key \"rope_scaling\" {} is not supported: hftrain has the default rotary embedding only", where,
-            j.contains("rope_scaling") ? j["rope_scaling"].dump() : "");
+  if (llama) {
+    int64_t pretraining_tp = 1;
+    r.get("pretraining_tp", pretraining_tp);
+    HFT_CHECK(pretraining_tp == 1, "{}: key \"pretraining_tp\" {} is not supported (it only splits matmuls)", where,
+              pretraining_tp);
+  }
+  // MistralConfig has no rope_scaling of its own, but its rotary embedding reads one given.
+  c.rope_scaling = rope_scaling_from_json(j.value("rope_scaling", json(nullptr)), where);
+  if (model_type != "llama") r.get("sliding_window", c.sliding_window);
+  if (model_type == "qwen2") {
+    r.get("use_sliding_window", c.use_sliding_window);
+    r.get("max_window_layers", c.max_window_layers);
+  }
   c.other_keys = r.rest();
+  c.other_keys.erase("rope_scaling");
   if (strict) {
-    std::vector<std::string> known = {"rope_scaling", "pretraining_tp"};
-    const json defaults = llama_config_to_json(LlamaConfig{});
+    std::vector<std::string> known;
+    const json defaults = llama_config_to_json(llama_config_defaults(model_type));
     for (const auto& [k, _] : defaults.items()) known.push_back(k);
-    r.check_known(c.other_keys, known, "Llama");
+    known.push_back("head_dim");
+    r.check_known(c.other_keys, known, model_type == "llama" ? "Llama" : model_type == "qwen2" ? "Qwen2" : "Mistral");
   }
   llama_config_check(c, where);
   return c;
 }
 
 json llama_config_to_json(const LlamaConfig& c) {
-  json j = {{"use_cache", true}, {"pretraining_tp", 1}, {"rope_scaling", nullptr}};
+  const bool llama = c.model_type == "llama", qwen2 = c.model_type == "qwen2", mistral = c.model_type == "mistral";
+  json j = {{"use_cache", true}};
+  if (llama) j["pretraining_tp"] = 1;
+  if (!mistral || !c.rope_scaling.raw.is_null())
+    j["rope_scaling"] = c.rope_scaling.raw.is_null() ? json(nullptr) : c.rope_scaling.raw;
   for (const auto& [k, v] : c.other_keys.items()) j[k] = v;
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
@@ -200,21 +305,31 @@ json llama_config_to_json(const LlamaConfig& c) {
   j["num_hidden_layers"] = c.num_hidden_layers;
   j["num_attention_heads"] = c.num_attention_heads;
   j["num_key_value_heads"] = c.kv_heads();
-  j["head_dim"] = c.dim_per_head();
+  if (!qwen2) j["head_dim"] = c.dim_per_head();
   j["hidden_act"] = c.hidden_act;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["initializer_range"] = c.initializer_range;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["attention_bias"] = c.attention_bias;
-  j["mlp_bias"] = c.mlp_bias;
+  if (llama) {
+    j["attention_bias"] = c.attention_bias;
+    j["mlp_bias"] = c.mlp_bias;
+  }
   j["attention_dropout"] = c.attention_dropout;
-  j["bos_token_id"] = c.bos_token_id;
-  j["eos_token_id"] = c.eos_token_id;
+  if (qwen2) {
+    // Qwen2Config keeps sliding_window only when it is used.
+    j["use_sliding_window"] = c.use_sliding_window;
+    j["sliding_window"] = c.use_sliding_window && c.sliding_window ? json(*c.sliding_window) : json(nullptr);
+    j["max_window_layers"] = c.max_window_layers;
+  }
+  if (mistral) j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
+  // save_pretrained leaves out what equals PretrainedConfig's default (None).
+  if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
+  if (c.eos_token_id) j["eos_token_id"] = *c.eos_token_id;
   if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
-  j["architectures"] = json::array({"LlamaForCausalLM"});
-  j["model_type"] = "llama";
+  j["architectures"] = json::array({c.architecture()});
+  j["model_type"] = c.model_type;
   j["torch_dtype"] = "float32";
   j["transformers_version"] = "4.48.3";
   return j;
@@ -232,9 +347,7 @@ LlamaForCausalLM::LlamaForCausalLM(const LlamaConfig& config) : config_(config) 
   norm_ = model_->register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
   if (!c.tie_word_embeddings)
     lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
-  // LlamaRotaryEmbedding's default rope: 1 / theta^(2i / d), computed in float32.
-  const int64_t d = c.dim_per_head();
-  inv_freq_ = at::pow(c.rope_theta, at::arange(0, d, 2, at::kLong).to(at::kFloat).div(static_cast<double>(d))).reciprocal();
+  inv_freq_ = rope_inv_freq(c);  // LlamaRotaryEmbedding's, float32
 
   // LlamaPreTrainedModel._init_weights: Linear and Embedding weights N(0, initializer_range),
   // biases 0, the padding row 0; RMSNorm weights stay 1.
@@ -266,10 +379,15 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   at::Tensor emb = at::cat({freqs, freqs}, -1);                                                        // (T,D)
   at::Tensor cos = emb.cos().to(x.scalar_type()).view({1, 1, T, -1});
   at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});
-  const at::Tensor bias = attention_bias(T, batch_get(batch, "attention_mask"), x);
+  const at::Tensor mask = batch_get(batch, "attention_mask");
+  const at::Tensor full = attention_bias(T, mask, x);
+  at::Tensor windowed;  // the sliding-window layers' mask, made once when one needs it
 
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto layer = layers_->ptr<LlamaDecoderLayer>(i);
+    const std::optional<int64_t> window = config_.window_of_layer(static_cast<int64_t>(i));
+    if (window && !windowed.defined()) windowed = attention_bias(T, mask, x, *window);
+    const at::Tensor bias = window ? windowed : full;
     x = checkpointing()
             ? checkpointed([layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x)
             : layer->forward(x, cos, sin, bias);
@@ -294,16 +412,29 @@ std::vector<std::string> LlamaForCausalLM::tied_aliases() const {
   return {};
 }
 
-ModelFamily llama_family() {
+namespace {
+
+// The decoders LlamaForCausalLM builds, by model_type; config.json's model_type picks it
+// (a from-scratch config of `model: {type: qwen2}` gets it from the type).
+ModelFamily decoder_family(const std::string& model_type, const std::string& prefix) {
   ModelFamily f;
-  f.model_type = "llama";
-  f.class_prefix = "Llama";
-  f.architectures = {{ModelTaskName::kCausalLM, "LlamaForCausalLM"}};
-  f.create = [](const std::string&, const nlohmann::json& c, const std::string& where,
+  f.model_type = model_type;
+  f.class_prefix = prefix;
+  f.architectures = {{ModelTaskName::kCausalLM, prefix + "ForCausalLM"}};
+  f.create = [](const std::string& arch, const nlohmann::json& c, const std::string& where,
                 bool strict) -> std::unique_ptr<Model> {
-    return std::make_unique<LlamaForCausalLM>(llama_config_from_json(c, where, strict));
+    nlohmann::json typed = c;
+    if (!typed.contains("model_type"))
+      typed["model_type"] = arch == "Qwen2ForCausalLM" ? "qwen2" : arch == "MistralForCausalLM" ? "mistral" : "llama";
+    return std::make_unique<LlamaForCausalLM>(llama_config_from_json(typed, where, strict));
   };
   return f;
 }
+
+}  // namespace
+
+ModelFamily llama_family() { return decoder_family("llama", "Llama"); }
+ModelFamily qwen2_family() { return decoder_family("qwen2", "Qwen2"); }
+ModelFamily mistral_family() { return decoder_family("mistral", "Mistral"); }
 
 }  // namespace hftrain

@@ -1,6 +1,9 @@
-// Llama as transformers' LlamaForCausalLM: RMSNorm, rotary position embeddings (rope_theta),
-// SwiGLU MLP, grouped-query attention (num_key_value_heads), optional tied embeddings; HF's
-// tensor names, config.json and initialisation.
+// Llama as transformers' LlamaForCausalLM: RMSNorm, rotary position embeddings (rope_theta,
+// rope_scaling linear and llama3), SwiGLU MLP, grouped-query attention (num_key_value_heads),
+// optional tied embeddings; HF's tensor names, config.json and initialisation. The same
+// decoder with q/k/v biases is Qwen2ForCausalLM (model_type qwen2, a sliding window on the
+// layers from max_window_layers when use_sliding_window), and with a sliding window on every
+// layer MistralForCausalLM (model_type mistral).
 #pragma once
 
 #include "hftrain/models/model_family.h"
@@ -16,7 +19,17 @@
 
 namespace hftrain {
 
+// rope_scaling, as transformers' rope_utils reads it ("rope_type", or the older "type").
+struct RopeScaling {
+  std::string rope_type = "default";  // default, linear, llama3
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position_embeddings = 8192;       // llama3
+  nlohmann::json raw;                                    // as given, written back
+};
+
 struct LlamaConfig {
+  std::string model_type = "llama";  // llama, qwen2, mistral
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
   int64_t intermediate_size = 11008;
@@ -31,14 +44,26 @@ struct LlamaConfig {
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
   bool attention_bias = false, mlp_bias = false;
+  bool qkv_bias = false;  // qwen2: q/k/v projections with biases, o_proj without
   double attention_dropout = 0.0;
+  RopeScaling rope_scaling;
+  // A query attends to at most this many newest keys, itself included: mistral on every layer
+  // when set; qwen2 on the layers from max_window_layers on, when use_sliding_window.
+  std::optional<int64_t> sliding_window;
+  bool use_sliding_window = false;  // qwen2
+  int64_t max_window_layers = 28;   // qwen2
   std::optional<int64_t> pad_token_id;
-  int64_t bos_token_id = 1, eos_token_id = 2;
+  std::optional<int64_t> bos_token_id = 1, eos_token_id = 2;  // qwen2: none by default
   nlohmann::json other_keys = nlohmann::json::object();  // kept as read, written back
 
   int64_t kv_heads() const { return num_key_value_heads.value_or(num_attention_heads); }
   int64_t dim_per_head() const { return head_dim.value_or(hidden_size / num_attention_heads); }
+  std::optional<int64_t> window_of_layer(int64_t layer) const;
+  std::string architecture() const;  // LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM
 };
+
+// A family's defaults (transformers' LlamaConfig, Qwen2Config, MistralConfig).
+LlamaConfig llama_config_defaults(const std::string& model_type);
 
 // strict: a key LlamaConfig does not know is an error (see gpt2_config_from_json).
 LlamaConfig llama_config_from_json(const nlohmann::json& j, const std::string& where, bool strict = false);
@@ -49,7 +74,7 @@ class LlamaForCausalLM : public Model {
   explicit LlamaForCausalLM(const LlamaConfig& config);  // HF's initialisation, global CPU generator
 
   ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) override;
-  std::string model_type() const override { return "llama"; }
+  std::string model_type() const override { return config_.model_type; }
   nlohmann::json hf_config() const override { return llama_config_to_json(config_); }
   std::vector<std::string> embedding_parameter_names() const override { return {"model.embed_tokens.weight"}; }
   bool is_no_decay(const std::string& name) const override;
@@ -66,7 +91,9 @@ class LlamaForCausalLM : public Model {
   at::Tensor inv_freq_;                 // (head_dim / 2) float32, the rotary frequencies
 };
 
-// model_type "llama": LlamaForCausalLM.
+// model_type "llama": LlamaForCausalLM; "qwen2": Qwen2ForCausalLM; "mistral": MistralForCausalLM.
 ModelFamily llama_family();
+ModelFamily qwen2_family();
+ModelFamily mistral_family();
 
 }  // namespace hftrain

@@ -1,0 +1,102 @@
+// The decoders people fine-tune beside Llama, against transformers 4.48.3 (tests/golden/models,
+// "The model families users fine-tune today"): Qwen2 (q/k/v biases, tied, rope_theta 1e6),
+// Mistral (a sliding window of 8 over sequences of 16), and Llama's rope_scaling llama3 (with
+// head_dim given apart from hidden/heads) and linear. Each loads through model.pretrained as
+// a user's run would, matches logits, loss and every gradient, and exports the same
+// config.json and tensor names.
+#include "hftrain/builtins.h"
+#include "hftrain/io/safetensors.h"
+#include "hftrain/models/hf_model_dir.h"
+#include "hftrain/models/llama.h"
+#include "models/golden_model.h"
+#include "test_util.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+using hftrain::test::golden;
+using hftrain::test::read_json;
+using nlohmann::json;
+
+namespace {
+
+const char* const kFamilyCases[] = {"models/qwen2-clm/", "models/mistral-clm/", "models/llama-rope-llama3/",
+                              "models/llama-rope-linear/"};
+
+std::shared_ptr<hftrain::Model> load_family(const std::string& dir) {
+  hftrain::register_builtins();
+  hftrain::ModelOptions opts;
+  opts.pretrained = golden(dir);
+  return hftrain::model_create(opts);
+}
+
+}  // namespace
+
+TEST_CASE("Qwen2, Mistral and Llama with rope_scaling match transformers' logits, loss and gradients",
+          "[models][llama]") {
+  for (const std::string dir : kFamilyCases) {
+    INFO(dir);
+    auto model = load_family(dir);
+    CHECK(model->model_type() == read_json(golden(dir + "config.json")).at("model_type"));
+    hftrain::test::check_against_golden(*model, dir);
+  }
+}
+
+TEST_CASE("Qwen2, Mistral and rope-scaled Llama export the config.json and tensors transformers saved",
+          "[models][llama][config]") {
+  for (const std::string dir : kFamilyCases) {
+    INFO(dir);
+    const json want = read_json(golden(dir + "config.json"));
+    CHECK(hftrain::llama_config_to_json(hftrain::llama_config_from_json(want, dir)) == want);
+    auto model = load_family(dir);
+    hftrain::test::TempDir out("family-export");
+    hftrain::model_save_pretrained(*model, out.str());
+    CHECK(read_json(out.str() + "/config.json") == want);
+    std::vector<std::string> got;
+    for (const auto& [name, t] : hftrain::io::safetensors_load(out.str() + "/model.safetensors").tensors)
+      got.push_back(name);
+    auto keys = read_json(golden(dir + "expected.json")).at("model_safetensors_keys").get<std::vector<std::string>>();
+    std::sort(got.begin(), got.end());
+    std::sort(keys.begin(), keys.end());
+    CHECK(got == keys);
+  }
+}
+
+TEST_CASE("the distinguishing features are what make the numbers: without them the logits move", "[models][llama]") {
+  // Mistral's window: the same weights with the window opened to the whole sequence differ by
+  // the README's 0.34; llama3 scaling dropped differs by 0.0045.
+  for (const auto& [dir, key, change] :
+       std::vector<std::tuple<std::string, std::string, double>>{{"models/mistral-clm/", "sliding_window", 0.3},
+                                                                  {"models/llama-rope-llama3/", "rope_scaling", 0.004}}) {
+    INFO(dir);
+    json cfg = read_json(golden(dir + "config.json"));
+    cfg[key] = nullptr;
+    auto plain = std::make_unique<hftrain::LlamaForCausalLM>(hftrain::llama_config_from_json(cfg, dir));
+    hftrain::test::load_golden_weights(*plain, dir);
+    const auto expected = hftrain::io::safetensors_load(golden(dir + "expected.safetensors")).tensors.at("logits");
+    torch::NoGradGuard no_grad;
+    const at::Tensor logits = plain->forward(hftrain::test::golden_batch(dir), std::nullopt).logits;
+    CHECK(hftrain::test::max_abs_diff(logits, expected) > change);
+  }
+}
+
+TEST_CASE("a from-scratch Qwen2 or Mistral gets its family's defaults and class", "[models][llama][config]") {
+  hftrain::register_builtins();
+  hftrain::ModelOptions opts;
+  opts.type = "qwen2";
+  opts.config = {{"vocab_size", 64}, {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 1},
+                 {"num_attention_heads", 4}, {"num_key_value_heads", 2}};
+  auto qwen = hftrain::model_create(opts);
+  CHECK(qwen->hf_config().at("architectures") == json::array({"Qwen2ForCausalLM"}));
+  CHECK(qwen->named_parameters().contains("model.layers.0.self_attn.q_proj.bias"));
+  CHECK_FALSE(qwen->named_parameters().contains("model.layers.0.self_attn.o_proj.bias"));
+  CHECK(qwen->hf_config().at("max_window_layers") == 28);
+  opts.type = "mistral";
+  auto mistral = hftrain::model_create(opts);
+  CHECK(mistral->hf_config().at("architectures") == json::array({"MistralForCausalLM"}));
+  CHECK(mistral->hf_config().at("sliding_window") == 4096);
+  opts.config["slidng_window"] = 8;
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::model_create(opts); },
+                               {"slidng_window", "did you mean \"sliding_window\""});
+}
