@@ -34,6 +34,7 @@ void register_builtins() {
     model_family_add(llama_family());
     model_family_add(qwen2_family());
     model_family_add(mistral_family());
+    model_family_add(phi3_family());
     model_family_add(bert_family());
     tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
     callback_registry().add("early_stopping", &EarlyStoppingCallback::create);

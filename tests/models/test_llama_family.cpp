@@ -1,6 +1,7 @@
 // The decoders people fine-tune beside Llama, against transformers 4.48.3 (tests/golden/models,
 // "The model families users fine-tune today"): Qwen2 (q/k/v biases, tied, rope_theta 1e6),
-// Mistral (a sliding window of 8 over sequences of 16), and Llama's rope_scaling llama3 (with
+// Mistral (a sliding window of 8 over sequences of 16), Phi-3 (fused qkv_proj and
+// gate_up_proj, a padding row), and Llama's rope_scaling llama3 (with
 // head_dim given apart from hidden/heads) and linear. Each loads through model.pretrained as
 // a user's run would, matches logits, loss and every gradient, and exports the same
 // config.json and tensor names.
@@ -21,8 +22,8 @@ using nlohmann::json;
 
 namespace {
 
-const char* const kFamilyCases[] = {"models/qwen2-clm/", "models/mistral-clm/", "models/llama-rope-llama3/",
-                              "models/llama-rope-linear/"};
+const char* const kFamilyCases[] = {"models/qwen2-clm/", "models/mistral-clm/", "models/phi3-clm/",
+                                    "models/llama-rope-llama3/", "models/llama-rope-linear/"};
 
 std::shared_ptr<hftrain::Model> load_family(const std::string& dir) {
   hftrain::register_builtins();
@@ -33,7 +34,7 @@ std::shared_ptr<hftrain::Model> load_family(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("Qwen2, Mistral and Llama with rope_scaling match transformers' logits, loss and gradients",
+TEST_CASE("Qwen2, Mistral, Phi-3 and Llama with rope_scaling match transformers' logits, loss and gradients",
           "[models][llama]") {
   for (const std::string dir : kFamilyCases) {
     INFO(dir);
@@ -43,7 +44,7 @@ TEST_CASE("Qwen2, Mistral and Llama with rope_scaling match transformers' logits
   }
 }
 
-TEST_CASE("Qwen2, Mistral and rope-scaled Llama export the config.json and tensors transformers saved",
+TEST_CASE("Qwen2, Mistral, Phi-3 and rope-scaled Llama export the config.json and tensors transformers saved",
           "[models][llama][config]") {
   for (const std::string dir : kFamilyCases) {
     INFO(dir);
@@ -81,7 +82,7 @@ TEST_CASE("the distinguishing features are what make the numbers: without them t
   }
 }
 
-TEST_CASE("a from-scratch Qwen2 or Mistral gets its family's defaults and class", "[models][llama][config]") {
+TEST_CASE("a from-scratch Qwen2, Mistral or Phi-3 gets its family's defaults and class", "[models][llama][config]") {
   hftrain::register_builtins();
   hftrain::ModelOptions opts;
   opts.type = "qwen2";
@@ -96,6 +97,16 @@ TEST_CASE("a from-scratch Qwen2 or Mistral gets its family's defaults and class"
   auto mistral = hftrain::model_create(opts);
   CHECK(mistral->hf_config().at("architectures") == json::array({"MistralForCausalLM"}));
   CHECK(mistral->hf_config().at("sliding_window") == 4096);
+  // Phi3Config pads with id 32000: a smaller vocabulary needs its own, as in transformers.
+  opts.type = "phi3";
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::model_create(opts); },
+                               {"pad_token_id", "32000", "vocab_size 64"});
+  opts.config["pad_token_id"] = 0;
+  auto phi3 = hftrain::model_create(opts);
+  CHECK(phi3->named_parameters().contains("model.layers.0.self_attn.qkv_proj.weight"));
+  CHECK(phi3->named_parameters().contains("model.layers.0.mlp.gate_up_proj.weight"));
+  opts.type = "mistral";
+  opts.config.erase("pad_token_id");
   opts.config["slidng_window"] = 8;
   hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::model_create(opts); },
                                {"slidng_window", "did you mean \"sliding_window\""});

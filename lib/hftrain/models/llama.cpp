@@ -43,6 +43,9 @@ void llama_config_check(const LlamaConfig& c, const std::string& where) {
   HFT_CHECK(c.rope_theta > 0, "{}: key \"rope_theta\" must be > 0, got {}", where, c.rope_theta);
   HFT_CHECK(c.attention_dropout >= 0 && c.attention_dropout <= 1, "{}: key \"attention_dropout\" must be in [0, 1]",
             where);
+  if (c.pad_token_id)
+    HFT_CHECK(*c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size,
+              "{}: key \"pad_token_id\" {} must be a token id below vocab_size {}", where, *c.pad_token_id, c.vocab_size);
   if (c.sliding_window)
     HFT_CHECK(*c.sliding_window > 0, "{}: key \"sliding_window\" must be > 0, got {}", where, *c.sliding_window);
   const RopeScaling& r = c.rope_scaling;
@@ -138,9 +141,13 @@ class LlamaAttention : public torch::nn::Module {
       return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
     };
     const bool qkv_bias = c.attention_bias || c.qkv_bias;
-    q_proj_ = linear("q_proj", c.hidden_size, heads_ * head_dim_, qkv_bias);
-    k_proj_ = linear("k_proj", c.hidden_size, kv_heads_ * head_dim_, qkv_bias);
-    v_proj_ = linear("v_proj", c.hidden_size, kv_heads_ * head_dim_, qkv_bias);
+    if (c.fused_projections()) {  // phi3: one qkv_proj, its rows q, then k, then v
+      qkv_proj_ = linear("qkv_proj", c.hidden_size, (heads_ + 2 * kv_heads_) * head_dim_, false);
+    } else {
+      q_proj_ = linear("q_proj", c.hidden_size, heads_ * head_dim_, qkv_bias);
+      k_proj_ = linear("k_proj", c.hidden_size, kv_heads_ * head_dim_, qkv_bias);
+      v_proj_ = linear("v_proj", c.hidden_size, kv_heads_ * head_dim_, qkv_bias);
+    }
     o_proj_ = linear("o_proj", heads_ * head_dim_, c.hidden_size, c.attention_bias);
   }
 
@@ -148,9 +155,18 @@ class LlamaAttention : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias) {
     const int64_t B = x.size(0), T = x.size(1);
     auto heads = [&](const at::Tensor& t, int64_t n) { return t.view({B, T, n, head_dim_}).transpose(1, 2); };
-    at::Tensor q = heads(q_proj_->forward(x), heads_);     // (B,H,T,D)
-    at::Tensor k = heads(k_proj_->forward(x), kv_heads_);  // (B,KV,T,D)
-    at::Tensor v = heads(v_proj_->forward(x), kv_heads_);
+    at::Tensor q, k, v;
+    if (qkv_proj_) {
+      const at::Tensor qkv = qkv_proj_->forward(x);
+      const int64_t qn = heads_ * head_dim_, kn = kv_heads_ * head_dim_;
+      q = heads(qkv.slice(-1, 0, qn), heads_);
+      k = heads(qkv.slice(-1, qn, qn + kn), kv_heads_);
+      v = heads(qkv.slice(-1, qn + kn), kv_heads_);
+    } else {
+      q = heads(q_proj_->forward(x), heads_);     // (B,H,T,D)
+      k = heads(k_proj_->forward(x), kv_heads_);  // (B,KV,T,D)
+      v = heads(v_proj_->forward(x), kv_heads_);
+    }
     q = q.mul(cos).add(rotate_half(q).mul(sin));
     k = k.mul(cos).add(rotate_half(k).mul(sin));
     if (kv_heads_ != heads_) {  // repeat_kv: each key/value head serves H / KV query heads in turn
@@ -166,30 +182,40 @@ class LlamaAttention : public torch::nn::Module {
   int64_t heads_, kv_heads_, head_dim_;
   double dropout_;
   torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  torch::nn::Linear qkv_proj_{nullptr};  // phi3
 };
 
 class LlamaMlp : public torch::nn::Module {
  public:
-  explicit LlamaMlp(const LlamaConfig& c) {
+  explicit LlamaMlp(const LlamaConfig& c) : intermediate_(c.intermediate_size) {
     auto linear = [&](const char* name, int64_t in, int64_t out) {
       return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias)));
     };
-    gate_proj_ = linear("gate_proj", c.hidden_size, c.intermediate_size);
-    up_proj_ = linear("up_proj", c.hidden_size, c.intermediate_size);
+    if (c.fused_projections()) {  // phi3: gate_up_proj, the gate's rows first
+      gate_up_proj_ = linear("gate_up_proj", c.hidden_size, 2 * c.intermediate_size);
+    } else {
+      gate_proj_ = linear("gate_proj", c.hidden_size, c.intermediate_size);
+      up_proj_ = linear("up_proj", c.hidden_size, c.intermediate_size);
+    }
     down_proj_ = linear("down_proj", c.intermediate_size, c.hidden_size);
   }
   // SwiGLU: down(silu(gate(x)) * up(x)); x (B,T,C) -> (B,T,C)
   at::Tensor forward(const at::Tensor& x) {
+    if (gate_up_proj_) {
+      const at::Tensor gu = gate_up_proj_->forward(x);
+      return down_proj_->forward(gu.slice(-1, intermediate_).mul(at::silu(gu.slice(-1, 0, intermediate_))));
+    }
     return down_proj_->forward(at::silu(gate_proj_->forward(x)).mul(up_proj_->forward(x)));
   }
 
  private:
-  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
+  int64_t intermediate_;
+  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr}, gate_up_proj_{nullptr};
 };
 
 class LlamaDecoderLayer : public torch::nn::Module {
  public:
-  explicit LlamaDecoderLayer(const LlamaConfig& c) {
+  explicit LlamaDecoderLayer(const LlamaConfig& c) : resid_pdrop_(c.resid_pdrop) {
     self_attn_ = register_module("self_attn", std::make_shared<LlamaAttention>(c));
     mlp_ = register_module("mlp", std::make_shared<LlamaMlp>(c));
     input_layernorm_ = register_module("input_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
@@ -197,11 +223,16 @@ class LlamaDecoderLayer : public torch::nn::Module {
         register_module("post_attention_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias) {
-    at::Tensor h = x.add(self_attn_->forward(input_layernorm_->forward(x), cos, sin, bias));
-    return h.add(mlp_->forward(post_attention_layernorm_->forward(h)));
+    at::Tensor h = x.add(resid_dropout(self_attn_->forward(input_layernorm_->forward(x), cos, sin, bias)));
+    return h.add(resid_dropout(mlp_->forward(post_attention_layernorm_->forward(h))));
   }
 
  private:
+  // phi3's resid_attn_dropout and resid_mlp_dropout (resid_pdrop); the others have none.
+  at::Tensor resid_dropout(const at::Tensor& t) {
+    return resid_pdrop_ > 0 && is_training() ? at::dropout(t, resid_pdrop_, true) : t;
+  }
+  double resid_pdrop_;
   std::shared_ptr<LlamaAttention> self_attn_;
   std::shared_ptr<LlamaMlp> mlp_;
   std::shared_ptr<RmsNorm> input_layernorm_, post_attention_layernorm_;
@@ -220,12 +251,16 @@ LlamaConfig llama_config_defaults(const std::string& model_type) {
   } else if (model_type == "mistral") {  // MistralConfig
     c.intermediate_size = 14336, c.num_key_value_heads = 8, c.max_position_embeddings = 4096 * 32;
     c.sliding_window = 4096;
+  } else if (model_type == "phi3") {  // Phi3Config
+    c.vocab_size = 32064, c.hidden_size = 3072, c.intermediate_size = 8192, c.max_position_embeddings = 4096;
+    c.rms_norm_eps = 1e-5;
+    c.eos_token_id = 32000, c.pad_token_id = 32000;
   }
   return c;
 }
 
 std::optional<int64_t> LlamaConfig::window_of_layer(int64_t layer) const {
-  if (model_type == "mistral") return sliding_window;
+  if (model_type == "mistral" || model_type == "phi3") return sliding_window;
   if (model_type == "qwen2" && use_sliding_window && layer >= max_window_layers) return sliding_window;
   return std::nullopt;
 }
@@ -233,6 +268,7 @@ std::optional<int64_t> LlamaConfig::window_of_layer(int64_t layer) const {
 std::string LlamaConfig::architecture() const {
   if (model_type == "qwen2") return "Qwen2ForCausalLM";
   if (model_type == "mistral") return "MistralForCausalLM";
+  if (model_type == "phi3") return "Phi3ForCausalLM";
   return "LlamaForCausalLM";
 }
 
@@ -241,8 +277,9 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool
   HfConfigReader r(j, where);
   std::string model_type = "llama";
   r.get("model_type", model_type);
-  HFT_CHECK(model_type == "llama" || model_type == "qwen2" || model_type == "mistral",
-            "{}: key \"model_type\" must be \"llama\", \"qwen2\" or \"mistral\", got \"{}\"", where, model_type);
+  HFT_CHECK(model_type == "llama" || model_type == "qwen2" || model_type == "mistral" || model_type == "phi3",
+            "{}: key \"model_type\" must be \"llama\", \"qwen2\", \"mistral\" or \"phi3\", got \"{}\"", where,
+            model_type);
   LlamaConfig c = llama_config_defaults(model_type);
   const bool llama = model_type == "llama";
   r.get("vocab_size", c.vocab_size);
@@ -251,7 +288,7 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool
   r.get("num_hidden_layers", c.num_hidden_layers);
   r.get("num_attention_heads", c.num_attention_heads);
   r.get("num_key_value_heads", c.num_key_value_heads);
-  if (model_type != "qwen2") r.get("head_dim", c.head_dim);
+  if (model_type != "qwen2" && model_type != "phi3") r.get("head_dim", c.head_dim);
   r.get("hidden_act", c.hidden_act);
   r.get("max_position_embeddings", c.max_position_embeddings);
   r.get("initializer_range", c.initializer_range);
@@ -274,10 +311,18 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool
   }
   // MistralConfig has no rope_scaling of its own, but its rotary embedding reads one given.
   c.rope_scaling = rope_scaling_from_json(j.value("rope_scaling", json(nullptr)), where);
+  HFT_CHECK(model_type != "phi3" || c.rope_scaling.rope_type == "default",
+            "{}: key \"rope_scaling\" {} is not supported for phi3 (longrope is not in hftrain)", where,
+            c.rope_scaling.raw.dump());
   if (model_type != "llama") r.get("sliding_window", c.sliding_window);
   if (model_type == "qwen2") {
     r.get("use_sliding_window", c.use_sliding_window);
     r.get("max_window_layers", c.max_window_layers);
+  }
+  if (model_type == "phi3") {
+    r.get("resid_pdrop", c.resid_pdrop);
+    r.get("embd_pdrop", c.embd_pdrop);
+    r.get("original_max_position_embeddings", c.original_max_position_embeddings);
   }
   c.other_keys = r.rest();
   c.other_keys.erase("rope_scaling");
@@ -286,7 +331,7 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool
     const json defaults = llama_config_to_json(llama_config_defaults(model_type));
     for (const auto& [k, _] : defaults.items()) known.push_back(k);
     known.push_back("head_dim");
-    r.check_known(c.other_keys, known, model_type == "llama" ? "Llama" : model_type == "qwen2" ? "Qwen2" : "Mistral");
+    r.check_known(c.other_keys, known, c.architecture());
   }
   llama_config_check(c, where);
   return c;
@@ -294,6 +339,7 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& where, bool
 
 json llama_config_to_json(const LlamaConfig& c) {
   const bool llama = c.model_type == "llama", qwen2 = c.model_type == "qwen2", mistral = c.model_type == "mistral";
+  const bool phi3 = c.model_type == "phi3";
   json j = {{"use_cache", true}};
   if (llama) j["pretraining_tp"] = 1;
   if (!mistral || !c.rope_scaling.raw.is_null())
@@ -305,7 +351,7 @@ json llama_config_to_json(const LlamaConfig& c) {
   j["num_hidden_layers"] = c.num_hidden_layers;
   j["num_attention_heads"] = c.num_attention_heads;
   j["num_key_value_heads"] = c.kv_heads();
-  if (!qwen2) j["head_dim"] = c.dim_per_head();
+  if (!qwen2 && !phi3) j["head_dim"] = c.dim_per_head();
   j["hidden_act"] = c.hidden_act;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["initializer_range"] = c.initializer_range;
@@ -323,7 +369,12 @@ json llama_config_to_json(const LlamaConfig& c) {
     j["sliding_window"] = c.use_sliding_window && c.sliding_window ? json(*c.sliding_window) : json(nullptr);
     j["max_window_layers"] = c.max_window_layers;
   }
-  if (mistral) j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
+  if (mistral || phi3) j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
+  if (phi3) {
+    j["resid_pdrop"] = c.resid_pdrop;
+    j["embd_pdrop"] = c.embd_pdrop;
+    j["original_max_position_embeddings"] = c.original_max_position_embeddings;
+  }
   // save_pretrained leaves out what equals PretrainedConfig's default (None).
   if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
   if (c.eos_token_id) j["eos_token_id"] = *c.eos_token_id;
@@ -425,7 +476,10 @@ ModelFamily decoder_family(const std::string& model_type, const std::string& pre
                 bool strict) -> std::unique_ptr<Model> {
     nlohmann::json typed = c;
     if (!typed.contains("model_type"))
-      typed["model_type"] = arch == "Qwen2ForCausalLM" ? "qwen2" : arch == "MistralForCausalLM" ? "mistral" : "llama";
+      typed["model_type"] = arch == "Qwen2ForCausalLM"     ? "qwen2"
+                            : arch == "MistralForCausalLM" ? "mistral"
+                            : arch == "Phi3ForCausalLM"    ? "phi3"
+                                                           : "llama";
     return std::make_unique<LlamaForCausalLM>(llama_config_from_json(typed, where, strict));
   };
   return f;
@@ -436,5 +490,6 @@ ModelFamily decoder_family(const std::string& model_type, const std::string& pre
 ModelFamily llama_family() { return decoder_family("llama", "Llama"); }
 ModelFamily qwen2_family() { return decoder_family("qwen2", "Qwen2"); }
 ModelFamily mistral_family() { return decoder_family("mistral", "Mistral"); }
+ModelFamily phi3_family() { return decoder_family("phi3", "Phi3"); }
 
 }  // namespace hftrain

@@ -29,7 +29,7 @@ struct RopeScaling {
 };
 
 struct LlamaConfig {
-  std::string model_type = "llama";  // llama, qwen2, mistral
+  std::string model_type = "llama";  // llama, qwen2, mistral, phi3
   int64_t vocab_size = 32000;
   int64_t hidden_size = 4096;
   int64_t intermediate_size = 11008;
@@ -52,6 +52,10 @@ struct LlamaConfig {
   std::optional<int64_t> sliding_window;
   bool use_sliding_window = false;  // qwen2
   int64_t max_window_layers = 28;   // qwen2
+  // phi3: dropout after attention and after the MLP; embd_pdrop is kept but, as in
+  // transformers 4.48, not applied; original_max_position_embeddings is kept.
+  double resid_pdrop = 0.0, embd_pdrop = 0.0;
+  int64_t original_max_position_embeddings = 4096;
   std::optional<int64_t> pad_token_id;
   std::optional<int64_t> bos_token_id = 1, eos_token_id = 2;  // qwen2: none by default
   nlohmann::json other_keys = nlohmann::json::object();  // kept as read, written back
@@ -59,6 +63,7 @@ struct LlamaConfig {
   int64_t kv_heads() const { return num_key_value_heads.value_or(num_attention_heads); }
   int64_t dim_per_head() const { return head_dim.value_or(hidden_size / num_attention_heads); }
   std::optional<int64_t> window_of_layer(int64_t layer) const;
+  bool fused_projections() const { return model_type == "phi3"; }  // qkv_proj, gate_up_proj
   std::string architecture() const;  // LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM
 };
 
@@ -95,5 +100,6 @@ class LlamaForCausalLM : public Model {
 ModelFamily llama_family();
 ModelFamily qwen2_family();
 ModelFamily mistral_family();
+ModelFamily phi3_family();
 
 }  // namespace hftrain
