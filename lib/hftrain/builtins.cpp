@@ -4,6 +4,7 @@
 #include "hftrain/core/strings.h"
 #include "hftrain/data/tokenizer.h"
 #include "hftrain/models/bert.h"
+#include "hftrain/models/gemma2.h"
 #include "hftrain/models/gpt2.h"
 #include "hftrain/models/llama.h"
 #include "hftrain/models/model_family.h"
@@ -35,6 +36,7 @@ void register_builtins() {
     model_family_add(qwen2_family());
     model_family_add(mistral_family());
     model_family_add(phi3_family());
+    model_family_add(gemma2_family());
     model_family_add(bert_family());
     tokenizer_registry().add("byte", [] { return std::make_unique<ByteTokenizer>(); });
     callback_registry().add("early_stopping", &EarlyStoppingCallback::create);

@@ -1,12 +1,14 @@
 // The decoders people fine-tune beside Llama, against transformers 4.48.3 (tests/golden/models,
 // "The model families users fine-tune today"): Qwen2 (q/k/v biases, tied, rope_theta 1e6),
 // Mistral (a sliding window of 8 over sequences of 16), Phi-3 (fused qkv_proj and
-// gate_up_proj, a padding row), and Llama's rope_scaling llama3 (with
+// gate_up_proj, a padding row), Gemma 2 (soft-caps, four norms a layer, alternate windows), and
+// Llama's rope_scaling llama3 (with
 // head_dim given apart from hidden/heads) and linear. Each loads through model.pretrained as
 // a user's run would, matches logits, loss and every gradient, and exports the same
 // config.json and tensor names.
 #include "hftrain/builtins.h"
 #include "hftrain/io/safetensors.h"
+#include "hftrain/models/gemma2.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/models/llama.h"
 #include "models/golden_model.h"
@@ -22,8 +24,8 @@ using nlohmann::json;
 
 namespace {
 
-const char* const kFamilyCases[] = {"models/qwen2-clm/", "models/mistral-clm/", "models/phi3-clm/",
-                                    "models/llama-rope-llama3/", "models/llama-rope-linear/"};
+const char* const kFamilyCases[] = {"models/qwen2-clm/",         "models/mistral-clm/",       "models/phi3-clm/",
+                                    "models/gemma2-clm/",        "models/llama-rope-llama3/", "models/llama-rope-linear/"};
 
 std::shared_ptr<hftrain::Model> load_family(const std::string& dir) {
   hftrain::register_builtins();
@@ -49,7 +51,10 @@ TEST_CASE("Qwen2, Mistral, Phi-3 and rope-scaled Llama export the config.json an
   for (const std::string dir : kFamilyCases) {
     INFO(dir);
     const json want = read_json(golden(dir + "config.json"));
-    CHECK(hftrain::llama_config_to_json(hftrain::llama_config_from_json(want, dir)) == want);
+    if (want.at("model_type") == "gemma2")
+      CHECK(hftrain::gemma2_config_to_json(hftrain::gemma2_config_from_json(want, dir)) == want);
+    else
+      CHECK(hftrain::llama_config_to_json(hftrain::llama_config_from_json(want, dir)) == want);
     auto model = load_family(dir);
     hftrain::test::TempDir out("family-export");
     hftrain::model_save_pretrained(*model, out.str());
@@ -65,20 +70,38 @@ TEST_CASE("Qwen2, Mistral, Phi-3 and rope-scaled Llama export the config.json an
 }
 
 TEST_CASE("the distinguishing features are what make the numbers: without them the logits move", "[models][llama]") {
-  // Mistral's window: the same weights with the window opened to the whole sequence differ by
-  // the README's 0.34; llama3 scaling dropped differs by 0.0045.
-  for (const auto& [dir, key, change] :
-       std::vector<std::tuple<std::string, std::string, double>>{{"models/mistral-clm/", "sliding_window", 0.3},
-                                                                  {"models/llama-rope-llama3/", "rope_scaling", 0.004}}) {
-    INFO(dir);
+  // The same weights with the feature off differ by about the README's amounts: Mistral's
+  // window 0.34, llama3 scaling 0.0045, Gemma 2's window 5.8, final cap 30.9, attention cap 5.1.
+  hftrain::register_builtins();
+  for (const auto& [dir, key, change] : std::vector<std::tuple<std::string, std::string, double>>{
+           {"models/mistral-clm/", "sliding_window", 0.3},
+           {"models/llama-rope-llama3/", "rope_scaling", 0.004},
+           {"models/gemma2-clm/", "sliding_window", 5.0},
+           {"models/gemma2-clm/", "final_logit_softcapping", 30.0},
+           {"models/gemma2-clm/", "attn_logit_softcapping", 5.0}}) {
+    INFO(dir << " without " << key);
     json cfg = read_json(golden(dir + "config.json"));
     cfg[key] = nullptr;
-    auto plain = std::make_unique<hftrain::LlamaForCausalLM>(hftrain::llama_config_from_json(cfg, dir));
+    auto plain = hftrain::model_build(cfg.at("model_type").get<std::string>(), cfg, dir, false);
     hftrain::test::load_golden_weights(*plain, dir);
     const auto expected = hftrain::io::safetensors_load(golden(dir + "expected.safetensors")).tensors.at("logits");
     torch::NoGradGuard no_grad;
     const at::Tensor logits = plain->forward(hftrain::test::golden_batch(dir), std::nullopt).logits;
     CHECK(hftrain::test::max_abs_diff(logits, expected) > change);
+  }
+}
+
+TEST_CASE("weight decay skips what HF's skips: Llama's norms and every bias; Qwen2's, Mistral's, Phi-3's and "
+          "Gemma 2's norms are decayed, as their RMSNorm is not in ALL_LAYERNORM_LAYERS",
+          "[models][llama]") {
+  auto llama = load_family("models/llama-rope-linear/");
+  CHECK(llama->is_no_decay("model.layers.0.input_layernorm.weight"));
+  for (const std::string dir : {"models/qwen2-clm/", "models/mistral-clm/", "models/phi3-clm/", "models/gemma2-clm/"}) {
+    INFO(dir);
+    auto model = load_family(dir);
+    CHECK_FALSE(model->is_no_decay("model.layers.0.input_layernorm.weight"));
+    CHECK_FALSE(model->is_no_decay("model.norm.weight"));
+    CHECK(model->is_no_decay("model.layers.0.self_attn.q_proj.bias"));
   }
 }
 

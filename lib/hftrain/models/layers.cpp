@@ -145,6 +145,11 @@ c10::Scalar lowest(at::ScalarType t) {
   }
 }
 
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({x.slice(-1, half).neg(), x.slice(-1, 0, half)}, -1);
+}
+
 at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,
                           std::optional<int64_t> window) {
   at::Tensor masked = at::ones({T, T}, like.options().dtype(at::kBool)).triu(1);

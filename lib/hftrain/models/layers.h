@@ -69,6 +69,9 @@ c10::Scalar lowest(at::ScalarType t);
 // and device of `like`: 0 where a query may attend, finfo.min where not (transformers' eager
 // mask; where HF adds finfo.min twice the softmax weight is 0 either way). attention_mask
 // (B,T) may be undefined.
+// Rotary embeddings' (x1, x2) -> (-x2, x1) over the last dimension's halves.
+at::Tensor rotate_half(const at::Tensor& x);
+
 // window: a query attends only to the `window` newest keys, itself included (Mistral's
 // sliding window: key j is masked for query i when j <= i - window).
 at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,

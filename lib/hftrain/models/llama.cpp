@@ -126,12 +126,6 @@ class RmsNorm : public torch::nn::Module {
   double eps_;
 };
 
-// (x1, x2) -> (-x2, x1) over the last dimension's halves.
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({x.slice(-1, half).neg(), x.slice(-1, 0, half)}, -1);
-}
-
 class LlamaAttention : public torch::nn::Module {
  public:
   explicit LlamaAttention(const LlamaConfig& c)
@@ -452,10 +446,12 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   return out;
 }
 
-// Trainer.get_decay_parameter_names: biases and the RMSNorm weights (LlamaRMSNorm is among
-// ALL_LAYERNORM_LAYERS).
+// Trainer.get_decay_parameter_names: names without "bias" in them that are not in a module of
+// ALL_LAYERNORM_LAYERS, which holds LlamaRMSNorm but not Qwen2's, Mistral's or Phi-3's RMSNorm
+// (transformers 4.48): their norm weights get weight decay in HF, and so here.
 bool LlamaForCausalLM::is_no_decay(const std::string& name) const {
-  return ends_with(name, ".bias") || ends_with(name, "norm.weight");
+  if (name.find("bias") != std::string::npos) return true;
+  return config_.model_type == "llama" && ends_with(name, "norm.weight");
 }
 
 std::vector<std::string> LlamaForCausalLM::tied_aliases() const {
