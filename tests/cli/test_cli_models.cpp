@@ -171,3 +171,24 @@ TEST_CASE("gradient_checkpointing trains to the same bytes as without it", "[int
   REQUIRE(b.exit_code == 0);
   CHECK(file_bytes(dir.str() + "/a/model.safetensors") == file_bytes(dir.str() + "/b/model.safetensors"));
 }
+
+TEST_CASE("model.torch_dtype writes the final model in bfloat16 while checkpoints keep float32 and resume",
+          "[integration][models]") {
+  hftrain::test::TempDir dir("export-dtype");
+  const std::string cfg = hftrain::test::write_config(dir);
+  hftrain::test::Result r =
+      hftrain::test::run("train --config " + cfg + " --set model.torch_dtype=bfloat16 --set model.max_shard_size=20KB 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string out = dir.str() + "/out";
+  CHECK(hftrain::test::read_json(out + "/config.json").at("torch_dtype") == "bfloat16");
+  const auto index = hftrain::test::read_json(out + "/model.safetensors.index.json");
+  const std::string first = index.at("weight_map").at("transformer.wte.weight").get<std::string>();
+  for (const auto& [name, t] : hftrain::io::safetensors_load(out + "/" + first).tensors)
+    CHECK(t.scalar_type() == at::kBFloat16);
+  CHECK(hftrain::test::read_json(out + "/checkpoint-6/config.json").at("torch_dtype") == "float32");
+  hftrain::test::Result resumed = hftrain::test::run("resume --checkpoint " + out + "/checkpoint-6 --set output_dir=" +
+                                                     dir.str() + "/b 2>&1");
+  INFO(resumed.output);
+  CHECK(resumed.exit_code == 0);
+}

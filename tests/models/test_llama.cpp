@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 using hftrain::test::golden;
 using hftrain::test::read_json;
@@ -104,6 +105,59 @@ TEST_CASE("a model directory stored in bfloat16 loads as float32, as from_pretra
   auto file = hftrain::io::safetensors_load(out.str() + "/model.safetensors");
   for (const auto& [name, t] : file.tensors) CHECK(t.scalar_type() == at::kFloat);
   CHECK(read_json(out.str() + "/config.json").at("torch_dtype") == "float32");
+}
+
+TEST_CASE("beyond max_shard_size the weights are sharded as save_pretrained shards them, and load back",
+          "[models][llama]") {
+  hftrain::register_builtins();
+  hftrain::ModelOptions opts;
+  opts.pretrained = golden("models/llama-clm/");
+  auto model = hftrain::model_create(opts);
+  hftrain::test::TempDir out("shards");
+  hftrain::test::write_bytes(out.str() + "/model.safetensors", "an earlier run's weights");
+  // 16 KB shards: the 76,800-byte embedding and lm_head (300 x 64 floats) exceed the limit and
+  // get shards of their own, as huggingface_hub's split puts them, ahead of the shard being filled.
+  hftrain::SaveWeights how;
+  how.max_shard_size = hftrain::parse_file_size("16KB", "max_shard_size");
+  REQUIRE(how.max_shard_size == 16000);
+  hftrain::model_save_pretrained(*model, out.str(), how);
+  CHECK_FALSE(std::filesystem::exists(out.str() + "/model.safetensors"));  // the stale file is gone
+  const json index = read_json(out.str() + "/model.safetensors.index.json");
+  int64_t total = 0;
+  std::set<std::string> files;
+  for (const auto& p : model->named_parameters()) {
+    total += p.value().numel() * 4;
+    files.insert(index.at("weight_map").at(p.key()).get<std::string>());
+  }
+  CHECK(index.at("metadata").at("total_size") == total);
+  CHECK(index.at("weight_map").at("model.embed_tokens.weight") == "model-00001-of-" + fmt::format("{:05d}", files.size()) + ".safetensors");
+  for (const std::string& f : files) {  // one tensor over the limit, or several within it
+    const auto shard = hftrain::io::safetensors_load(out.str() + "/" + f).tensors;
+    int64_t bytes = 0;
+    for (const auto& [name, t] : shard) bytes += t.numel() * 4;
+    CHECK((shard.size() == 1 || bytes <= 16000));
+  }
+  CHECK(files.size() > 2);
+  hftrain::ModelOptions again;
+  again.pretrained = out.str();
+  auto loaded = hftrain::model_create(again);
+  for (const auto& p : model->named_parameters()) CHECK(loaded->named_parameters()[p.key()].equal(p.value()));
+  // Back to one file: the shards and the index go.
+  hftrain::SaveWeights bf16;
+  bf16.torch_dtype = "bfloat16";
+  hftrain::model_save_pretrained(*model, out.str(), bf16);
+  CHECK_FALSE(std::filesystem::exists(out.str() + "/model.safetensors.index.json"));
+  CHECK(std::filesystem::exists(out.str() + "/model.safetensors"));
+  for (const auto& [name, t] : hftrain::io::safetensors_load(out.str() + "/model.safetensors").tensors)
+    CHECK(t.scalar_type() == at::kBFloat16);
+  CHECK(read_json(out.str() + "/config.json").at("torch_dtype") == "bfloat16");
+  size_t left = 0;
+  for (const auto& e : std::filesystem::directory_iterator(out.path)) left += e.path().filename().string().rfind("model-", 0) == 0;
+  CHECK(left == 0);
+  hftrain::test::require_error(hftrain::Error::kUser, [] { hftrain::parse_file_size("5 parsecs", "model.max_shard_size"); },
+                               {"model.max_shard_size", "5 parsecs"});
+  CHECK(hftrain::parse_file_size("2GiB", "m") == 2147483648LL);
+  CHECK(hftrain::parse_file_size("5Gb", "m") == 625000000LL);  // transformers: a lowercase b is bits
 }
 
 TEST_CASE("bad Llama configs name the key and the value", "[models][llama][config]") {

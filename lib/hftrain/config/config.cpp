@@ -8,6 +8,7 @@
 #include "hftrain/core/strings.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/io/json_file.h"
+#include "hftrain/models/hf_model_dir.h"
 #include "hftrain/optim/optimizer_factory.h"
 
 #include <yaml-cpp/yaml.h>
@@ -327,6 +328,14 @@ Config config_resolve(const ConfigSource& src) {
     if (!v.is_object()) model.bad("config", v, "a mapping of HF config.json keys");
     c.model.config = v;
   });
+  model.on("torch_dtype", [&](const json& v) {
+    if (!v.is_string() || (v != "float32" && v != "bfloat16" && v != "float16"))
+      model.bad("torch_dtype", v, "one of float32, bfloat16, float16");
+    c.model.torch_dtype = v.get<std::string>();
+  });
+  model.on("max_shard_size", [&](const json& v) {
+    c.model.max_shard_size = parse_file_size(v, "model.max_shard_size (from " + src.where("model.max_shard_size") + ")");
+  });
   model.finish();
 
   Section data(src, tree.contains("data") ? tree.at("data") : kNull, "data");
@@ -460,6 +469,8 @@ json config_to_json(const Config& c) {
   for (const auto& [name, t] : kTasks)
     if (c.model.task == t) out["model"]["task"] = name;
   if (!c.model.pretrained.empty()) out["model"]["pretrained"] = c.model.pretrained;
+  out["model"]["torch_dtype"] = c.model.torch_dtype;
+  out["model"]["max_shard_size"] = c.model.max_shard_size;
   out["data"] = json{{"tokenizer", c.data.tokenizer},
                      {"block_size", c.data.block_size},
                      {"validation_split_percentage", c.data.validation_split_percentage},

@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
+#include <regex>
 #include <set>
 #include <filesystem>
 
@@ -125,18 +127,106 @@ std::shared_ptr<Model> model_create(const ModelOptions& opts) {
   if (opts.pretrained.empty()) return model_build(opts.type, cfg, "model.config", true);
   const std::string config_path = opts.pretrained + "/config.json";
   std::shared_ptr<Model> model = model_build(cfg["model_type"].get<std::string>(), cfg, config_path, false);
-  const std::string single = opts.pretrained + "/model.safetensors";
-  const std::string index = opts.pretrained + "/model.safetensors.index.json";
-  std::error_code ec;
-  model_load_weights(*model, !std::filesystem::exists(single, ec) && std::filesystem::exists(index, ec) ? index : single);
+  model_load_weights(*model, model_weights_path(opts.pretrained));
   return model;
 }
 
-void model_save_pretrained(Model& model, const std::string& dir) {
-  io::NamedTensors tensors;
-  for (const auto& p : model.named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
-  io::safetensors_save(dir + "/model.safetensors", tensors);
-  io::write_json_file(dir + "/config.json", model.hf_config());
+namespace {
+
+at::ScalarType dtype_named(const std::string& name) {
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  HFT_CHECK(name == "float32", "model.torch_dtype {} is not one of float32, bfloat16, float16", name);
+  return at::kFloat;
+}
+
+bool is_shard_name(const std::string& name) {
+  static const std::regex kShard("model-[0-9]{5}-of-[0-9]{5}\\.safetensors");
+  return std::regex_match(name, kShard);
+}
+
+}  // namespace
+
+int64_t parse_file_size(const nlohmann::json& v, const std::string& where) {
+  if (v.is_number_integer() && v.get<int64_t>() > 0) return v.get<int64_t>();
+  HFT_CHECK(v.is_string(), "{} must be a size such as \"5GB\" or a number of bytes, got {}", where, clip(v.dump()));
+  static const std::regex kSize("([0-9]+(?:\\.[0-9]+)?)\\s*(KB|MB|GB|KIB|MIB|GIB|B)?", std::regex::icase);
+  std::smatch m;
+  const std::string text = v.get<std::string>();
+  HFT_CHECK(std::regex_match(text, m, kSize), "{} must be a size such as \"5GB\" or \"500MB\", got \"{}\"", where,
+            clip(text));
+  std::string unit = m[2].str();
+  for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  const double n = std::stod(m[1].str());
+  const double scale = unit == "GIB" ? 1073741824.0 : unit == "MIB" ? 1048576.0 : unit == "KIB" ? 1024.0
+                       : unit == "GB"  ? 1e9 : unit == "MB" ? 1e6 : unit == "KB" ? 1e3 : 1.0;
+  // transformers: a "b" suffix on GB/MB/KB means bits (a tenth of the bytes' eighth).
+  const double bytes = n * scale / (m[2].matched && m[2].str().size() == 2 && m[2].str()[1] == 'b' ? 8.0 : 1.0);
+  HFT_CHECK(bytes >= 1 && bytes < 9.2e18, "{} {} is out of range", where, clip(text));
+  return static_cast<int64_t>(bytes);
+}
+
+std::string model_weights_path(const std::string& dir) {
+  std::error_code ec;
+  const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+  return !std::filesystem::exists(single, ec) && std::filesystem::exists(index, ec) ? index : single;
+}
+
+void model_save_pretrained(Model& model, const std::string& dir, const SaveWeights& how) {
+  const at::ScalarType dtype = dtype_named(how.torch_dtype);
+  HFT_CHECK(how.max_shard_size > 0, "model.max_shard_size must be > 0, got {}", how.max_shard_size);
+  // huggingface_hub's split_state_dict_into_shards: a tensor larger than the limit becomes a
+  // shard of its own at once (before the one being filled); otherwise a tensor that would tip
+  // the current shard over the limit starts a new one.
+  std::vector<io::NamedTensors> shards;
+  io::NamedTensors current;
+  int64_t in_shard = 0, total = 0;
+  for (const auto& p : model.named_parameters()) {
+    at::Tensor t = p.value().detach();
+    if (t.scalar_type() != dtype) t = t.to(dtype);
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    total += bytes;
+    if (bytes > how.max_shard_size) {
+      shards.push_back({{p.key(), t}});
+      continue;
+    }
+    if (in_shard + bytes > how.max_shard_size) {
+      shards.push_back(std::move(current));
+      current.clear();
+      in_shard = 0;
+    }
+    current.emplace_back(p.key(), t);
+    in_shard += bytes;
+  }
+  if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::set<std::string> written;
+  if (shards.size() == 1) {
+    io::safetensors_save(dir + "/model.safetensors", shards[0]);
+    written.insert("model.safetensors");
+  } else {
+    nlohmann::json map = nlohmann::json::object();
+    const size_t n = shards.size();
+    for (size_t i = 0; i < n; ++i) {
+      const std::string name = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, n);
+      io::safetensors_save(dir + "/" + name, shards[i]);
+      written.insert(name);
+      for (const auto& [key, _] : shards[i]) map[key] = name;
+    }
+    io::write_json_file(dir + "/model.safetensors.index.json",
+                        nlohmann::json{{"metadata", {{"total_size", total}}}, {"weight_map", map}});
+    written.insert("model.safetensors.index.json");
+  }
+  // An earlier save's other layout would be read instead of (or beside) this one.
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const bool weights = name == "model.safetensors" || name == "model.safetensors.index.json" || is_shard_name(name);
+    if (weights && !written.count(name)) fs::remove(e.path(), ec);
+  }
+  nlohmann::json config = model.hf_config();
+  config["torch_dtype"] = how.torch_dtype;
+  io::write_json_file(dir + "/config.json", config);
 }
 
 void model_load_weights(Model& model, const std::string& path) {

@@ -28,9 +28,21 @@ ModelTask model_task(const nlohmann::json& config_tree);
 // `model: {type, config}` builds a fresh model with HF's initialisation.
 std::shared_ptr<Model> model_create(const ModelOptions& opts);
 
+struct SaveWeights {
+  std::string torch_dtype = "float32";  // float32, bfloat16 or float16
+  int64_t max_shard_size = 5000000000;  // bytes
+};
 // Writes model.safetensors (parameters by HF name; tied aliases are not stored, as
-// save_pretrained does) and config.json into `dir`, each file atomically.
-void model_save_pretrained(Model& model, const std::string& dir);
+// save_pretrained does) and config.json into `dir`, each file atomically; beyond
+// max_shard_size, shards as save_pretrained does (huggingface_hub's split: tensors in order,
+// a new shard when the next would overflow this one, a tensor larger than the limit alone)
+// with model.safetensors.index.json. Weight files of another layout left in `dir` by an
+// earlier save are removed, so that from_pretrained never reads a stale one.
+void model_save_pretrained(Model& model, const std::string& dir, const SaveWeights& how = {});
+// A directory's weights: model.safetensors, else model.safetensors.index.json.
+std::string model_weights_path(const std::string& dir);
+// "5GB", "500MB", "2GiB", or bytes, as transformers' convert_file_size_to_int reads it.
+int64_t parse_file_size(const nlohmann::json& v, const std::string& where);
 
 // Loads weights by name from a model.safetensors, or from the shards a
 // model.safetensors.index.json maps; every parameter must be present with its shape. Names

@@ -18,6 +18,13 @@ struct ModelOptions {
   ModelTaskName task = ModelTaskName::kDefault;
   std::string pretrained;  // an HF model directory; empty: build from `config`
   nlohmann::json config = nlohmann::json::object();  // HF config.json keys for `type`
+  // The final model directory's weights, as save_pretrained writes them: the dtype of
+  // model.safetensors (config.json's torch_dtype: float32, bfloat16 or float16; training
+  // keeps float32 master weights, and checkpoints stay float32 to resume exactly) and the
+  // largest shard in bytes (HF's max_shard_size, "5GB"; a larger model is split into
+  // model-0000i-of-0000n.safetensors with model.safetensors.index.json).
+  std::string torch_dtype = "float32";
+  int64_t max_shard_size = 5000000000;
 };
 
 }  // namespace hftrain

@@ -118,11 +118,11 @@ json Trainer::train(const OpenCheckpoint* resume) {
                                      state_.global_step - start_step);
   log(summary);
   if (args_.load_best_model_at_end && state_.best_model_checkpoint &&
-      fs::is_regular_file(*state_.best_model_checkpoint + "/" + kModelFile)) {
+      fs::is_regular_file(model_weights_path(*state_.best_model_checkpoint))) {
     if (is_main())
       std::printf("loading the best model from %s (%s %g)\n", state_.best_model_checkpoint->c_str(),
                   args_.metric_for_best_model->c_str(), state_.best_metric.value_or(0));
-    model_load_weights(*model_, *state_.best_model_checkpoint + "/" + kModelFile);
+    model_load_weights(*model_, model_weights_path(*state_.best_model_checkpoint));
   }
   callbacks_.on_train_end(args_, state_, control_);
   in_train_ = false;

@@ -82,7 +82,7 @@ class Trainer {
                                  std::vector<at::Tensor>* logits = nullptr);
   // HF's _determine_best_metric: true when `metrics` improve on state.best_metric.
   bool update_best_metric(const nlohmann::json& metrics);
-  void write_model_files(const std::string& dir);
+  void write_model_files(const std::string& dir, bool final_export);
   void store_flos();
   std::vector<at::Tensor> optimizer_params() const;
   bool is_main() const;  // rank 0, or a single process

@@ -21,8 +21,13 @@ namespace hftrain {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-void Trainer::write_model_files(const std::string& dir) {
-  model_save_pretrained(*model_, dir);
+void Trainer::write_model_files(const std::string& dir, bool final_export) {
+  // Checkpoints keep the float32 master weights, so that a resume continues exactly; the final
+  // export is written in model.torch_dtype.
+  SaveWeights how;
+  how.torch_dtype = final_export ? config_.model.torch_dtype : "float32";
+  how.max_shard_size = config_.model.max_shard_size;
+  model_save_pretrained(*model_, dir, how);
   tokenizer_save_pretrained(*tokenizer_, dir, config_.data.block_size);
   io::write_json_file(dir + "/training_args.json", training_args_to_json(args_));
   checkpoint_write_manifest(dir, checkpoint_manifest(config_to_json(config_)));
@@ -32,7 +37,7 @@ void Trainer::save_model(const std::string& dir) {
   if (!is_main()) return;
   check_finite_weights("saving the model to " + dir);
   fs::create_directories(dir);
-  write_model_files(dir);
+  write_model_files(dir, /*final_export=*/true);
   io::write_json_file(dir + "/" + kTrainerStateFile, trainer_state_to_json(state_));
 }
 
@@ -82,7 +87,7 @@ void Trainer::save_checkpoint() {
     save.position = position_;
     save.samples_seen = samples;
     save.writers.push_back([&](const std::string& d) {
-      write_model_files(d);
+      write_model_files(d, /*final_export=*/false);
       io::write_json_file(d + "/" + kTrainerStateFile, trainer_state_to_json(state_));
     });
     if (!args_.save_only_model)  // HF: such a checkpoint holds the model only
@@ -102,7 +107,7 @@ void Trainer::save_checkpoint() {
 }
 
 DataPosition Trainer::load_checkpoint(const OpenCheckpoint& ckpt) {
-  model_load_weights(*model_, ckpt.file(kModelFile));
+  model_load_weights(*model_, model_weights_path(ckpt.dir));
   optimizer_->load_state_dict(io::pickle_load_file(ckpt.file(kOptimizerFile)), ckpt.file(kOptimizerFile));
   scheduler_->load_state_dict(io::pickle_load_file(ckpt.file(kSchedulerFile)), ckpt.file(kSchedulerFile));
   // A checkpoint of a float32 or bf16 run has no scaler.pt: fp16 then starts from torch's
