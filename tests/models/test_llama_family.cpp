@@ -134,3 +134,22 @@ TEST_CASE("a from-scratch Qwen2, Mistral or Phi-3 gets its family's defaults and
   hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::model_create(opts); },
                                {"slidng_window", "did you mean \"sliding_window\""});
 }
+
+TEST_CASE("dynamic rope scaling is the default rope within max_position_embeddings, as rope_utils computes it",
+          "[models][llama]") {
+  const std::string dir = "models/llama-rope-linear/";
+  json cfg = read_json(golden(dir + "config.json"));
+  cfg["rope_scaling"] = nullptr;
+  auto plain = std::make_unique<hftrain::LlamaForCausalLM>(hftrain::llama_config_from_json(cfg, dir));
+  cfg["rope_scaling"] = {{"rope_type", "dynamic"}, {"factor", 4.0}};
+  auto dynamic = std::make_unique<hftrain::LlamaForCausalLM>(hftrain::llama_config_from_json(cfg, dir));
+  hftrain::test::load_golden_weights(*plain, dir);
+  hftrain::test::load_golden_weights(*dynamic, dir);
+  torch::NoGradGuard no_grad;
+  const auto batch = hftrain::test::golden_batch(dir);
+  CHECK(dynamic->forward(batch, std::nullopt).logits.equal(plain->forward(batch, std::nullopt).logits));
+  CHECK(hftrain::llama_config_to_json(dynamic->config()).at("rope_scaling").at("rope_type") == "dynamic");
+  cfg["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::llama_config_from_json(cfg, "c.json"); },
+                               {"c.json", "yarn", "dynamic"});
+}

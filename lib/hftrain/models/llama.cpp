@@ -66,9 +66,9 @@ RopeScaling rope_scaling_from_json(const json& j, const std::string& where) {
   const json type = j.contains("rope_type") ? j["rope_type"] : j.value("type", json("default"));
   HFT_CHECK(type.is_string(), "{}: rope_scaling rope_type must be a name, got {}", where, type.dump());
   r.rope_type = type.get<std::string>();
-  HFT_CHECK(r.rope_type == "default" || r.rope_type == "linear" || r.rope_type == "llama3",
-            "{}: key \"rope_scaling\" {} is not supported: hftrain has the default, linear and llama3 rotary "
-            "embeddings",
+  HFT_CHECK(r.rope_type == "default" || r.rope_type == "linear" || r.rope_type == "llama3" || r.rope_type == "dynamic",
+            "{}: key \"rope_scaling\" {} is not supported: hftrain has the default, linear, dynamic and llama3 "
+            "rotary embeddings",
             where, j.dump());
   auto number = [&](const char* key, double& out) {
     if (!j.contains(key)) return;
@@ -98,6 +98,8 @@ at::Tensor rope_inv_freq(const LlamaConfig& c) {
       at::pow(c.rope_theta, at::arange(0, d, 2, at::kLong).to(at::kFloat).div(static_cast<double>(d))).reciprocal();
   const RopeScaling& r = c.rope_scaling;
   if (r.rope_type == "linear") return inv_freq.div(r.factor);
+  // dynamic (NTK): rope_utils raises the base only for sequences longer than
+  // max_position_embeddings, which the forward refuses; within it the default frequencies.
   if (r.rope_type != "llama3") return inv_freq;
   const double old_len = static_cast<double>(r.original_max_position_embeddings);
   const double low_wavelen = old_len / r.low_freq_factor, high_wavelen = old_len / r.high_freq_factor;
