@@ -233,15 +233,9 @@ json gemma2_config_to_json(const Gemma2Config& c) {
   j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
   j["final_logit_softcapping"] = c.final_logit_softcapping ? json(*c.final_logit_softcapping) : json(nullptr);
   j["attn_logit_softcapping"] = c.attn_logit_softcapping ? json(*c.attn_logit_softcapping) : json(nullptr);
-  // save_pretrained leaves out what equals PretrainedConfig's default (tied, no token ids).
+  // save_pretrained leaves out what equals PretrainedConfig's default (tied).
   if (!c.tie_word_embeddings) j["tie_word_embeddings"] = false;
-  if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
-  if (c.eos_token_id) j["eos_token_id"] = *c.eos_token_id;
-  if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
-  j["architectures"] = json::array({"Gemma2ForCausalLM"});
-  j["model_type"] = "gemma2";
-  j["torch_dtype"] = "float32";
-  j["transformers_version"] = "4.48.3";
+  set_hf_identity(j, "Gemma2ForCausalLM", "gemma2", c.bos_token_id, c.eos_token_id, c.pad_token_id);
   return j;
 }
 
@@ -261,12 +255,8 @@ Gemma2ForCausalLM::Gemma2ForCausalLM(const Gemma2Config& config) : config_(confi
                   .reciprocal();
   // Gemma2PreTrainedModel._init_weights: Linear and Embedding N(0, initializer_range), biases
   // and the padding row 0; the norms start at 0 (they scale by 1 + weight).
+  init_decoder_weights(*this, c.initializer_range);
   torch::NoGradGuard no_grad;
-  for (auto& item : named_parameters()) {
-    if (ends_with(item.key(), "norm.weight")) continue;
-    if (ends_with(item.key(), ".bias")) item.value().zero_();
-    else item.value().normal_(0.0, c.initializer_range);
-  }
   if (c.pad_token_id) embed_tokens_->weight[*c.pad_token_id].zero_();
 }
 
@@ -279,11 +269,8 @@ ModelOutput Gemma2ForCausalLM::forward(const Batch& batch, std::optional<double>
   at::Tensor x = embed_tokens_->forward(input_ids);
   // normalizer = torch.tensor(hidden_size**0.5, dtype=hidden dtype)
   x = x.mul(at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options()));
-  if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
-  const at::Tensor freqs = at::arange(T, x.options().dtype(at::kFloat)).view({-1, 1}).mul(inv_freq_.view({1, -1}));
-  const at::Tensor emb = at::cat({freqs, freqs}, -1);
-  const at::Tensor cos = emb.cos().to(x.scalar_type()).view({1, 1, T, -1});
-  const at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});
+  const auto rotary = rotary_cos_sin(inv_freq_, T, x);
+  const at::Tensor cos = rotary.first, sin = rotary.second;
   const at::Tensor mask = batch_get(batch, "attention_mask");
   const at::Tensor full = attention_bias(T, mask, x);
   const at::Tensor windowed = config_.sliding_window ? attention_bias(T, mask, x, *config_.sliding_window) : full;

@@ -1,5 +1,7 @@
 #include "hftrain/models/layers.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 
@@ -148,6 +150,34 @@ c10::Scalar lowest(at::ScalarType t) {
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({x.slice(-1, half).neg(), x.slice(-1, 0, half)}, -1);
+}
+
+std::pair<at::Tensor, at::Tensor> rotary_cos_sin(at::Tensor& inv_freq, int64_t T, const at::Tensor& like) {
+  if (inv_freq.device() != like.device()) inv_freq = inv_freq.to(like.device());
+  const at::Tensor positions = at::arange(T, like.options().dtype(at::kFloat));
+  const at::Tensor freqs = positions.view({-1, 1}).mul(inv_freq.view({1, -1}));  // (T,D/2)
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);                              // (T,D)
+  return {emb.cos().to(like.scalar_type()).view({1, 1, T, -1}), emb.sin().to(like.scalar_type()).view({1, 1, T, -1})};
+}
+
+void init_decoder_weights(torch::nn::Module& model, double std) {
+  at::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters()) {
+    if (ends_with(item.key(), "norm.weight")) continue;
+    if (ends_with(item.key(), ".bias")) item.value().zero_();
+    else item.value().normal_(0.0, std);
+  }
+}
+
+void set_hf_identity(nlohmann::json& config, const std::string& architecture, const std::string& model_type,
+                     std::optional<int64_t> bos, std::optional<int64_t> eos, std::optional<int64_t> pad) {
+  if (bos) config["bos_token_id"] = *bos;
+  if (eos) config["eos_token_id"] = *eos;
+  if (pad) config["pad_token_id"] = *pad;
+  config["architectures"] = nlohmann::json::array({architecture});
+  config["model_type"] = model_type;
+  config["torch_dtype"] = "float32";
+  config["transformers_version"] = "4.48.3";
 }
 
 at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
 #include <c10/core/Scalar.h>
 #include <nlohmann/json.hpp>
 
@@ -71,6 +72,20 @@ c10::Scalar lowest(at::ScalarType t);
 // (B,T) may be undefined.
 // Rotary embeddings' (x1, x2) -> (-x2, x1) over the last dimension's halves.
 at::Tensor rotate_half(const at::Tensor& x);
+// cos and sin (1,1,T,D) in `like`'s dtype for positions 0..T-1: HF's float32 outer product of
+// positions and inv_freq (its matmul runs with autocast off; a product of one term each, so an
+// elementwise product is the same number), emb = [freqs, freqs]. inv_freq moves to `like`'s
+// device once.
+std::pair<at::Tensor, at::Tensor> rotary_cos_sin(at::Tensor& inv_freq, int64_t T, const at::Tensor& like);
+// HF's _init_weights of the decoder families: Linear and Embedding weights N(0, std), biases
+// 0; weights named *norm.weight are left as their module made them.
+void init_decoder_weights(torch::nn::Module& model, double std);
+// The keys every exported config.json ends with: architectures, model_type, torch_dtype,
+// transformers_version, and the special token ids that are set (save_pretrained leaves out
+// what equals PretrainedConfig's default, None).
+void set_hf_identity(nlohmann::json& config, const std::string& architecture, const std::string& model_type,
+                     std::optional<int64_t> bos = std::nullopt, std::optional<int64_t> eos = std::nullopt,
+                     std::optional<int64_t> pad = std::nullopt);
 
 // window: a query attends only to the `window` newest keys, itself included (Mistral's
 // sliding window: key j is masked for query i when j <= i - window).

@@ -371,14 +371,7 @@ json llama_config_to_json(const LlamaConfig& c) {
     j["embd_pdrop"] = c.embd_pdrop;
     j["original_max_position_embeddings"] = c.original_max_position_embeddings;
   }
-  // save_pretrained leaves out what equals PretrainedConfig's default (None).
-  if (c.bos_token_id) j["bos_token_id"] = *c.bos_token_id;
-  if (c.eos_token_id) j["eos_token_id"] = *c.eos_token_id;
-  if (c.pad_token_id) j["pad_token_id"] = *c.pad_token_id;
-  j["architectures"] = json::array({c.architecture()});
-  j["model_type"] = c.model_type;
-  j["torch_dtype"] = "float32";
-  j["transformers_version"] = "4.48.3";
+  set_hf_identity(j, c.architecture(), c.model_type, c.bos_token_id, c.eos_token_id, c.pad_token_id);
   return j;
 }
 
@@ -398,14 +391,8 @@ LlamaForCausalLM::LlamaForCausalLM(const LlamaConfig& config) : config_(config) 
 
   // LlamaPreTrainedModel._init_weights: Linear and Embedding weights N(0, initializer_range),
   // biases 0, the padding row 0; RMSNorm weights stay 1.
+  init_decoder_weights(*this, c.initializer_range);
   torch::NoGradGuard no_grad;
-  for (auto& item : named_parameters()) {
-    const std::string& name = item.key();
-    at::Tensor& p = item.value();
-    if (ends_with(name, "norm.weight")) continue;
-    if (ends_with(name, ".bias")) p.zero_();
-    else p.normal_(0.0, c.initializer_range);
-  }
   if (c.pad_token_id) embed_tokens_->weight[*c.pad_token_id].zero_();
 }
 
@@ -417,15 +404,8 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
             T, config_.max_position_embeddings);
 
   at::Tensor x = embed_tokens_->forward(input_ids);  // (B,T,C)
-  // freqs = positions (T) x inv_freq (D/2), HF's float32 outer product (its matmul runs with
-  // autocast off; a product of one term each, so an elementwise product is the same number
-  // and autocast leaves it alone); emb = [freqs, freqs].
-  if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());
-  at::Tensor positions = at::arange(T, x.options().dtype(at::kFloat));
-  at::Tensor freqs = positions.view({-1, 1}).mul(inv_freq_.view({1, -1}));  // (T,D/2)
-  at::Tensor emb = at::cat({freqs, freqs}, -1);                                                        // (T,D)
-  at::Tensor cos = emb.cos().to(x.scalar_type()).view({1, 1, T, -1});
-  at::Tensor sin = emb.sin().to(x.scalar_type()).view({1, 1, T, -1});
+  const auto rotary = rotary_cos_sin(inv_freq_, T, x);
+  const at::Tensor cos = rotary.first, sin = rotary.second;
   const at::Tensor mask = batch_get(batch, "attention_mask");
   const at::Tensor full = attention_bias(T, mask, x);
   at::Tensor windowed;  // the sliding-window layers' mask, made once when one needs it
