@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
 
 using namespace hftrain::test;
 using json = nlohmann::json;
@@ -191,4 +192,25 @@ TEST_CASE("model.torch_dtype writes the final model in bfloat16 while checkpoint
                                                      dir.str() + "/b 2>&1");
   INFO(resumed.output);
   CHECK(resumed.exit_code == 0);
+}
+
+TEST_CASE("a hub-style directory stored in bfloat16 trains, evaluates and exports", "[integration][models]") {
+  TempDir dir("bf16-hub");
+  const std::string cfg = dir.str() + "/run.yaml";
+  std::ofstream(cfg) << "output_dir: " << dir.str() << "/out\nmax_steps: 6\nsave_steps: 6\nlogging_steps: 2\n"
+                     << "per_device_train_batch_size: 4\nlearning_rate: 1.0e-3\n"
+                     << "model: {pretrained: " << golden("models/llama-bf16-weights") << "}\n"
+                     << "data: {tokenizer: byte, block_size: 32, train: {format: generated, num_bytes: 4000}}\n";
+  Result r = run("train --config " + cfg + " 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string out = dir.str() + "/out";
+  CHECK(read_json(out + "/config.json").at("model_type") == "llama");
+  CHECK(read_json(out + "/config.json").at("torch_dtype") == "float32");
+  for (const auto& [name, t] : hftrain::io::safetensors_load(out + "/model.safetensors").tensors)
+    CHECK(t.scalar_type() == at::kFloat);
+  Result e = run("evaluate --checkpoint " + out + "/checkpoint-6 2>&1");
+  INFO(e.output);
+  CHECK(e.exit_code == 0);
+  CHECK(read_json(out + "/checkpoint-6/eval_results.json").contains("eval_loss"));
 }
