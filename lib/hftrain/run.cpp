@@ -108,12 +108,7 @@ Components build(const Config& c, const std::string& pretrained_override = "", b
     out.pg = std::make_shared<ProcessGroup>(dist, std::chrono::seconds(c.args.ddp_timeout));
   }
   out.tokenizer = tokenizer_load(c.data.tokenizer);
-  const std::vector<std::string> always = default_callbacks(c.args);
-  for (const CallbackSpec& cb : c.callbacks) {
-    HFT_CHECK(std::find(always.begin(), always.end(), cb.name) == always.end(),
-              "callback {} is one every run has already (from {}); list only others", cb.name, cb.where);
-    out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
-  }
+  for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
   ModelOptions mo = c.model;
   if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
   const json tree = model_config_tree(mo);

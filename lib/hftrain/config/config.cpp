@@ -428,6 +428,10 @@ Config config_resolve(const ConfigSource& src) {
   const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
   c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
+  const std::vector<std::string> always = default_callbacks(c.args);
+  for (const CallbackSpec& cb : c.callbacks)
+    HFT_CHECK(std::find(always.begin(), always.end(), cb.name) == always.end(),
+              "callback {} is one every run has already (from {}); list only others", cb.name, cb.where);
   // What needs the components' own rules: the optimizer this build has, the schedule's kwargs.
   optimizer_check(c.args);
   c.scheduler = scheduler_options_from_kwargs(c.args.lr_scheduler_type, 0, 0, c.args.lr_scheduler_kwargs,

@@ -44,9 +44,7 @@ void gemma2_config_check(const Gemma2Config& c, const std::string& where) {
     HFT_CHECK(!cap || *cap > 0, "{}: key \"{}\" must be > 0 or null, got {}", where, key, *cap);
   if (c.sliding_window)
     HFT_CHECK(*c.sliding_window > 0, "{}: key \"sliding_window\" must be > 0, got {}", where, *c.sliding_window);
-  if (c.pad_token_id)
-    HFT_CHECK(*c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size,
-              "{}: key \"pad_token_id\" {} must be a token id below vocab_size {}", where, *c.pad_token_id, c.vocab_size);
+  check_pad_token_id(where, c.pad_token_id, c.vocab_size);
 }
 
 // Gemma2RMSNorm: float32 x * rsqrt(mean(x^2) + eps) * (1 + weight), cast back at the end.
@@ -243,9 +241,7 @@ Gemma2ForCausalLM::Gemma2ForCausalLM(const Gemma2Config& config) : config_(confi
   gemma2_config_check(config_, "Gemma 2 config");
   const Gemma2Config& c = config_;
   model_ = register_module("model", std::make_shared<torch::nn::Module>("Gemma2Model"));
-  auto emb = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
-  if (c.pad_token_id) emb.padding_idx(*c.pad_token_id);
-  embed_tokens_ = model_->register_module("embed_tokens", torch::nn::Embedding(emb));
+  embed_tokens_ = model_->register_module("embed_tokens", padded_embedding(c.vocab_size, c.hidden_size, c.pad_token_id));
   layers_ = model_->register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(std::make_shared<Gemma2DecoderLayer>(c));
   norm_ = model_->register_module("norm", std::make_shared<Gemma2RmsNorm>(c.hidden_size, c.rms_norm_eps));

@@ -160,6 +160,18 @@ std::pair<at::Tensor, at::Tensor> rotary_cos_sin(at::Tensor& inv_freq, int64_t T
   return {emb.cos().to(like.scalar_type()).view({1, 1, T, -1}), emb.sin().to(like.scalar_type()).view({1, 1, T, -1})};
 }
 
+torch::nn::Embedding padded_embedding(int64_t vocab, int64_t hidden, std::optional<int64_t> pad) {
+  auto options = torch::nn::EmbeddingOptions(vocab, hidden);
+  if (pad) options.padding_idx(*pad);
+  return torch::nn::Embedding(options);
+}
+
+void check_pad_token_id(const std::string& where, std::optional<int64_t> pad, int64_t vocab_size) {
+  if (pad)
+    HFT_CHECK(*pad >= 0 && *pad < vocab_size, "{}: key \"pad_token_id\" {} must be a token id below vocab_size {}",
+              where, *pad, vocab_size);
+}
+
 void init_decoder_weights(torch::nn::Module& model, double std) {
   at::NoGradGuard no_grad;
   for (auto& item : model.named_parameters()) {

@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
 #include <c10/core/Scalar.h>
 #include <nlohmann/json.hpp>
 
@@ -77,6 +78,10 @@ at::Tensor rotate_half(const at::Tensor& x);
 // elementwise product is the same number), emb = [freqs, freqs]. inv_freq moves to `like`'s
 // device once.
 std::pair<at::Tensor, at::Tensor> rotary_cos_sin(at::Tensor& inv_freq, int64_t T, const at::Tensor& like);
+// nn.Embedding(vocab, hidden, padding_idx=pad): the padding row gets no gradient.
+torch::nn::Embedding padded_embedding(int64_t vocab, int64_t hidden, std::optional<int64_t> pad);
+// A user error naming `where` when pad_token_id is set outside [0, vocab_size).
+void check_pad_token_id(const std::string& where, std::optional<int64_t> pad, int64_t vocab_size);
 // HF's _init_weights of the decoder families: Linear and Embedding weights N(0, std), biases
 // 0; weights named *norm.weight are left as their module made them.
 void init_decoder_weights(torch::nn::Module& model, double std);

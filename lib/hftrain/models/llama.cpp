@@ -43,9 +43,7 @@ void llama_config_check(const LlamaConfig& c, const std::string& where) {
   HFT_CHECK(c.rope_theta > 0, "{}: key \"rope_theta\" must be > 0, got {}", where, c.rope_theta);
   HFT_CHECK(c.attention_dropout >= 0 && c.attention_dropout <= 1, "{}: key \"attention_dropout\" must be in [0, 1]",
             where);
-  if (c.pad_token_id)
-    HFT_CHECK(*c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size,
-              "{}: key \"pad_token_id\" {} must be a token id below vocab_size {}", where, *c.pad_token_id, c.vocab_size);
+  check_pad_token_id(where, c.pad_token_id, c.vocab_size);
   if (c.sliding_window)
     HFT_CHECK(*c.sliding_window > 0, "{}: key \"sliding_window\" must be > 0, got {}", where, *c.sliding_window);
   const RopeScaling& r = c.rope_scaling;
@@ -379,9 +377,7 @@ LlamaForCausalLM::LlamaForCausalLM(const LlamaConfig& config) : config_(config) 
   llama_config_check(config_, "Llama config");
   const LlamaConfig& c = config_;
   model_ = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
-  auto emb = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
-  if (c.pad_token_id) emb.padding_idx(*c.pad_token_id);  // nn.Embedding(padding_idx): that row gets no gradient
-  embed_tokens_ = model_->register_module("embed_tokens", torch::nn::Embedding(emb));
+  embed_tokens_ = model_->register_module("embed_tokens", padded_embedding(c.vocab_size, c.hidden_size, c.pad_token_id));
   layers_ = model_->register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(std::make_shared<LlamaDecoderLayer>(c));
   norm_ = model_->register_module("norm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));

@@ -214,9 +214,10 @@ void Trainer::maybe_log_save_evaluate() {
     nonfinite_.zero_();
     json logs{{"loss", py_round(tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_), 4)},
               {"learning_rate", scheduler_->last_lr()[0]}};
-    if (grad_norm_.defined()) logs["grad_norm"] = read[2].item<double>();
-    if (nonfinite || (grad_norm_.defined() && !scaler_ && !std::isfinite(read[2].item<double>())))
-      warn_if_diverged(nonfinite ? NAN : tr_loss_scalar, read[2].item<double>());
+    const double norm = read[2].item<double>();
+    if (grad_norm_.defined()) logs["grad_norm"] = norm;
+    if (nonfinite || (grad_norm_.defined() && !scaler_ && !std::isfinite(norm)))
+      warn_if_diverged(nonfinite ? NAN : tr_loss_scalar, norm);
     total_loss_scalar_ += tr_loss_scalar;
     globalstep_last_logged_ = state_.global_step;
     store_flos();

@@ -67,7 +67,8 @@ void Trainer::save_checkpoint() {
   for (const auto& cb : callbacks_.callbacks())
     if (json st = cb->state(); !st.is_null()) state_.stateful_callbacks[cb->name()] = st;
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
-  if (is_main()) check_finite_weights("saving " + dir);
+  // Every rank holds the same weights: all stop here together, none waits in a collective.
+  check_finite_weights("saving " + dir);
   // Rank 0 writes the whole directory, each rank's RNG state included (gathered here), so
   // that the checkpoint appears at once, complete, or not at all.
   std::vector<c10::IValue> rng{rng_state_capture(device_, args_.seed)};
