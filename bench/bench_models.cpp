@@ -3,6 +3,14 @@
 // (wait4's ru_maxrss) is that configuration's alone; a child that only builds the model gives
 // the baseline, and peak - baseline is what the step itself held.
 //   build/bench_models [--steps N]
+//
+// --real: real-size architectures (SmolLM2-360M's and Qwen2.5-0.5B's config.json, random
+// weights), whole optimizer steps of the Trainer at sequence 512, with and without gradient
+// checkpointing, beside the same step in Python PyTorch (bench/python_llama.py: the same
+// architecture, AdamW and clipping, on the same LibTorch). Peak resident memory is set against
+// the 16 bytes per parameter that float32 weights, gradients and AdamW's two moments need.
+//   build/bench_models --real [--steps N] [--only NAME]
+#include "bench_util.h"
 #include "hftrain/builtins.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/models/hf_model_dir.h"
@@ -17,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -78,18 +87,23 @@ int child(size_t index, const std::string& mode, int steps) {
 }
 
 struct Result {
-  double ms = 0, peak_mb = 0;
+  double ms = 0, peak_mb = 0, params = 0;
+  bool ok = false;
 };
 
-Result spawn(size_t index, const std::string& mode, int steps) {
+// Runs `argv` in a child process and returns its peak resident memory and what the last JSON
+// line of its output says (ms, params).
+Result run_child(const std::vector<std::string>& argv) {
   int fds[2];
   if (::pipe(fds) != 0) std::exit(1);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(fds[1], 1);
     ::close(fds[0]);
-    const std::string i = std::to_string(index), n = std::to_string(steps);
-    ::execl("/proc/self/exe", "bench_models", "--child", i.c_str(), mode.c_str(), n.c_str(), nullptr);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
     std::_Exit(127);
   }
   ::close(fds[1]);
@@ -102,18 +116,185 @@ Result spawn(size_t index, const std::string& mode, int steps) {
   ::wait4(pid, &status, 0, &ru);
   Result r;
   r.peak_mb = ru.ru_maxrss / 1024.0;
-  const json j = json::parse(out.substr(0, out.find('\n')));
+  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  const size_t at = out.rfind('{');
+  const json j = json::parse(at == std::string::npos ? "" : out.substr(at), nullptr, false);
+  if (j.is_discarded() || !r.ok) {
+    std::fprintf(stderr, "bench_models: %s failed (status %d): %s\n", argv[0].c_str(), status, out.c_str());
+    r.ok = false;
+    return r;
+  }
   if (j.contains("ms")) r.ms = j["ms"];
+  if (j.contains("params")) r.params = j["params"];
   return r;
+}
+
+Result spawn(size_t index, const std::string& mode, int steps) {
+  return run_child({"/proc/self/exe", "--child", std::to_string(index), mode, std::to_string(steps)});
+}
+
+// ---- Real-size architectures ------------------------------------------------------------
+
+struct RealCase {
+  const char* name;
+  const char* config;  // the hub's config.json
+  int64_t batch, seq;
+};
+
+const std::vector<RealCase>& real_cases() {
+  static const std::vector<RealCase> c = {
+      {"smollm2-360m", R"({"architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+        "bos_token_id": 0, "eos_token_id": 0, "hidden_act": "silu", "hidden_size": 960, "initializer_range": 0.02,
+        "intermediate_size": 2560, "max_position_embeddings": 8192, "mlp_bias": false, "model_type": "llama",
+        "num_attention_heads": 15, "num_hidden_layers": 32, "num_key_value_heads": 5, "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
+        "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 49152})", 1, 512},
+      {"qwen2.5-0.5b", R"({"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+        "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
+        "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 24, "model_type": "qwen2",
+        "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+        "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+        "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})", 1, 512},
+  };
+  return c;
+}
+
+std::string real_dir(const RealCase& c) { return std::string("/tmp/hftrain_bench_models_") + c.name; }
+
+int64_t unique_parameters(Model& model) {
+  std::vector<const void*> seen;
+  int64_t n = 0;
+  for (const auto& p : model.named_parameters()) {
+    if (std::find(seen.begin(), seen.end(), p.value().data_ptr()) != seen.end()) continue;
+    seen.push_back(p.value().data_ptr());
+    n += p.value().numel();
+  }
+  return n;
+}
+
+// In the child: mode "floor" loads hftrain and stops; "built" builds the model; "plain" and
+// "ckpt" run the Trainer for 1 + `steps` optimizer steps (batch x seq tokens of generated
+// text, AdamW, clipping at 1.0, no saves) and print the median step time after the first.
+int real_child(size_t index, const std::string& mode, int steps) {
+  register_builtins();
+  compat::configure_host();
+  if (mode == "floor") {
+    std::printf("{}\n");
+    return 0;
+  }
+  const RealCase& c = real_cases()[index];
+  const json config = json::parse(c.config);
+  if (mode == "built") {
+    ModelOptions opts;
+    opts.type = config["model_type"];
+    opts.config = config;
+    at::manual_seed(42);
+    auto model = model_create(opts);
+    std::printf("%s\n", json{{"params", unique_parameters(*model)}}.dump().c_str());
+    return 0;
+  }
+  ConfigSource src;
+  config_merge_text(src, fmt::format(R"(output_dir: {}
+overwrite_output_dir: true
+max_steps: {}
+per_device_train_batch_size: {}
+learning_rate: 1.0e-4
+weight_decay: 0.01
+save_strategy: "no"
+logging_steps: {}
+gradient_checkpointing: {}
+metrics: []
+model: {{type: {}, config: {}}}
+data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generated, num_bytes: {}}}}}
+)",
+                                     real_dir(c), steps + 1, c.batch, steps + 1, mode == "ckpt" ? "true" : "false",
+                                     config["model_type"].get<std::string>(), config.dump(), c.seq,
+                                     c.seq * c.batch * (steps + 4)),
+                    "bench");
+  const Config cfg = config_resolve(src);
+  std::unique_ptr<Trainer> trainer = bench::make_trainer(cfg, real_dir(c));
+  std::vector<double> times;
+  trainer->callbacks().add(std::make_unique<bench::StepTimer>(&times));
+  trainer->train(nullptr);
+  std::printf("%s\n", json{{"ms", bench::median_after(times, 1) * 1e3}}.dump().c_str());
+  return 0;
+}
+
+Result real_spawn(size_t index, const std::string& mode, int steps) {
+  return run_child({"/proc/self/exe", "--real-child", std::to_string(index), mode, std::to_string(steps)});
+}
+
+// The same step in Python PyTorch, with torch's default threads (as users run it; one intra-op
+// thread, hftrain's layout, measured the same at this size).
+Result python_spawn(const RealCase& c, int steps, bool ckpt) {
+  const std::string config_path = real_dir(c) + ".json";
+  std::ofstream(config_path) << c.config;
+  return run_child({"/usr/bin/python3", std::string(HFTRAIN_SOURCE) + "/bench/python_llama.py", config_path,
+                    std::to_string(c.seq), std::to_string(c.batch), std::to_string(steps), "0", ckpt ? "1" : "0"});
+}
+
+int real_main(int steps, const std::string& only) {
+  register_builtins();
+  compat::configure_host();
+  const Result floor = real_spawn(0, "floor", steps);
+  const Result py_floor = run_child({"/usr/bin/python3", "-c", "import torch, json; print(json.dumps({}))"});
+  std::printf("real-size causal LMs, batch x sequence 1 x 512, whole optimizer steps (AdamW, clipping), median of "
+              "%d after 1 warm-up; peak resident memory of the whole process (hftrain's floor %.0f MB, Python + torch "
+              "%.0f MB); 16 B/param = float32 weights + gradients + AdamW's two moments\n",
+              steps, floor.peak_mb, py_floor.peak_mb);
+  std::printf("%-14s %-12s %9s %9s %10s %12s %11s\n", "model", "run", "step s", "python/x", "peak MB",
+              "peak B/param", "beyond 16B");
+  json summary = {{"bench", "models_real"}, {"steps", steps}, {"floor_mb", floor.peak_mb},
+                  {"python_floor_mb", py_floor.peak_mb}};
+  for (size_t i = 0; i < real_cases().size(); ++i) {
+    const RealCase& c = real_cases()[i];
+    if (!only.empty() && only != c.name) continue;
+    const Result built = real_spawn(i, "built", steps);
+    const double n = built.params;
+    struct Row {
+      std::string run;
+      Result r;
+      double floor_mb;
+    };
+    std::vector<Row> rows = {
+        {"hftrain", real_spawn(i, "plain", steps), floor.peak_mb},
+        {"hftrain ckpt", real_spawn(i, "ckpt", steps), floor.peak_mb},
+        {"python", python_spawn(c, steps, false), py_floor.peak_mb},
+        {"python ckpt", python_spawn(c, steps, true), py_floor.peak_mb},
+    };
+    const double weights_mb = 16.0 * n / (1 << 20);
+    std::printf("%-14s %.1fM parameters: 16 B/param = %.0f MB; the built model alone %.0f MB\n", c.name, n / 1e6,
+                weights_mb, built.peak_mb);
+    json entry = {{"params", n}, {"sixteen_bytes_mb", weights_mb}, {"built_mb", built.peak_mb}};
+    for (const Row& row : rows) {
+      const bool ckpt = row.run.find("ckpt") != std::string::npos;
+      const double hf_ms = rows[ckpt ? 1 : 0].r.ms;
+      const double beyond = row.r.peak_mb - row.floor_mb - weights_mb;
+      std::printf("%-14s %-12s %9.2f %8.2fx %10.0f %12.1f %8.0f MB\n", "", row.run.c_str(), row.r.ms / 1e3,
+                  row.r.ms / hf_ms, row.r.peak_mb, (row.r.peak_mb - row.floor_mb) * (1 << 20) / n, beyond);
+      entry[row.run] = {{"ms", row.r.ms}, {"peak_mb", row.r.peak_mb}, {"ok", row.r.ok}};
+    }
+    summary[c.name] = entry;
+  }
+  std::printf("%s\n", summary.dump().c_str());
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 5 && std::strcmp(argv[1], "--child") == 0) return child(std::stoul(argv[2]), argv[3], std::stoi(argv[4]));
+  if (argc >= 5 && std::strcmp(argv[1], "--real-child") == 0)
+    return real_child(std::stoul(argv[2]), argv[3], std::stoi(argv[4]));
   int steps = 3;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--steps") steps = std::stoi(argv[i + 1]);
+  bool real = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--real") real = true;
+    if (i + 1 < argc && std::string(argv[i]) == "--steps") steps = std::stoi(argv[i + 1]);
+    if (i + 1 < argc && std::string(argv[i]) == "--only") only = argv[i + 1];
+  }
+  if (real) return real_main(steps, only);
   json summary;
   std::printf("%-12s %10s %10s %7s %14s %14s %8s\n", "model", "plain ms", "ckpt ms", "time x", "plain step MB",
               "ckpt step MB", "memory x");

@@ -68,21 +68,38 @@ void AdamW::step() {
       if (options_.amsgrad) vmax.push_back(s.max_exp_avg_sq);
     }
     if (params.empty()) continue;
-    at::_foreach_mul_(params, 1 - g.lr * g.weight_decay);
-    at::_foreach_mul_(m, b1);
-    at::_foreach_add_(m, grads, 1 - b1);
-    at::_foreach_mul_(v, b2);
-    at::_foreach_addcmul_(v, grads, grads, 1 - b2);
-    std::vector<at::Tensor> denom;
-    if (options_.amsgrad) {
-      for (size_t i = 0; i < vmax.size(); ++i) at::maximum_out(vmax[i], vmax[i], v[i]);
-      denom = at::_foreach_sqrt(vmax);
-    } else {
-      denom = at::_foreach_sqrt(v);
+    // In chunks of about 64 MiB of parameters: the square-root temporaries then stay that
+    // small (a step over all parameters at once would hold a fourth copy of the model, as
+    // Python's per-parameter loop does not). The arithmetic is elementwise, so chunking
+    // changes no value.
+    constexpr int64_t kChunkBytes = int64_t{64} << 20;
+    for (size_t begin = 0; begin < params.size();) {
+      size_t end = begin;
+      for (int64_t bytes = 0; end < params.size() && (end == begin || bytes < kChunkBytes); ++end)
+        bytes += params[end].numel() * static_cast<int64_t>(params[end].element_size());
+      auto part = [&](const std::vector<at::Tensor>& all) {
+        return std::vector<at::Tensor>(all.begin() + begin, all.begin() + end);
+      };
+      std::vector<at::Tensor> p = part(params), gr = part(grads), mm = part(m), vv = part(v);
+      const std::vector<at::Scalar> size(step_size.begin() + begin, step_size.begin() + end),
+          bc2(bc2_sqrt.begin() + begin, bc2_sqrt.begin() + end);
+      at::_foreach_mul_(p, 1 - g.lr * g.weight_decay);
+      at::_foreach_mul_(mm, b1);
+      at::_foreach_add_(mm, gr, 1 - b1);
+      at::_foreach_mul_(vv, b2);
+      at::_foreach_addcmul_(vv, gr, gr, 1 - b2);
+      std::vector<at::Tensor> denom;
+      if (options_.amsgrad) {
+        for (size_t i = begin; i < end; ++i) at::maximum_out(vmax[i], vmax[i], v[i]);
+        denom = at::_foreach_sqrt(part(vmax));
+      } else {
+        denom = at::_foreach_sqrt(vv);
+      }
+      at::_foreach_div_(denom, bc2);
+      at::_foreach_add_(denom, options_.eps);
+      at::_foreach_addcdiv_(p, mm, denom, size);
+      begin = end;
     }
-    at::_foreach_div_(denom, bc2_sqrt);
-    at::_foreach_add_(denom, options_.eps);
-    at::_foreach_addcdiv_(params, m, denom, step_size);
   }
 }
 

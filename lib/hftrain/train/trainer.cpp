@@ -69,9 +69,9 @@ json Trainer::train(const OpenCheckpoint* resume) {
   const int64_t data_seed = args_.data_seed.value_or(args_.seed);
   if (is_main()) {
     std::printf("***** Running training *****\n  windows = %lld, epochs = %lld, batch size = %lld, "
-                "accumulation = %lld, optimization steps = %lld, parameters = %lld\n",
+                "accumulation = %lld, optimization steps = %lld, trainable parameters = %lld\n",
                 (long long)data_.train->size(), (long long)plan_.num_epochs, (long long)args_.train_batch_size(),
-                (long long)plan_.accumulation, (long long)plan_.max_steps, (long long)non_embedding_params_);
+                (long long)plan_.accumulation, (long long)plan_.max_steps, (long long)trainable_params_);
     if (pg_)
       std::printf("  data parallel over %lld ranks (%s): total batch size = %lld, gradient buckets = %zu\n",
                   (long long)world_size(), dist_backend(args_.ddp_backend).c_str(),

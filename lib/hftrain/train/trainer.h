@@ -110,6 +110,7 @@ class Trainer {
   TrainPlan plan_;
   bool in_train_ = false;  // HF's is_in_train: *_full_eval casts the model only outside train()
   double non_embedding_params_ = 0;
+  int64_t trainable_params_ = 0;  // HF's "Number of trainable parameters" (tied weights once)
 
   // The loop's running values, on the device: read on the host only when logging.
   std::vector<Batch> window_;      // the current step's micro-batches

@@ -34,9 +34,11 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
   if (args_.tf32) compat::set_tf32(*args_.tf32);
   // HF's floating_point_ops: 6 x non-embedding parameters x input tokens.
   auto embeddings = model_->embedding_parameter_names();
-  for (const auto& p : model_->named_parameters())
+  for (const auto& p : model_->named_parameters()) {
     if (std::find(embeddings.begin(), embeddings.end(), p.key()) == embeddings.end())
       non_embedding_params_ += static_cast<double>(p.value().numel());
+    if (p.value().requires_grad()) trainable_params_ += p.value().numel();
+  }
   callbacks_.add(std::make_unique<DefaultFlowCallback>());
   if (is_main())  // the callbacks that print or write files run on rank 0 only
     for (const std::string& name : default_callbacks(args_))
