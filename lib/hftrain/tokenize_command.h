@@ -16,6 +16,7 @@ struct TokenizeOptions {
   std::string output_format;  // jsonl|uint16|uint32; empty: jsonl for .jsonl, else the
                               // smallest token type that holds the vocab
   bool add_special_tokens = true;
+  bool regex_only = false;  // Split regexes through Oniguruma even where a scanner knows them
   int64_t workers = 0;
 };
 

@@ -26,6 +26,7 @@ struct WordCache {
   std::unordered_map<std::string, std::vector<int32_t>> words;
   std::string key;
   std::vector<std::string_view> pieces;
+  PieceStore store;
 };
 thread_local WordCache cache;
 constexpr size_t kWordCacheLimit = 1 << 20;
@@ -52,6 +53,19 @@ std::string opt_string(const json& j, const char* key) {
 
 std::unique_ptr<SubwordModel> make_model(const json& m, bool byte_level, const std::string& where) {
   const std::string type = m.value("type", "");
+  if (type == "Unigram") {
+    HFT_CHECK(m.contains("vocab") && m["vocab"].is_array(), "{}: Unigram model has no \"vocab\" array", where);
+    std::vector<std::pair<std::string, double>> pieces;
+    pieces.reserve(m["vocab"].size());
+    for (const auto& e : m["vocab"]) {
+      HFT_CHECK(e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_number(),
+                "{}: Unigram vocab entry {} is not [piece, score]", where, e.dump());
+      pieces.emplace_back(e[0].get<std::string>(), e[1].get<double>());
+    }
+    std::optional<int32_t> unk;
+    if (m.contains("unk_id") && !m["unk_id"].is_null()) unk = m["unk_id"].get<int32_t>();
+    return std::make_unique<Unigram>(pieces, unk, m.value("byte_fallback", false), where);
+  }
   Vocab vocab;
   HFT_CHECK(m.contains("vocab") && m["vocab"].is_object(), "{}: model has no \"vocab\" object", where);
   for (const auto& [tok, id] : m["vocab"].items()) vocab.emplace(tok, id.get<int32_t>());
@@ -71,7 +85,8 @@ std::unique_ptr<SubwordModel> make_model(const json& m, bool byte_level, const s
     return std::make_unique<WordPiece>(vocab, m.value("unk_token", "[UNK]"), m.value("continuing_subword_prefix", "##"),
                                        m.value("max_input_chars_per_word", 100), where);
   }
-  fail("{}: model type \"{}\" is not supported; supported: BPE, WordPiece", where, type);
+  if (type == "WordLevel") return std::make_unique<WordLevel>(vocab, m.value("unk_token", "<unk>"), where);
+  fail("{}: model type \"{}\" is not supported; supported: BPE, Unigram, WordPiece, WordLevel", where, type);
 }
 
 }  // namespace
@@ -84,24 +99,22 @@ HfTokenizer::HfTokenizer(json tokenizer, json config, std::string where)
   pre_ = PreTokenizer(json_.value("pre_tokenizer", json()), where_);
   model_ = make_model(json_["model"], pre_.byte_level(), where_);
   id_to_token_ = model_->tokens();
-  is_added_.assign(id_to_token_.size(), false);
 
   for (const auto& t : json_.value("added_tokens", json::array())) {
     AddedToken a{t.at("content").get<std::string>(), t.at("id").get<int32_t>(), t.value("lstrip", false),
-                 t.value("rstrip", false), t.value("single_word", false)};
+                 t.value("rstrip", false), t.value("single_word", false), t.value("normalized", false),
+                 t.value("special", false)};
     HFT_CHECK(!a.content.empty() && a.id >= 0, "{}: added token {} has no content or a negative id", where_, t.dump());
-    if (static_cast<size_t>(a.id) >= id_to_token_.size()) {
-      id_to_token_.resize(a.id + 1);
-      is_added_.resize(a.id + 1, false);
-    }
+    if (static_cast<size_t>(a.id) >= id_to_token_.size()) id_to_token_.resize(a.id + 1);
     id_to_token_[a.id] = a.content;
-    is_added_[a.id] = true;
+    // A normalized token is looked for in normalized text, as its normalized form.
+    if (a.normalized) {
+      normalized_added_.add(normalizer_.identity() ? a.content : normalizer_.apply(a.content), added_.size());
+    } else {
+      raw_added_.add(a.content, added_.size());
+    }
     added_.push_back(std::move(a));
   }
-  added_by_byte_.assign(256, {});
-  for (size_t k = 0; k < added_.size(); ++k) added_by_byte_[static_cast<unsigned char>(added_[k].content[0])].push_back(k);
-  for (auto& v : added_by_byte_)
-    std::stable_sort(v.begin(), v.end(), [&](size_t a, size_t b) { return added_[a].content.size() > added_[b].content.size(); });
 
   // The post-processor: tokens before and after a single text.
   std::function<void(const json&)> post = [&](const json& p) {
@@ -135,81 +148,122 @@ HfTokenizer::HfTokenizer(json tokenizer, json config, std::string where)
   };
   post(json_.value("post_processor", json()));
 
-  std::function<void(const json&)> dec = [&](const json& d) {
-    if (d.is_null()) return;
-    const std::string type = d.value("type", "");
-    if (type == "ByteLevel") {
-      decoder_ = Decoder::kByteLevel;
-    } else if (type == "WordPiece") {
-      decoder_ = Decoder::kWordPiece;
-      wordpiece_prefix_ = d.value("prefix", "##");
-      wordpiece_cleanup_ = d.value("cleanup", true);
-    } else if (type == "Metaspace") {
-      decoder_ = Decoder::kMetaspace;
-    } else if (type == "Sequence") {
-      for (const auto& q : d.at("decoders")) dec(q);
-    }
-  };
-  if (pre_.byte_level()) decoder_ = Decoder::kByteLevel;
-  dec(json_.value("decoder", json()));
+  decoder_ = Decoder(json_.value("decoder", json()), where_);
+  clean_up_spaces_ = config_.value("clean_up_tokenization_spaces", false);
 }
 
-size_t HfTokenizer::added_match(std::string_view text, size_t i) const {
-  for (size_t k : added_by_byte_[static_cast<unsigned char>(text[i])]) {
-    const AddedToken& a = added_[k];
-    if (text.compare(i, a.content.size(), a.content) != 0) continue;
-    if (a.single_word) {
-      size_t e = i + a.content.size();
-      bool before = i > 0 && unicode::is_word(unicode::decode(text, i - 1).cp);
-      bool after = e < text.size() && unicode::is_word(unicode::decode(text, e).cp);
-      if (before || after) continue;
-    }
-    return k + 1;
+void AddedTokenSet::add(std::string_view pattern, size_t index) {
+  if (pattern.empty()) return;
+  int32_t node = 0;
+  for (unsigned char b : pattern) {
+    auto [it, fresh] = edges_.emplace((static_cast<uint64_t>(node) << 8) | b, static_cast<int32_t>(values_.size()));
+    if (fresh) values_.push_back(0);
+    node = it->second;
   }
-  return 0;
+  if (!values_[node]) values_[node] = index + 1;  // the first of equal contents wins
+  first_[static_cast<unsigned char>(pattern[0])] = true;
 }
 
-void HfTokenizer::encode_to(std::string_view text, std::vector<int32_t>& out, bool add_special_tokens) const {
-  if (add_special_tokens) out.insert(out.end(), prefix_.begin(), prefix_.end());
-  size_t seg = 0, i = 0;
-  while (i < text.size()) {
-    size_t k = added_by_byte_[static_cast<unsigned char>(text[i])].empty() ? 0 : added_match(text, i);
+std::pair<size_t, size_t> AddedTokenSet::longest_at(std::string_view s, size_t i) const {
+  std::pair<size_t, size_t> best{0, 0};
+  int32_t node = 0;
+  for (size_t k = i; k < s.size(); ++k) {
+    auto it = edges_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(s[k]));
+    if (it == edges_.end()) break;
+    node = it->second;
+    if (values_[node]) best = {values_[node], k + 1 - i};
+  }
+  return best;
+}
+
+namespace {
+
+// The code point that ends at byte `end` of s.
+unicode::Decoded decode_before(std::string_view s, size_t end) {
+  size_t b = end - 1;
+  while (b > 0 && end - b < 4 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+  auto d = unicode::decode(s, b);
+  if (b + d.len != end) return {0xFFFD, 1};
+  return d;
+}
+
+}  // namespace
+
+template <typename Segment, typename Token>
+void HfTokenizer::split_added(const AddedTokenSet& set, std::string_view text, Segment segment, Token token) const {
+  size_t done = 0;  // the end of the last token taken
+  for (size_t i = 0; i < text.size();) {
+    if (!set.may_start(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    const auto [k, len] = set.longest_at(text, i);
     if (!k) {
       ++i;
       continue;
     }
     const AddedToken& a = added_[k - 1];
-    size_t start = i, end = i + a.content.size();
-    if (a.lstrip)
-      while (start > seg && unicode::is_whitespace(static_cast<unsigned char>(text[start - 1]))) --start;
-    if (a.rstrip)
-      while (end < text.size() && unicode::is_whitespace(static_cast<unsigned char>(text[end]))) ++end;
-    encode_segment(text.substr(seg, start - seg), out);
-    out.push_back(a.id);
-    seg = i = end;
+    size_t start = i, stop = i + len;
+    i = stop;  // the next match is looked for after this one, whether it is taken or not
+    if (a.single_word) {
+      const bool word_before = start > 0 && unicode::is_word(decode_before(text, start).cp);
+      const bool word_after = stop < text.size() && unicode::is_word(unicode::decode(text, stop).cp);
+      if (word_before || word_after) continue;
+    }
+    if (a.lstrip) {
+      size_t b = start;
+      while (b > 0) {
+        auto d = decode_before(text, b);
+        if (!unicode::is_whitespace(d.cp)) break;
+        b -= d.len;
+      }
+      start = std::max(b, done);
+    }
+    if (a.rstrip) {
+      while (stop < text.size()) {
+        auto d = unicode::decode(text, stop);
+        if (!unicode::is_whitespace(d.cp)) break;
+        stop += d.len;
+      }
+    }
+    if (done < start) segment(done, start);
+    token(a.id);
+    done = stop;
   }
-  encode_segment(text.substr(seg), out);
+  if (done < text.size()) segment(done, text.size());
+}
+
+void HfTokenizer::encode_to(std::string_view text, std::vector<int32_t>& out, bool add_special_tokens) const {
+  if (add_special_tokens) out.insert(out.end(), prefix_.begin(), prefix_.end());
+  auto push = [&](int32_t id) { out.push_back(id); };
+  split_added(raw_added_, text, [&](size_t begin, size_t end) {
+    std::string_view raw = text.substr(begin, end - begin);
+    std::string normalized;
+    if (!normalizer_.identity()) {
+      normalized = normalizer_.apply(raw);
+      raw = normalized;
+    }
+    if (normalized_added_.empty()) {
+      encode_segment(raw, begin == 0, out);
+      return;
+    }
+    split_added(normalized_added_, raw, [&](size_t b, size_t e) {
+      encode_segment(raw.substr(b, e - b), begin == 0 && b == 0, out);
+    }, push);
+  }, push);
   if (add_special_tokens) out.insert(out.end(), suffix_.begin(), suffix_.end());
 }
 
-void HfTokenizer::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
+void HfTokenizer::encode_segment(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
   if (text.empty()) return;
-  std::string owned;
-  if (!normalizer_.identity()) {
-    owned = normalizer_.apply(text);
-    text = owned;
-  }
-  if (pre_.add_prefix_space() && !text.empty() && text[0] != ' ') {
-    owned = " " + std::string(text);
-    text = owned;
-  }
   WordCache& c = cache;
   if (c.owner != serial_ || c.words.size() > kWordCacheLimit) {
     c.words.clear();
     c.owner = serial_;
   }
   c.pieces.clear();
-  pre_.split(text, c.pieces);
+  c.store.clear();
+  pre_.split(text, at_start, c.pieces, c.store);
   for (std::string_view piece : c.pieces) {
     c.key.assign(piece);
     auto it = c.words.find(c.key);
@@ -223,41 +277,12 @@ void HfTokenizer::encode_segment(std::string_view text, std::vector<int32_t>& ou
 }
 
 std::string HfTokenizer::decode(const std::vector<int64_t>& ids) const {
-  std::string out;
-  bool first = true;
-  for (int64_t id : ids) {
-    if (id < 0 || id >= static_cast<int64_t>(id_to_token_.size())) continue;
-    const std::string& tok = id_to_token_[id];
-    const bool added = is_added_[id];
-    switch (decoder_) {
-      case Decoder::kByteLevel:
-        if (added || !byte_level_decode(tok, out)) out += tok;
-        break;
-      case Decoder::kWordPiece:
-        if (!first && !added && tok.rfind(wordpiece_prefix_, 0) == 0) {
-          out += tok.substr(wordpiece_prefix_.size());
-        } else {
-          out += (first ? "" : " ") + tok;
-        }
-        break;
-      case Decoder::kMetaspace:
-      case Decoder::kJoinSpace: out += (first || decoder_ == Decoder::kMetaspace ? "" : " ") + tok; break;
-    }
-    first = false;
-  }
-  if (decoder_ == Decoder::kMetaspace) {
-    std::string s;
-    for (size_t i = 0; i < out.size();) {
-      if (out.compare(i, 3, "\xE2\x96\x81") == 0) {
-        s += ' ';
-        i += 3;
-      } else {
-        s += out[i++];
-      }
-    }
-    out = s.size() && s[0] == ' ' ? s.substr(1) : s;
-  }
-  if (decoder_ == Decoder::kWordPiece && wordpiece_cleanup_) {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int64_t id : ids)
+    if (id >= 0 && id < static_cast<int64_t>(id_to_token_.size())) tokens.push_back(id_to_token_[id]);
+  std::string out = decoder_.decode(std::move(tokens));
+  if (clean_up_spaces_) {
     // transformers' clean_up_tokenization
     for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
              {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},

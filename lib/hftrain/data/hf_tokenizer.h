@@ -1,9 +1,11 @@
-// An HF tokenizer.json run as transformers' fast tokenizers run it: added tokens split out
-// of the raw text, then normalizer -> pre-tokenizer -> subword model per segment, then the
-// post-processor's special tokens. GPT-2's vocab.json + merges.txt and BERT's vocab.txt are
+// An HF tokenizer.json run as transformers' fast tokenizers run it: the added tokens that are
+// not normalized split out of the raw text; each segment between them normalized, the
+// normalized added tokens split out of that; then pre-tokenizer -> subword model per
+// segment, then the post-processor's special tokens. Decoding runs the decoder's steps. GPT-2's vocab.json + merges.txt and BERT's vocab.txt are
 // turned into the tokenizer.json that transformers' converters would write for them.
 #pragma once
 
+#include "hftrain/data/text/decoder.h"
 #include "hftrain/data/text/normalize.h"
 #include "hftrain/data/text/pretokenize.h"
 #include "hftrain/data/text/subword.h"
@@ -16,7 +18,22 @@ namespace hftrain {
 struct AddedToken {
   std::string content;
   int32_t id;
-  bool lstrip, rstrip, single_word;
+  bool lstrip, rstrip, single_word, normalized, special;
+};
+
+// Strings matched leftmost-longest over a byte trie, as HF's Aho-Corasick set of added tokens.
+class AddedTokenSet {
+ public:
+  void add(std::string_view pattern, size_t index);
+  bool empty() const { return values_.size() <= 1; }
+  bool may_start(unsigned char byte) const { return first_[byte]; }
+  // The longest pattern at s[i]: {index + 1, length}, or {0, 0}.
+  std::pair<size_t, size_t> longest_at(std::string_view s, size_t i) const;
+
+ private:
+  std::unordered_map<uint64_t, int32_t> edges_;  // (node << 8 | byte) -> node
+  std::vector<size_t> values_{0};                // node -> index + 1, or 0
+  bool first_[256] = {};
 };
 
 class HfTokenizer : public Tokenizer {
@@ -34,9 +51,11 @@ class HfTokenizer : public Tokenizer {
   nlohmann::json hf_config() const override { return config_; }
 
  private:
-  enum class Decoder { kByteLevel, kWordPiece, kMetaspace, kJoinSpace };
-  void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
-  size_t added_match(std::string_view text, size_t i) const;  // index into added_ + 1, or 0
+  // Calls segment(begin, end) for the text between the tokens of `set` in `text`, and
+  // token(id) for each token, in order (HF's find_matches with single_word, lstrip, rstrip).
+  template <typename Segment, typename Token>
+  void split_added(const AddedTokenSet& set, std::string_view text, Segment segment, Token token) const;
+  void encode_segment(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
 
   nlohmann::json json_, config_;
   std::string where_;
@@ -44,13 +63,11 @@ class HfTokenizer : public Tokenizer {
   PreTokenizer pre_;
   std::unique_ptr<SubwordModel> model_;
   std::vector<AddedToken> added_;
-  std::vector<std::vector<size_t>> added_by_byte_;  // first byte -> added_ indices, longest first
-  std::vector<int32_t> prefix_, suffix_;           // the post-processor's tokens around a text
-  Decoder decoder_ = Decoder::kJoinSpace;
-  std::string wordpiece_prefix_ = "##";
-  bool wordpiece_cleanup_ = true;
+  AddedTokenSet raw_added_, normalized_added_;  // matched before / after normalization
+  std::vector<int32_t> prefix_, suffix_;       // the post-processor's tokens around a text
+  Decoder decoder_;
+  bool clean_up_spaces_ = false;  // tokenizer_config.json's clean_up_tokenization_spaces
   std::vector<std::string> id_to_token_;
-  std::vector<bool> is_added_;
   uint64_t serial_;  // keys the per-thread word cache
 };
 

@@ -1,9 +1,13 @@
 #include "hftrain/data/text/pretokenize.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/data/text/regex.h"
 #include "hftrain/data/text/unicode.h"
 
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
 
 namespace hftrain {
 
@@ -107,15 +111,9 @@ size_t llama3_match(std::string_view s, size_t i) {
   return whitespace_tail(s, i);
 }
 
-bool is_bert_punctuation(char32_t c) {
+bool is_punctuation_char(char32_t c) {  // ASCII punctuation or \p{P}
   return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126) ||
          unicode::is_punctuation(c);
-}
-
-// Rules whose pieces drop whitespace: skip it, then return the piece's end.
-size_t skip_space(std::string_view s, size_t& i) {
-  i = run(s, i, unicode::is_whitespace);
-  return i;
 }
 
 }  // namespace
@@ -124,87 +122,331 @@ size_t pretokenize_match(SplitRule rule, std::string_view s, size_t i) {
   switch (rule) {
     case SplitRule::kGpt2Regex: return gpt2_match(s, i);
     case SplitRule::kLlama3Regex: return llama3_match(s, i);
-    case SplitRule::kBert: {
-      auto d = decode(s, i);
-      if (is_bert_punctuation(d.cp)) return i + d.len;
-      return run(s, i, [](char32_t c) { return !unicode::is_whitespace(c) && !is_bert_punctuation(c); });
-    }
     case SplitRule::kWhitespace: {
       if (unicode::is_word(decode(s, i).cp)) return run(s, i, unicode::is_word);
       return run(s, i, [](char32_t c) { return !unicode::is_word(c) && !unicode::is_whitespace(c); });
     }
-    case SplitRule::kWhitespaceSplit:
-      return run(s, i, [](char32_t c) { return !unicode::is_whitespace(c); });
   }
   return s.size();
 }
 
-void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& out) const {
-  size_t first = out.size();
-  out.push_back(text);
-  std::vector<std::string_view> next;
-  for (SplitRule rule : rules_) {
-    const bool drops_space = rule == SplitRule::kBert || rule == SplitRule::kWhitespace ||
-                             rule == SplitRule::kWhitespaceSplit;
-    next.clear();
-    for (size_t p = first; p < out.size(); ++p) {
-      std::string_view s = out[p];
-      size_t i = 0;
-      while (i < s.size()) {
-        if (drops_space && skip_space(s, i) == s.size()) break;
-        size_t e = pretokenize_match(rule, s, i);
-        next.push_back(s.substr(i, e - i));
-        i = e;
-      }
-    }
-    out.resize(first);
-    out.insert(out.end(), next.begin(), next.end());
+std::string_view split_rule_pattern(SplitRule rule) {
+  switch (rule) {
+    case SplitRule::kGpt2Regex: return kGpt2Pattern;
+    case SplitRule::kLlama3Regex: return kLlama3Pattern;
+    case SplitRule::kWhitespace: return R"(\w+|[^\w\s]+)";
   }
+  return {};
 }
+
+std::string_view PieceStore::keep(std::string s) {
+  if (used_ == strings_.size()) strings_.emplace_back();
+  std::string& slot = strings_[used_++];
+  slot = std::move(s);
+  return slot;
+}
+
+struct PreTokenizer::Step {
+  enum Kind { kScan, kRegex, kLiteral, kChars, kMetaspace, kBytePrefix } kind;
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+  bool invert = false;
+  SplitRule rule = SplitRule::kGpt2Regex;  // kScan
+  std::shared_ptr<const Regex> regex;       // kRegex
+  std::string literal;                      // kLiteral; kMetaspace: the replacement
+  bool (*pred)(char32_t) = nullptr;         // kChars; null: the character `delimiter`
+  char32_t delimiter = 0;
+  enum class Prepend { kAlways, kFirst, kNever } prepend = Prepend::kAlways;  // kMetaspace
+  bool split = true;                                                           // kMetaspace
+};
 
 namespace {
 
-void add_step(const nlohmann::json& spec, const std::string& where, std::vector<SplitRule>& rules, bool& byte_level,
-              bool& prefix) {
+using PreStep = PreTokenizer::Step;
+
+struct Part {
+  size_t begin, end;
+  bool match;
+};
+
+// The spans of `s` that `step`'s pattern matches, left to right.
+void find_matches(const PreStep& st, std::string_view s, std::vector<Span>& m) {
+  m.clear();
+  switch (st.kind) {
+    case PreStep::kScan:
+      for (size_t i = 0; i < s.size();) {
+        if (st.rule == SplitRule::kWhitespace) {  // \w+|[^\w\s]+ leaves whitespace unmatched
+          i = run(s, i, unicode::is_whitespace);
+          if (i == s.size()) break;
+        }
+        const size_t e = pretokenize_match(st.rule, s, i);
+        m.push_back({i, e});
+        i = e;
+      }
+      break;
+    case PreStep::kRegex: st.regex->find_all(s, m); break;
+    case PreStep::kLiteral:
+    case PreStep::kMetaspace:
+      for (size_t p = 0; (p = s.find(st.literal, p)) != std::string_view::npos; p += st.literal.size())
+        m.push_back({p, p + st.literal.size()});
+      break;
+    case PreStep::kChars:
+      for (size_t i = 0; i < s.size();) {
+        const auto d = decode(s, i);
+        if (st.pred ? st.pred(d.cp) : d.cp == st.delimiter) m.push_back({i, i + d.len});
+        i += d.len;
+      }
+      break;
+    case PreStep::kBytePrefix: break;
+  }
+}
+
+// HF's NormalizedString::split: the matches and the text between them, the matches flipped
+// when inverted, merged or dropped as `behavior` says; empty pieces vanish.
+void cut(Piece piece, const std::vector<Span>& matches, SplitBehavior behavior, bool invert,
+         std::vector<Part>& parts, std::vector<Piece>& out) {
+  const std::string_view s = piece.text;
+  if (s.empty()) return;
+  parts.clear();
+  size_t prev = 0;
+  for (const Span& m : matches) {
+    if (prev != m.begin) parts.push_back({prev, m.begin, invert});
+    parts.push_back({m.begin, m.end, !invert});
+    prev = m.end;
+  }
+  if (prev != s.size()) parts.push_back({prev, s.size(), invert});
+  auto emit = [&](size_t b, size_t e) {
+    if (b < e) out.push_back({s.substr(b, e - b), piece.at_start && b == 0});
+  };
+  switch (behavior) {
+    case SplitBehavior::kIsolated:
+      for (const Part& p : parts) emit(p.begin, p.end);
+      return;
+    case SplitBehavior::kRemoved:
+      for (const Part& p : parts)
+        if (!p.match) emit(p.begin, p.end);
+      return;
+    case SplitBehavior::kContiguous:
+    case SplitBehavior::kMergedWithPrevious: {
+      // Fold left: a part joins the one before when both are matches or both are not
+      // (Contiguous), or when it is a match after a non-match (MergedWithPrevious).
+      std::vector<Span> merged;
+      bool previous = false;
+      for (const Part& p : parts) {
+        const bool join = behavior == SplitBehavior::kContiguous ? p.match == previous : p.match && !previous;
+        if (join && !merged.empty()) {
+          merged.back().end = p.end;
+        } else {
+          merged.push_back({p.begin, p.end});
+        }
+        previous = p.match;
+      }
+      for (const Span& m : merged) emit(m.begin, m.end);
+      return;
+    }
+    case SplitBehavior::kMergedWithNext: {
+      // Fold right: a match joins the part after it unless that part is a match too.
+      std::vector<Span> merged;
+      bool previous = false;
+      for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+        if (it->match && !previous && !merged.empty()) {
+          merged.back().begin = it->begin;
+        } else {
+          merged.push_back({it->begin, it->end});
+        }
+        previous = it->match;
+      }
+      for (auto it = merged.rbegin(); it != merged.rend(); ++it) emit(it->begin, it->end);
+      return;
+    }
+  }
+}
+
+std::string replace_char(std::string_view s, std::string_view with) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (char c : s) {
+    if (c == ' ') {
+      out.append(with);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool is_whitespace_char(char32_t c) { return unicode::is_whitespace(c); }
+
+SplitBehavior parse_behavior(const nlohmann::json& spec, const std::string& where) {
+  const std::string b = spec.value("behavior", "Isolated");
+  if (b == "Removed") return SplitBehavior::kRemoved;
+  if (b == "Isolated") return SplitBehavior::kIsolated;
+  if (b == "MergedWithPrevious") return SplitBehavior::kMergedWithPrevious;
+  if (b == "MergedWithNext") return SplitBehavior::kMergedWithNext;
+  if (b == "Contiguous") return SplitBehavior::kContiguous;
+  fail("{}: pre_tokenizer {} has behavior \"{}\"; HF's are Removed, Isolated, MergedWithPrevious, MergedWithNext, "
+       "Contiguous",
+       where, spec.value("type", ""), b);
+}
+
+std::atomic<bool> use_scanners{true};
+
+// The step that cuts `rule`'s pieces: its scanner, or Oniguruma running its regex.
+std::shared_ptr<PreStep> scan_step(SplitRule rule) {
+  auto st = std::make_shared<PreStep>();
+  st->kind = PreStep::kScan;
+  st->rule = rule;
+  if (!use_scanners && rule != SplitRule::kWhitespace) {
+    st->kind = PreStep::kRegex;
+    st->regex = std::make_shared<Regex>(split_rule_pattern(rule), "pre_tokenizer");
+  }
+  return st;
+}
+
+std::shared_ptr<PreStep> chars_step(bool (*pred)(char32_t), SplitBehavior behavior) {
+  auto st = std::make_shared<PreStep>();
+  st->kind = PreStep::kChars;
+  st->pred = pred;
+  st->behavior = behavior;
+  return st;
+}
+
+void add_step(const nlohmann::json& spec, const std::string& where, std::vector<std::shared_ptr<const PreStep>>& steps,
+              bool& byte_level) {
   if (spec.is_null()) return;
-  std::string type = spec.value("type", "");
+  HFT_CHECK(spec.is_object(), "{}: a pre_tokenizer is {}, not an object", where, spec.dump());
+  const std::string type = spec.value("type", "");
   if (type == "Sequence") {
-    for (const auto& s : spec.at("pretokenizers")) add_step(s, where, rules, byte_level, prefix);
+    for (const auto& s : spec.at("pretokenizers")) add_step(s, where, steps, byte_level);
   } else if (type == "ByteLevel") {
     byte_level = true;
-    prefix = spec.value("add_prefix_space", false);
-    if (spec.value("use_regex", true)) rules.push_back(SplitRule::kGpt2Regex);
+    if (spec.value("add_prefix_space", true)) {
+      auto st = std::make_shared<PreStep>();
+      st->kind = PreStep::kBytePrefix;
+      steps.push_back(st);
+    }
+    if (spec.value("use_regex", true)) steps.push_back(scan_step(SplitRule::kGpt2Regex));
   } else if (type == "Split") {
     const auto& pattern = spec.at("pattern");
-    std::string regex = pattern.contains("Regex") ? pattern["Regex"].get<std::string>() : "";
-    std::string behavior = spec.value("behavior", "");
-    HFT_CHECK(behavior == "Isolated" && !spec.value("invert", false),
-              "{}: pre_tokenizer Split with behavior {} is not supported (Isolated is)", where, behavior);
-    if (regex == kGpt2Pattern) {
-      rules.push_back(SplitRule::kGpt2Regex);
-    } else if (regex == kLlama3Pattern) {
-      rules.push_back(SplitRule::kLlama3Regex);
+    auto st = std::make_shared<PreStep>();
+    st->behavior = parse_behavior(spec, where);
+    st->invert = spec.value("invert", false);
+    if (pattern.contains("Regex")) {
+      const std::string regex = pattern["Regex"].get<std::string>();
+      if (regex == kGpt2Pattern || regex == kLlama3Pattern) {
+        auto scan = scan_step(regex == kGpt2Pattern ? SplitRule::kGpt2Regex : SplitRule::kLlama3Regex);
+        scan->behavior = st->behavior;
+        scan->invert = st->invert;
+        st = scan;
+      } else {
+        st->kind = PreStep::kRegex;
+        st->regex = std::make_shared<Regex>(regex, where + ": pre_tokenizer Split");
+      }
     } else {
-      fail("{}: pre_tokenizer Split pattern {} is not supported; supported: GPT-2's and Llama 3's regexes", where,
-           pattern.dump());
+      HFT_CHECK(pattern.contains("String") && pattern["String"].is_string(),
+                "{}: pre_tokenizer Split pattern {} is neither {{\"String\": ...}} nor {{\"Regex\": ...}}", where,
+                pattern.dump());
+      st->literal = pattern["String"].get<std::string>();
+      st->kind = st->literal.empty() ? PreStep::kRegex : PreStep::kLiteral;  // "" matches between every character
+      if (st->literal.empty()) st->regex = std::make_shared<Regex>("", where);
     }
+    steps.push_back(st);
+  } else if (type == "Metaspace") {
+    auto st = std::make_shared<PreStep>();
+    st->kind = PreStep::kMetaspace;
+    st->literal = spec.value("replacement", "\u2581");
+    HFT_CHECK(!st->literal.empty(), "{}: pre_tokenizer Metaspace has an empty replacement", where);
+    const std::string scheme = spec.value("prepend_scheme", "always");
+    // Files written before prepend_scheme existed say add_prefix_space instead.
+    if (spec.contains("add_prefix_space") && spec["add_prefix_space"] == false) {
+      HFT_CHECK(!spec.contains("prepend_scheme") || scheme == "never",
+                "{}: pre_tokenizer Metaspace's add_prefix_space false does not match prepend_scheme \"{}\"", where,
+                scheme);
+      st->prepend = PreStep::Prepend::kNever;
+    } else if (scheme == "always" || scheme == "first" || scheme == "never") {
+      st->prepend = scheme == "always" ? PreStep::Prepend::kAlways
+                    : scheme == "first" ? PreStep::Prepend::kFirst
+                                        : PreStep::Prepend::kNever;
+    } else {
+      fail("{}: pre_tokenizer Metaspace prepend_scheme \"{}\" is not one of always, first, never", where, scheme);
+    }
+    st->split = spec.value("split", true);
+    st->behavior = SplitBehavior::kMergedWithNext;
+    steps.push_back(st);
   } else if (type == "BertPreTokenizer") {
-    rules.push_back(SplitRule::kBert);
+    steps.push_back(chars_step(is_whitespace_char, SplitBehavior::kRemoved));
+    steps.push_back(chars_step(is_punctuation_char, SplitBehavior::kIsolated));
   } else if (type == "Whitespace") {
-    rules.push_back(SplitRule::kWhitespace);
+    auto st = scan_step(SplitRule::kWhitespace);
+    st->invert = true;
+    st->behavior = SplitBehavior::kRemoved;
+    steps.push_back(st);
   } else if (type == "WhitespaceSplit") {
-    rules.push_back(SplitRule::kWhitespaceSplit);
+    steps.push_back(chars_step(is_whitespace_char, SplitBehavior::kRemoved));
+  } else if (type == "Digits") {
+    steps.push_back(chars_step(unicode::is_number, spec.value("individual_digits", false) ? SplitBehavior::kIsolated
+                                                                                          : SplitBehavior::kContiguous));
+  } else if (type == "Punctuation") {
+    steps.push_back(chars_step(is_punctuation_char, parse_behavior(spec, where)));
+  } else if (type == "CharDelimiterSplit") {
+    const std::string d = spec.at("delimiter").get<std::string>();
+    HFT_CHECK(!d.empty() && static_cast<size_t>(decode(d, 0).len) == d.size(),
+              "{}: pre_tokenizer CharDelimiterSplit's delimiter \"{}\" is not one character", where, d);
+    auto st = chars_step(nullptr, SplitBehavior::kRemoved);
+    st->delimiter = decode(d, 0).cp;
+    steps.push_back(st);
   } else {
-    fail("{}: pre_tokenizer type \"{}\" is not supported; supported: ByteLevel, Split, BertPreTokenizer, "
-         "Whitespace, WhitespaceSplit, Sequence",
+    fail("{}: pre_tokenizer type \"{}\" is not supported; supported: ByteLevel, Split, Metaspace, Digits, "
+         "Punctuation, BertPreTokenizer, Whitespace, WhitespaceSplit, CharDelimiterSplit, Sequence",
          where, type);
   }
 }
 
 }  // namespace
 
+void set_pretokenizer_scanners(bool on) { use_scanners = on; }
+
+PreTokenizer::PreTokenizer() = default;
+PreTokenizer::~PreTokenizer() = default;
+PreTokenizer::PreTokenizer(PreTokenizer&&) noexcept = default;
+PreTokenizer& PreTokenizer::operator=(PreTokenizer&&) noexcept = default;
+
 PreTokenizer::PreTokenizer(const nlohmann::json& spec, const std::string& where) {
-  add_step(spec, where, rules_, byte_level_, add_prefix_space_);
+  add_step(spec, where, steps_, byte_level_);
+}
+
+void PreTokenizer::split(std::string_view text, bool at_start, std::vector<std::string_view>& out,
+                         PieceStore& store) const {
+  thread_local std::vector<Piece> pieces, next;
+  thread_local std::vector<Span> matches;
+  thread_local std::vector<Part> parts;
+  pieces.assign(1, Piece{text, at_start});
+  for (const auto& step : steps_) {
+    const PreStep& st = *step;
+    next.clear();
+    for (Piece p : pieces) {
+      if (st.kind == PreStep::kBytePrefix) {
+        if (p.text.empty() || p.text[0] != ' ') p.text = store.keep(" " + std::string(p.text));
+        next.push_back(p);
+        continue;
+      }
+      if (st.kind == PreStep::kMetaspace) {
+        std::string t = replace_char(p.text, st.literal);
+        const bool starts = t.compare(0, st.literal.size(), st.literal) == 0;
+        if (!starts && (st.prepend == PreStep::Prepend::kAlways || (st.prepend == PreStep::Prepend::kFirst && p.at_start)))
+          t.insert(0, st.literal);
+        p.text = t == p.text ? p.text : store.keep(std::move(t));
+        if (!st.split) {
+          if (!p.text.empty()) next.push_back(p);
+          continue;
+        }
+      }
+      find_matches(st, p.text, matches);
+      cut(p, matches, st.behavior, st.invert, parts, next);
+    }
+    std::swap(pieces, next);
+  }
+  for (const Piece& p : pieces)
+    if (!p.text.empty()) out.push_back(p.text);
 }
 
 }  // namespace hftrain

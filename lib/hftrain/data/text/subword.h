@@ -1,5 +1,7 @@
 // Subword models of HF tokenizer.json: BPE (byte-level as in GPT-2 and Llama 3, or over
-// characters) and WordPiece (BERT). Each encodes one pre-tokenized piece.
+// characters with byte fallback as in Llama 2 and Gemma), WordPiece (BERT), Unigram
+// (SentencePiece's unigram: T5, ALBERT, XLM-R) and WordLevel. Each encodes one
+// pre-tokenized piece.
 #pragma once
 
 #include <cstdint>
@@ -50,11 +52,48 @@ class Bpe : public SubwordModel {
 
  private:
   void unknown(std::string_view unit, std::vector<int32_t>& syms) const;
+  void merge_long(std::vector<int32_t>& syms) const;  // HF's heap of candidate pairs
   BpeOptions opts_;
   Vocab pieces_;  // the vocab keyed by the bytes a token stands for
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (left, right) -> (rank, merged)
   int32_t byte_id_[256];
   std::optional<int32_t> unk_id_;
+};
+
+class WordPiece;
+
+// SentencePiece's unigram model as HF runs it: the segmentation of highest total score
+// (Viterbi over every vocab piece that starts at each character; a character no piece covers
+// is unk, scored the lowest score minus 10); adjacent unknowns fuse into one unk token, and
+// with byte_fallback an unknown piece becomes its <0xXX> byte tokens.
+class Unigram : public SubwordModel {
+ public:
+  Unigram(const std::vector<std::pair<std::string, double>>& pieces, std::optional<int32_t> unk_id, bool byte_fallback,
+          const std::string& where);
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const override;
+
+ private:
+  // A byte trie over the pieces: edges (node << 8 | byte) -> node; node_id_[node] is the piece
+  // id that ends there, or -1.
+  int32_t child(int32_t node, unsigned char byte) const;
+  std::unordered_map<uint64_t, int32_t> edges_;
+  std::vector<int32_t> node_id_;
+  std::vector<double> scores_;
+  std::optional<int32_t> unk_id_;
+  bool byte_fallback_;
+  double unk_score_;
+};
+
+// A whole piece is one token, or unk.
+class WordLevel : public SubwordModel {
+ public:
+  WordLevel(const Vocab& vocab, const std::string& unk_token, const std::string& where);
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const override;
+
+ private:
+  std::string unk_token_;
+  std::optional<int32_t> unk_id_;
+  std::string where_;
 };
 
 class WordPiece : public SubwordModel {

@@ -3,6 +3,8 @@
 #include "hftrain/core/error.h"
 
 #include <unicode/normalizer2.h>
+#include <unicode/ubrk.h>
+#include <unicode/utext.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
 
@@ -78,6 +80,27 @@ std::string lowercase(std::string_view s) {
     i += len;
   }
   return out;
+}
+
+std::vector<size_t> grapheme_bounds(std::string_view s) {
+  struct Iterator {
+    UBreakIterator* it = nullptr;
+    ~Iterator() {
+      if (it) ubrk_close(it);
+    }
+  };
+  thread_local Iterator iter;
+  UErrorCode err = U_ZERO_ERROR;
+  if (!iter.it) iter.it = ubrk_open(UBRK_CHARACTER, "", nullptr, 0, &err);
+  HFT_CHECK(U_SUCCESS(err), "ICU: cannot open a grapheme break iterator: {}", u_errorName(err));
+  UText* text = utext_openUTF8(nullptr, s.data(), static_cast<int64_t>(s.size()), &err);
+  ubrk_setUText(iter.it, text, &err);
+  HFT_CHECK(U_SUCCESS(err), "ICU: grapheme breaks failed: {}", u_errorName(err));
+  std::vector<size_t> bounds;
+  for (int32_t p = ubrk_first(iter.it); p != UBRK_DONE; p = ubrk_next(iter.it)) bounds.push_back(static_cast<size_t>(p));
+  utext_close(text);
+  if (bounds.empty() || bounds.back() != s.size()) bounds.push_back(s.size());
+  return bounds;
 }
 
 }  // namespace hftrain::unicode

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hftrain::unicode {
 
@@ -40,5 +41,7 @@ char32_t to_lower(char32_t c);   // simple lowercase mapping
 enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };
 std::string normalize(std::string_view s, NormalForm form);
 std::string lowercase(std::string_view s);
+// The byte offsets where s's extended grapheme clusters begin, then s.size().
+std::vector<size_t> grapheme_bounds(std::string_view s);
 
 }  // namespace hftrain::unicode
