@@ -6,10 +6,11 @@
 //
 // --real: real-size architectures (SmolLM2-360M's and Qwen2.5-0.5B's config.json, random
 // weights), whole optimizer steps of the Trainer at sequence 512, with and without gradient
-// checkpointing, beside the same step in Python PyTorch (bench/python_llama.py: the same
-// architecture, AdamW and clipping, on the same LibTorch). Peak resident memory is set against
-// the 16 bytes per parameter that float32 weights, gradients and AdamW's two moments need.
-//   build/bench_models --real [--steps N] [--only NAME]
+// checkpointing, and LoRA r=16 on every projection, beside the same step in Python PyTorch
+// (bench/python_llama.py: the same architecture, AdamW and clipping, on the same LibTorch).
+// Peak resident memory is set against the 16 bytes per parameter that float32 weights,
+// gradients and AdamW's two moments need.
+//   build/bench_models --real [--steps N] [--only NAME] [--runs "hftrain,hftrain ckpt,hftrain lora,python,python ckpt"]
 #include "bench_util.h"
 #include "hftrain/builtins.h"
 #include "hftrain/core/torch_compat.h"
@@ -24,8 +25,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -161,6 +164,36 @@ const std::vector<RealCase>& real_cases() {
 
 std::string real_dir(const RealCase& c) { return std::string("/tmp/hftrain_bench_models_") + c.name; }
 
+// The process's resident memory now and at its peak (VmRSS, VmHWM), in MB.
+std::pair<double, double> rss_mb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  double now = 0, peak = 0;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) now = std::stod(line.substr(6)) / 1024;
+    if (line.rfind("VmHWM:", 0) == 0) peak = std::stod(line.substr(6)) / 1024;
+  }
+  return {now, peak};
+}
+
+// With --trace: the resident memory at each phase of the step, on stderr (where the memory
+// beyond 16 bytes per parameter is taken).
+class RssTrace : public Callback {
+ public:
+  std::string name() const override { return "RssTrace"; }
+  void on_step_begin(const Args&, State& s, Control&) override { print(s, "step begin"); }
+  void on_pre_optimizer_step(const Args&, State& s, Control&) override { print(s, "forward+backward, clipped"); }
+  void on_optimizer_step(const Args&, State& s, Control&) override { print(s, "optimizer stepped"); }
+  void on_step_end(const Args&, State& s, Control&) override { print(s, "step end"); }
+
+ private:
+  static void print(const State& s, const char* phase) {
+    const auto [now, peak] = rss_mb();
+    std::fprintf(stderr, "  step %lld %-26s RSS %7.0f MB, peak so far %7.0f MB\n",
+                 static_cast<long long>(s.global_step), phase, now, peak);
+  }
+};
+
 int64_t unique_parameters(Model& model) {
   std::vector<const void*> seen;
   int64_t n = 0;
@@ -211,10 +244,14 @@ data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generat
                                      config["model_type"].get<std::string>(), config.dump(), c.seq,
                                      c.seq * c.batch * (steps + 4)),
                     "bench");
+  if (mode == "lora")  // r 16 on every projection, as PEFT users commonly set it
+    config_merge_text(src, "peft: {r: 16, lora_alpha: 32, target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, "
+                           "up_proj, down_proj]}\n", "bench");
   const Config cfg = config_resolve(src);
   std::unique_ptr<Trainer> trainer = bench::make_trainer(cfg, real_dir(c));
   std::vector<double> times;
   trainer->callbacks().add(std::make_unique<bench::StepTimer>(&times));
+  if (std::getenv("HFTRAIN_BENCH_TRACE")) trainer->callbacks().add(std::make_unique<RssTrace>());
   trainer->train(nullptr);
   std::printf("%s\n", json{{"ms", bench::median_after(times, 1) * 1e3}}.dump().c_str());
   return 0;
@@ -233,7 +270,7 @@ Result python_spawn(const RealCase& c, int steps, bool ckpt) {
                     std::to_string(c.seq), std::to_string(c.batch), std::to_string(steps), "0", ckpt ? "1" : "0"});
 }
 
-int real_main(int steps, const std::string& only) {
+int real_main(int steps, const std::string& only, const std::string& runs) {
   register_builtins();
   compat::configure_host();
   const Result floor = real_spawn(0, "floor", steps);
@@ -242,7 +279,7 @@ int real_main(int steps, const std::string& only) {
               "%d after 1 warm-up; peak resident memory of the whole process (hftrain's floor %.0f MB, Python + torch "
               "%.0f MB); 16 B/param = float32 weights + gradients + AdamW's two moments\n",
               steps, floor.peak_mb, py_floor.peak_mb);
-  std::printf("%-14s %-12s %9s %9s %10s %12s %11s\n", "model", "run", "step s", "python/x", "peak MB",
+  std::printf("%-14s %-12s %9s %9s %10s %12s %11s\n", "model", "run", "step s", "/ hftrain", "peak MB",
               "peak B/param", "beyond 16B");
   json summary = {{"bench", "models_real"}, {"steps", steps}, {"floor_mb", floor.peak_mb},
                   {"python_floor_mb", py_floor.peak_mb}};
@@ -256,19 +293,26 @@ int real_main(int steps, const std::string& only) {
       Result r;
       double floor_mb;
     };
-    std::vector<Row> rows = {
-        {"hftrain", real_spawn(i, "plain", steps), floor.peak_mb},
-        {"hftrain ckpt", real_spawn(i, "ckpt", steps), floor.peak_mb},
-        {"python", python_spawn(c, steps, false), py_floor.peak_mb},
-        {"python ckpt", python_spawn(c, steps, true), py_floor.peak_mb},
+    // Each run is measured only when --runs asks for it (default: all).
+    std::vector<Row> rows;
+    auto add = [&](const std::string& run, const std::function<Result()>& measure, double floor_mb) {
+      if (runs.empty() || ("," + runs + ",").find("," + run + ",") != std::string::npos) rows.push_back({run, measure(), floor_mb});
     };
+    add("hftrain", [&] { return real_spawn(i, "plain", steps); }, floor.peak_mb);
+    add("hftrain ckpt", [&] { return real_spawn(i, "ckpt", steps); }, floor.peak_mb);
+    add("hftrain lora", [&] { return real_spawn(i, "lora", steps); }, floor.peak_mb);
+    add("python", [&] { return python_spawn(c, steps, false); }, py_floor.peak_mb);
+    add("python ckpt", [&] { return python_spawn(c, steps, true); }, py_floor.peak_mb);
     const double weights_mb = 16.0 * n / (1 << 20);
     std::printf("%-14s %.1fM parameters: 16 B/param = %.0f MB; the built model alone %.0f MB\n", c.name, n / 1e6,
                 weights_mb, built.peak_mb);
     json entry = {{"params", n}, {"sixteen_bytes_mb", weights_mb}, {"built_mb", built.peak_mb}};
     for (const Row& row : rows) {
+      // Python's rows against hftrain's same run; LoRA's against full fine-tuning.
       const bool ckpt = row.run.find("ckpt") != std::string::npos;
-      const double hf_ms = rows[ckpt ? 1 : 0].r.ms;
+      double hf_ms = NAN;
+      for (const Row& other : rows)
+        if (other.run == (ckpt ? "hftrain ckpt" : "hftrain")) hf_ms = other.r.ms;
       const double beyond = row.r.peak_mb - row.floor_mb - weights_mb;
       std::printf("%-14s %-12s %9.2f %8.2fx %10.0f %12.1f %8.0f MB\n", "", row.run.c_str(), row.r.ms / 1e3,
                   row.r.ms / hf_ms, row.r.peak_mb, (row.r.peak_mb - row.floor_mb) * (1 << 20) / n, beyond);
@@ -288,13 +332,14 @@ int main(int argc, char** argv) {
     return real_child(std::stoul(argv[2]), argv[3], std::stoi(argv[4]));
   int steps = 3;
   bool real = false;
-  std::string only;
+  std::string only, runs;
   for (int i = 1; i < argc; ++i) {
+    if (i + 1 < argc && std::string(argv[i]) == "--runs") runs = argv[i + 1];
     if (std::string(argv[i]) == "--real") real = true;
     if (i + 1 < argc && std::string(argv[i]) == "--steps") steps = std::stoi(argv[i + 1]);
     if (i + 1 < argc && std::string(argv[i]) == "--only") only = argv[i + 1];
   }
-  if (real) return real_main(steps, only);
+  if (real) return real_main(steps, only, runs);
   json summary;
   std::printf("%-12s %10s %10s %7s %14s %14s %8s\n", "model", "plain ms", "ckpt ms", "time x", "plain step MB",
               "ckpt step MB", "memory x");

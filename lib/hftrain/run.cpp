@@ -13,6 +13,7 @@
 #include "hftrain/io/json_file.h"
 #include "hftrain/io/safetensors.h"
 #include "hftrain/models/hf_model_dir.h"
+#include "hftrain/models/lora.h"
 #include "hftrain/models/layers.h"
 #include "hftrain/optim/optimizer_factory.h"
 #include "hftrain/optim/scheduler.h"
@@ -110,7 +111,8 @@ Components build(const Config& c, const std::string& pretrained_override = "", b
   out.tokenizer = tokenizer_load(c.data.tokenizer);
   for (const CallbackSpec& cb : c.callbacks) out.callbacks.push_back(callback_registry().create(cb.name, cb.options, cb.where));
   ModelOptions mo = c.model;
-  if (!pretrained_override.empty()) mo.pretrained = pretrained_override;
+  // A LoRA checkpoint holds the adapter alone: the base comes from the run's config.
+  if (!pretrained_override.empty() && !c.peft) mo.pretrained = pretrained_override;
   const json tree = model_config_tree(mo);
   const ModelTask task = model_task(tree);
   // Pre-tokenized ids must index the model's embeddings (its vocab_size, else the tokenizer's).
@@ -143,7 +145,17 @@ Components build(const Config& c, const std::string& pretrained_override = "", b
   }
   at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
   out.model = model_create(mo);
-  out.model->set_gradient_checkpointing(c.args.gradient_checkpointing);
+  if (c.peft) {
+    LoraConfig lora = *c.peft;
+    const LoraSummary s = lora_apply(*out.model, lora, "peft");
+    const std::string from = !pretrained_override.empty() ? pretrained_override : lora.adapter;
+    if (!from.empty()) lora_load_weights(*out.model, lora, from);
+    if (out.main() && train)
+      std::printf("LoRA r=%lld on %zu modules: trainable parameters %lld of %lld (%.4f%%)%s\n",
+                  static_cast<long long>(lora.r), s.targets.size(), static_cast<long long>(s.trainable),
+                  static_cast<long long>(s.total), 100.0 * static_cast<double>(s.trainable) / static_cast<double>(s.total),
+                  from.empty() ? "" : (", continuing " + from).c_str());
+  }
   json hf = out.model->hf_config();
   for (const char* key : {"n_positions", "max_position_embeddings"})
     if (hf.contains(key))

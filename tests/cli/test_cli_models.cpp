@@ -214,3 +214,80 @@ TEST_CASE("a hub-style directory stored in bfloat16 trains, evaluates and export
   CHECK(e.exit_code == 0);
   CHECK(read_json(out + "/checkpoint-6/eval_results.json").contains("eval_loss"));
 }
+
+TEST_CASE("a LoRA run writes PEFT's adapter files, resumes bit for bit, evaluates and exports merged weights",
+          "[integration][lora]") {
+  TempDir full("lora-full"), part("lora-part");
+  const std::string base = golden("lora/llama-lora-qv/base");
+  auto write = [&](const TempDir& dir) {
+    const std::string cfg = dir.str() + "/run.yaml";
+    std::ofstream(cfg) << "output_dir: " << dir.str() << "/out\nmax_steps: 8\nsave_steps: 4\nlogging_steps: 1\n"
+                       << "eval_strategy: steps\neval_steps: 4\n"
+                       << "per_device_train_batch_size: 4\nlearning_rate: 1.0e-2\n"
+                       << "model: {pretrained: " << base << "}\n"
+                       << "peft: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj], save_merged: true}\n"
+                       << "data: {tokenizer: byte, block_size: 16, validation_split_percentage: 10, "
+                       << "train: {format: generated, num_bytes: 6000}}\n";
+    return cfg;
+  };
+  Result a = run("train --config " + write(full) + " 2>&1");
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  CHECK(a.output.find("trainable parameters 1792 of 131136") != std::string::npos);  // PEFT's counts for this base
+  const std::string out = full.str() + "/out";
+  // PEFT's layout: the adapter alone, its keys as the PEFT-made file of the same config.
+  CHECK_FALSE(fs::exists(out + "/model.safetensors"));
+  CHECK_FALSE(fs::exists(out + "/checkpoint-4/model.safetensors"));
+  const auto want = hftrain::io::safetensors_load(golden("lora/llama-lora-qv/adapter_init/adapter_model.safetensors")).tensors;
+  for (const std::string dir : {out, out + "/checkpoint-4"}) {
+    INFO(dir);
+    const auto got = hftrain::io::safetensors_load(dir + "/adapter_model.safetensors").tensors;
+    REQUIRE(got.size() == want.size());
+    for (const auto& [k, v] : want) CHECK((got.count(k) && got.at(k).sizes() == v.sizes()));
+    json cfg = read_json(dir + "/adapter_config.json");
+    CHECK(cfg.at("peft_type") == "LORA");
+    CHECK(cfg.at("base_model_name_or_path") == base);
+    CHECK(cfg.at("target_modules") == json::array({"q_proj", "v_proj"}));
+  }
+  // The base did not move: the merged model differs from it only in q_proj and v_proj.
+  const auto merged = hftrain::io::safetensors_load(out + "/merged/model.safetensors").tensors;
+  const auto base_w = hftrain::io::safetensors_load(base + "/model.safetensors").tensors;
+  REQUIRE(merged.size() == base_w.size());
+  for (const auto& [k, v] : base_w) {
+    INFO(k);
+    const bool adapted = k.find("q_proj") != std::string::npos || k.find("v_proj") != std::string::npos;
+    CHECK(merged.at(k).equal(v) != adapted);
+  }
+  CHECK(read_json(out + "/merged/config.json").at("architectures") == json::array({"LlamaForCausalLM"}));
+
+  // Resume from checkpoint-4: the same adapter bytes and losses as the uninterrupted run.
+  fs::create_directories(part.str() + "/out");
+  fs::copy(out + "/checkpoint-4", part.str() + "/out/checkpoint-4", fs::copy_options::recursive);
+  Result b = run("resume --checkpoint " + part.str() + "/out/checkpoint-4 --set output_dir=" + part.str() + "/out 2>&1");
+  INFO(b.output);
+  REQUIRE(b.exit_code == 0);
+  CHECK(file_bytes(part.str() + "/out/adapter_model.safetensors") == file_bytes(out + "/adapter_model.safetensors"));
+
+  // evaluate reads the adapter on top of the base, and gets the in-training eval's loss.
+  Result e = run("evaluate --checkpoint " + out + "/checkpoint-8 2>&1");
+  INFO(e.output);
+  REQUIRE(e.exit_code == 0);
+  double logged_eval = 0;
+  for (const json& entry : read_log(out + "/log.jsonl"))
+    if (entry.contains("eval_loss") && entry["step"] == 8) logged_eval = entry["eval_loss"];
+  CHECK(read_json(out + "/checkpoint-8/eval_results.json").at("eval_loss").get<double>() ==
+        Approx(logged_eval).epsilon(1e-6));
+
+  // Continuing an adapter (here PEFT's own) starts from its weights.
+  TempDir cont("lora-continue");
+  const std::string cfg = cont.str() + "/run.yaml";
+  std::ofstream(cfg) << "output_dir: " << cont.str() << "/out\nmax_steps: 1\nsave_strategy: \"no\"\nlearning_rate: 0.0\n"
+                     << "model: {pretrained: " << base << "}\n"
+                     << "peft: {adapter: " << golden("lora/llama-lora-qv/adapter_init") << "}\n"
+                     << "data: {tokenizer: byte, block_size: 16, train: {format: generated, num_bytes: 2000}}\n";
+  Result c = run("train --config " + cfg + " 2>&1");
+  INFO(c.output);
+  REQUIRE(c.exit_code == 0);
+  const auto continued = hftrain::io::safetensors_load(cont.str() + "/out/adapter_model.safetensors").tensors;
+  for (const auto& [k, v] : want) CHECK(continued.at(k).equal(v));  // learning rate 0: unchanged
+}

@@ -425,8 +425,11 @@ Config config_resolve(const ConfigSource& src) {
     c.stop_on_nonfinite = v.get<bool>();
   }
 
+  if (tree.contains("peft") && !tree.at("peft").is_null())
+    c.peft = lora_config_from_json(tree.at("peft"), src.where("peft"));
+
   const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite"}, [&](const std::string& key) { return src.where(key); },
+  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "peft"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
   const std::vector<std::string> always = default_callbacks(c.args);
   for (const CallbackSpec& cb : c.callbacks)
@@ -488,6 +491,11 @@ json config_to_json(const Config& c) {
   if (!c.data.cache_dir.empty()) out["data"]["cache_dir"] = c.data.cache_dir;
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
   out["stop_on_nonfinite"] = c.stop_on_nonfinite;
+  if (c.peft) {
+    // The keys as adapter_config.json has them (read back by lora_config_from_json).
+    out["peft"] = c.peft->adapter_config();
+    if (c.peft->save_merged) out["peft"]["save_merged"] = true;
+  }
   out["metrics"] = json::array();
   for (Metric m : c.metrics)
     for (const auto& [n, e] : metric_names())

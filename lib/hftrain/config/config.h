@@ -5,6 +5,7 @@
 #include "hftrain/config/fields.h"
 #include "hftrain/config/training_arguments.h"
 #include "hftrain/data/data_options.h"
+#include "hftrain/models/lora_config.h"
 #include "hftrain/models/model_options.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
@@ -34,6 +35,8 @@ struct Config {
   // hftrain's own: a run whose weights became NaN or inf stops (exit 1) before saving them
   // over good checkpoints, naming the last good one; false saves them, as HF does.
   bool stop_on_nonfinite = true;
+  // `peft:` LoRA: only the adapter trains; saves write PEFT's adapter files.
+  std::optional<LoraConfig> peft;
 };
 
 // The raw tree with where each value came from ("run.yaml:4", "--set").

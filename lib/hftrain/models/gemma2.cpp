@@ -71,7 +71,7 @@ class Gemma2Attention : public torch::nn::Module {
         scaling_(std::pow(c.query_pre_attn_scalar, -0.5)), dropout_(c.attention_dropout),
         softcap_(c.attn_logit_softcapping) {
     auto linear = [&](const char* name, int64_t in, int64_t out) {
-      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias)));
+      return register_module(name, Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias)));
     };
     q_proj_ = linear("q_proj", c.hidden_size, heads_ * head_dim_);
     k_proj_ = linear("k_proj", c.hidden_size, kv_heads_ * head_dim_);
@@ -106,14 +106,14 @@ class Gemma2Attention : public torch::nn::Module {
   int64_t heads_, kv_heads_, head_dim_;
   double scaling_, dropout_;
   std::optional<double> softcap_;
-  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
 };
 
 class Gemma2Mlp : public torch::nn::Module {
  public:
   explicit Gemma2Mlp(const Gemma2Config& c) {
     auto linear = [&](const char* name, int64_t in, int64_t out) {
-      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)));
+      return register_module(name, Linear(torch::nn::LinearOptions(in, out).bias(false)));
     };
     gate_proj_ = linear("gate_proj", c.hidden_size, c.intermediate_size);
     up_proj_ = linear("up_proj", c.hidden_size, c.intermediate_size);
@@ -125,7 +125,7 @@ class Gemma2Mlp : public torch::nn::Module {
   }
 
  private:
-  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
+  Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
 };
 
 class Gemma2DecoderLayer : public torch::nn::Module {

@@ -98,7 +98,8 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
 }
 
 // transformers' Conv1D: a linear layer whose weight is stored [in, out]; y = x @ W + b.
-class Conv1D : public torch::nn::Module {
+// A LoRA adapter attaches with fan_in_fan_out.
+class Conv1D : public torch::nn::Module, public LoraHost {
  public:
   Conv1D(int64_t nx, int64_t nf) {
     weight = register_parameter("weight", at::empty({nx, nf}));
@@ -108,8 +109,11 @@ class Conv1D : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) {
     std::vector<int64_t> size_out = x.sizes().vec();
     size_out.back() = weight.size(1);
-    return at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(size_out);
+    return add_lora(x, at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(size_out), is_training());
   }
+  std::pair<int64_t, int64_t> lora_shape() const override { return {weight.size(1), weight.size(0)}; }
+  at::Tensor& lora_base_weight() override { return weight; }
+  bool weight_is_in_out() const override { return true; }
   at::Tensor weight, bias;
 };
 

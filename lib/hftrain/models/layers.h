@@ -2,9 +2,13 @@
 // additive attention mask, dropout, and ForCausalLMLoss.
 #pragma once
 
+#include "hftrain/models/lora.h"
+
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
 #include <c10/core/Scalar.h>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +19,16 @@
 #include <vector>
 
 namespace hftrain {
+
+// nn.Linear (weight [out, in], bias) that a LoRA adapter can attach to.
+class LinearImpl : public torch::nn::LinearImpl, public LoraHost {
+ public:
+  using torch::nn::LinearImpl::LinearImpl;
+  at::Tensor forward(const at::Tensor& x) { return add_lora(x, torch::nn::LinearImpl::forward(x), is_training()); }
+  std::pair<int64_t, int64_t> lora_shape() const override { return {weight.size(0), weight.size(1)}; }
+  at::Tensor& lora_base_weight() override { return weight; }
+};
+TORCH_MODULE(Linear);
 
 // Reads the typed keys of one config.json object. Every key read is remembered, so that
 // the rest can be kept (HF's configs keep unknown kwargs) and written back on export.

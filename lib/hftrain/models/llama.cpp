@@ -132,7 +132,7 @@ class LlamaAttention : public torch::nn::Module {
       : heads_(c.num_attention_heads), kv_heads_(c.kv_heads()), head_dim_(c.dim_per_head()),
         dropout_(c.attention_dropout) {
     auto linear = [&](const char* name, int64_t in, int64_t out, bool bias) {
-      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
+      return register_module(name, Linear(torch::nn::LinearOptions(in, out).bias(bias)));
     };
     const bool qkv_bias = c.attention_bias || c.qkv_bias;
     if (c.fused_projections()) {  // phi3: one qkv_proj, its rows q, then k, then v
@@ -175,15 +175,15 @@ class LlamaAttention : public torch::nn::Module {
  private:
   int64_t heads_, kv_heads_, head_dim_;
   double dropout_;
-  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
-  torch::nn::Linear qkv_proj_{nullptr};  // phi3
+  Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+  Linear qkv_proj_{nullptr};  // phi3
 };
 
 class LlamaMlp : public torch::nn::Module {
  public:
   explicit LlamaMlp(const LlamaConfig& c) : intermediate_(c.intermediate_size) {
     auto linear = [&](const char* name, int64_t in, int64_t out) {
-      return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias)));
+      return register_module(name, Linear(torch::nn::LinearOptions(in, out).bias(c.mlp_bias)));
     };
     if (c.fused_projections()) {  // phi3: gate_up_proj, the gate's rows first
       gate_up_proj_ = linear("gate_up_proj", c.hidden_size, 2 * c.intermediate_size);
@@ -204,7 +204,7 @@ class LlamaMlp : public torch::nn::Module {
 
  private:
   int64_t intermediate_;
-  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr}, gate_up_proj_{nullptr};
+  Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr}, gate_up_proj_{nullptr};
 };
 
 class LlamaDecoderLayer : public torch::nn::Module {

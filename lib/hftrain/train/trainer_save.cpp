@@ -2,6 +2,8 @@
 // module) and the final model directory.
 #include "hftrain/train/trainer.h"
 
+#include "hftrain/models/lora.h"
+
 #include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/host_sync.h"
@@ -24,10 +26,17 @@ namespace fs = std::filesystem;
 void Trainer::write_model_files(const std::string& dir, bool final_export) {
   // Checkpoints keep the float32 master weights, so that a resume continues exactly; the final
   // export is written in model.torch_dtype.
-  SaveWeights how;
-  how.torch_dtype = final_export ? config_.model.torch_dtype : "float32";
-  how.max_shard_size = config_.model.max_shard_size;
-  model_save_pretrained(*model_, dir, how);
+  if (config_.peft) {
+    // As PeftModel.save_pretrained: the adapter alone (float32, as trained).
+    LoraConfig lora = *config_.peft;
+    if (lora.base_model_name_or_path.empty()) lora.base_model_name_or_path = config_.model.pretrained;
+    lora_save(*model_, lora, dir);
+  } else {
+    SaveWeights how;
+    how.torch_dtype = final_export ? config_.model.torch_dtype : "float32";
+    how.max_shard_size = config_.model.max_shard_size;
+    model_save_pretrained(*model_, dir, how);
+  }
   tokenizer_save_pretrained(*tokenizer_, dir, config_.data.block_size);
   io::write_json_file(dir + "/training_args.json", training_args_to_json(args_));
   checkpoint_write_manifest(dir, checkpoint_manifest(config_to_json(config_)));
@@ -39,6 +48,16 @@ void Trainer::save_model(const std::string& dir) {
   fs::create_directories(dir);
   write_model_files(dir, /*final_export=*/true);
   io::write_json_file(dir + "/" + kTrainerStateFile, trainer_state_to_json(state_));
+  if (config_.peft && config_.peft->save_merged) {
+    // merge_and_unload's model as an ordinary HF directory; the run's model keeps its adapter.
+    const std::string merged = dir + "/merged";
+    fs::create_directories(merged);
+    SaveWeights how;
+    how.torch_dtype = config_.model.torch_dtype;
+    how.max_shard_size = config_.model.max_shard_size;
+    lora_with_merged(*model_, [&] { model_save_pretrained(*model_, merged, how); });
+    tokenizer_save_pretrained(*tokenizer_, merged, config_.data.block_size);
+  }
 }
 
 // One host read over every parameter, once per save: a diverged run stops here instead of
@@ -108,7 +127,11 @@ void Trainer::save_checkpoint() {
 }
 
 DataPosition Trainer::load_checkpoint(const OpenCheckpoint& ckpt) {
-  model_load_weights(*model_, model_weights_path(ckpt.dir));
+  if (config_.peft) {
+    lora_load_weights(*model_, *config_.peft, ckpt.dir);
+  } else {
+    model_load_weights(*model_, model_weights_path(ckpt.dir));
+  }
   optimizer_->load_state_dict(io::pickle_load_file(ckpt.file(kOptimizerFile)), ckpt.file(kOptimizerFile));
   scheduler_->load_state_dict(io::pickle_load_file(ckpt.file(kSchedulerFile)), ckpt.file(kSchedulerFile));
   // A checkpoint of a float32 or bf16 run has no scaler.pt: fp16 then starts from torch's

@@ -39,6 +39,8 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       non_embedding_params_ += static_cast<double>(p.value().numel());
     if (p.value().requires_grad()) trainable_params_ += p.value().numel();
   }
+  // As HF's Trainer calls gradient_checkpointing_enable() when the argument asks.
+  model_->set_gradient_checkpointing(args_.gradient_checkpointing);
   callbacks_.add(std::make_unique<DefaultFlowCallback>());
   if (is_main())  // the callbacks that print or write files run on rank 0 only
     for (const std::string& name : default_callbacks(args_))
