@@ -3,6 +3,7 @@
 
 #include "hftrain/config/config.h"
 #include "hftrain/models/hf_model_dir.h"
+#include "hftrain/models/lora.h"
 #include "hftrain/optim/adamw.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
@@ -87,6 +88,7 @@ inline std::unique_ptr<Trainer> make_trainer(const Config& c, const std::string&
   Datasets ds = datasets_load(c.data, *tok);
   at::manual_seed(static_cast<uint64_t>(c.args.seed));
   std::shared_ptr<Model> model = model_create(c.model);
+  if (c.peft) lora_prepare(*model, *c.peft, c.peft->adapter);  // as run.cpp adapts it
   std::filesystem::create_directories(out);
   return std::make_unique<Trainer>(c, model, tok, std::move(ds));
 }

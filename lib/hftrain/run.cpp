@@ -146,10 +146,9 @@ Components build(const Config& c, const std::string& pretrained_override = "", b
   at::manual_seed(static_cast<uint64_t>(c.args.seed));  // HF's set_seed before the model is built
   out.model = model_create(mo);
   if (c.peft) {
-    LoraConfig lora = *c.peft;
-    const LoraSummary s = lora_apply(*out.model, lora, "peft");
+    const LoraConfig& lora = *c.peft;
     const std::string from = !pretrained_override.empty() ? pretrained_override : lora.adapter;
-    if (!from.empty()) lora_load_weights(*out.model, lora, from);
+    const LoraSummary s = lora_prepare(*out.model, lora, from);
     if (out.main() && train)
       std::printf("LoRA r=%lld on %zu modules: trainable parameters %lld of %lld (%.4f%%)%s\n",
                   static_cast<long long>(lora.r), s.targets.size(), static_cast<long long>(s.trainable),

@@ -278,6 +278,14 @@ TEST_CASE("a LoRA run writes PEFT's adapter files, resumes bit for bit, evaluate
   CHECK(read_json(out + "/checkpoint-8/eval_results.json").at("eval_loss").get<double>() ==
         Approx(logged_eval).epsilon(1e-6));
 
+  // predict reads it the same way.
+  std::ofstream(full.str() + "/prompts.txt") << "the quick brown fox jumps over\n";
+  Result p = run("predict --checkpoint " + out + "/checkpoint-8 --input " + full.str() + "/prompts.txt --output " +
+                 full.str() + "/pred.jsonl 2>&1");
+  INFO(p.output);
+  CHECK(p.exit_code == 0);
+  CHECK(fs::exists(full.str() + "/pred.jsonl"));
+
   // Continuing an adapter (here PEFT's own) starts from its weights.
   TempDir cont("lora-continue");
   const std::string cfg = cont.str() + "/run.yaml";

@@ -177,3 +177,35 @@ TEST_CASE("peft settings that match nothing or are misspelled are refused with t
   hftrain::test::require_error(hftrain::Error::kUser, [&] { hftrain::lora_apply(*gpt2, no_fan, "run.yaml"); },
                                {"run.yaml", "fan_in_fan_out", "c_attn"});
 }
+
+TEST_CASE("bias and modules_to_save train and are saved under PEFT's keys", "[models][lora]") {
+  hftrain::register_builtins();
+  hftrain::ModelOptions opts;
+  opts.pretrained = golden("lora/gpt2-lora-c_attn/base");
+  auto model = hftrain::model_create(opts);
+  // GPT-2 with bias "all": every bias trains and is saved; ln_f in full.
+  auto c = hftrain::lora_config_from_json(
+      {{"r", 2}, {"target_modules", {"c_attn"}}, {"fan_in_fan_out", true}, {"bias", "all"}, {"modules_to_save", {"ln_f"}}},
+      "run.yaml");
+  hftrain::lora_apply(*model, c, "run.yaml");
+  auto params = model->named_parameters();
+  CHECK(params["transformer.h.0.mlp.c_fc.bias"].requires_grad());
+  CHECK_FALSE(params["transformer.h.0.mlp.c_fc.weight"].requires_grad());
+  CHECK(params["transformer.ln_f.weight"].requires_grad());
+  CHECK_FALSE(params["transformer.h.0.ln_1.weight"].requires_grad());
+  auto keys = hftrain::lora_state_dict(*model, c);
+  CHECK(keys.count("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"));
+  CHECK(keys.count("base_model.model.transformer.h.1.mlp.c_proj.bias"));
+  CHECK(keys.count("base_model.model.transformer.ln_f.weight"));
+  CHECK(keys.count("base_model.model.transformer.ln_f.bias"));
+  CHECK_FALSE(keys.count("base_model.model.transformer.h.0.ln_1.weight"));
+  // lora_only: the adapted modules' biases alone.
+  auto model2 = hftrain::model_create(opts);
+  auto c2 = hftrain::lora_config_from_json(
+      {{"r", 2}, {"target_modules", {"c_attn"}}, {"fan_in_fan_out", true}, {"bias", "lora_only"}}, "run.yaml");
+  hftrain::lora_apply(*model2, c2, "run.yaml");
+  auto keys2 = hftrain::lora_state_dict(*model2, c2);
+  CHECK(keys2.count("base_model.model.transformer.h.0.attn.c_attn.bias"));
+  CHECK_FALSE(keys2.count("base_model.model.transformer.h.0.mlp.c_fc.bias"));
+  CHECK(keys2.size() == 2 * 3);  // 2 layers x (lora_A, lora_B, c_attn.bias)
+}

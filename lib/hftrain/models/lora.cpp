@@ -33,9 +33,14 @@ bool is_target(const LoraConfig& c, const std::string& name, const Regex* regex)
   return false;
 }
 
+// Whether parameter `name` is inside a modules_to_save module: PEFT's _set_trainable wraps
+// every module whose name ends with an entry (no dot needed).
 bool is_saved_module(const LoraConfig& c, const std::string& name) {
-  for (const std::string& t : c.modules_to_save)
-    if (name == t || ends_with(name, "." + t)) return true;
+  for (size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', dot + 1)) {
+    const std::string module = name.substr(0, dot);
+    for (const std::string& t : c.modules_to_save)
+      if (ends_with(module, t)) return true;
+  }
   return false;
 }
 
@@ -296,19 +301,24 @@ LoraSummary lora_apply(torch::nn::Module& model, const LoraConfig& c, const std:
       const std::string module = n.substr(0, n.size() - 5);
       train = std::find(s.targets.begin(), s.targets.end(), module) != s.targets.end();
     }
-    const std::string module = n.substr(0, n.rfind('.'));
-    if (is_saved_module(c, module)) train = true;
+    if (is_saved_module(c, n)) train = true;
     if (train) p.value().set_requires_grad(true);
   }
   for (const std::string& m : c.modules_to_save) {
     bool any = false;
-    for (const auto& item : model.named_modules("", false)) any = any || item.key() == m || ends_with(item.key(), "." + m);
+    for (const auto& item : model.named_modules("", false)) any = any || ends_with(item.key(), m);
     HFT_CHECK(any, "{}: peft.modules_to_save names {}, which is no module of the model", where, m);
   }
   for (const auto& p : model.parameters()) {
     s.total += p.numel();
     if (p.requires_grad()) s.trainable += p.numel();
   }
+  return s;
+}
+
+LoraSummary lora_prepare(torch::nn::Module& model, const LoraConfig& c, const std::string& from) {
+  LoraSummary s = lora_apply(model, c, "peft");
+  if (!from.empty()) lora_load_weights(model, c, from);
   return s;
 }
 
@@ -319,7 +329,7 @@ std::map<std::string, at::Tensor> lora_state_dict(torch::nn::Module& model, cons
     bool keep = n.find("lora_") != std::string::npos;
     if (ends_with(n, ".bias") && c.bias == "all") keep = true;
     if (ends_with(n, ".bias") && c.bias == "lora_only") keep = p.value().requires_grad();
-    if (is_saved_module(c, n.substr(0, n.rfind('.')))) keep = true;
+    if (is_saved_module(c, n)) keep = true;
     if (keep) out.emplace(kPrefix + n, p.value());
   }
   return out;

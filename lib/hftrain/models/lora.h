@@ -56,6 +56,10 @@ struct LoraSummary {
 // model's linear modules.
 LoraSummary lora_apply(torch::nn::Module& model, const LoraConfig& c, const std::string& where);
 
+// What a run does with its `peft:` section: adapt `model` (lora_apply), then load the adapter
+// weights from `from` when given (a checkpoint, or peft.adapter to continue one).
+LoraSummary lora_prepare(torch::nn::Module& model, const LoraConfig& c, const std::string& from);
+
 // The adapter's tensors under PEFT's keys ("base_model.model." + name, no ".default").
 std::map<std::string, at::Tensor> lora_state_dict(torch::nn::Module& model, const LoraConfig& c);
 // Writes adapter_config.json and adapter_model.safetensors into `dir`.
