@@ -440,6 +440,16 @@ void PreTokenizer::split(std::string_view text, bool at_start, std::vector<std::
           continue;
         }
       }
+      if (st.kind == PreStep::kScan && st.behavior == SplitBehavior::kIsolated && !st.invert &&
+          st.rule != SplitRule::kWhitespace) {
+        // The byte-level hot path: the scanner's matches cover the text, each its own piece.
+        for (size_t i = 0; i < p.text.size();) {
+          const size_t e = pretokenize_match(st.rule, p.text, i);
+          next.push_back({p.text.substr(i, e - i), p.at_start && i == 0});
+          i = e;
+        }
+        continue;
+      }
       find_matches(st, p.text, matches);
       cut(p, matches, st.behavior, st.invert, parts, next);
     }
