@@ -38,6 +38,17 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep) 
   return out;
 }
 
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  std::string out;
+  size_t i = 0;
+  for (size_t p; !from.empty() && (p = s.find(from, i)) != std::string_view::npos; i = p + from.size()) {
+    out.append(s.substr(i, p - i));
+    out.append(to);
+  }
+  out.append(s.substr(i));
+  return out;
+}
+
 std::string unknown_name_message(const std::string& what, const std::string& name,
                                  const std::vector<std::string>& known) {
   std::string msg = "unknown " + what + " \"" + name + "\"; known: " + join(known, ", ");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hftrain {
@@ -17,6 +18,10 @@ std::string unknown_name_message(const std::string& what, const std::string& nam
                                  const std::vector<std::string>& known);
 
 std::string join(const std::vector<std::string>& parts, const std::string& sep);
+
+// s with every non-overlapping occurrence of `from` (left to right) replaced by `to`, as
+// Python's str.replace; an empty `from` changes nothing.
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
 
 // `s` for an error message: whole up to `max` bytes, else its start and how much was cut, so
 // that a bad value of megabytes still makes one readable line.

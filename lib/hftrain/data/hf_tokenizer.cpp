@@ -284,14 +284,10 @@ std::string HfTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string out = decoder_.decode(std::move(tokens));
   if (clean_up_spaces_) {
     // transformers' clean_up_tokenization
-    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+    for (const auto& [from, to] : std::vector<std::pair<const char*, const char*>>{
              {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},
-             {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}}) {
-      std::string r;
-      size_t i = 0;
-      for (size_t p; (p = out.find(from, i)) != std::string::npos; i = p + from.size()) r += out.substr(i, p - i) + to;
-      out = r + out.substr(i);
-    }
+             {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}})
+      out = replace_all(out, from, to);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #include "hftrain/data/text/decoder.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
 #include "hftrain/data/text/regex.h"
 #include "hftrain/data/text/subword.h"
 #include "hftrain/data/text/unicode.h"
@@ -23,24 +24,12 @@ namespace {
 
 using DecoderStep = Decoder::Step;
 
-std::string replaced(const std::string& s, std::string_view from, std::string_view to) {
-  if (from.empty()) return s;
-  std::string out;
-  size_t i = 0;
-  for (size_t p; (p = s.find(from, i)) != std::string::npos; i = p + from.size()) {
-    out.append(s, i, p - i);
-    out.append(to);
-  }
-  out.append(s, i, std::string::npos);
-  return out;
-}
-
 // HF's wordpiece::cleanup: spaces before punctuation and English contractions.
 std::string wordpiece_cleanup(std::string s) {
   static const std::pair<const char*, const char*> kRules[] = {
       {" .", "."},     {" ?", "?"},     {" !", "!"},     {" ,", ","},           {" ' ", "'"},   {" n't", "n't"},
       {" 'm", "'m"},   {" do not", " don't"},            {" 's", "'s"},         {" 've", "'ve"}, {" 're", "'re"}};
-  for (const auto& [from, to] : kRules) s = replaced(s, from, to);
+  for (const auto& [from, to] : kRules) s = replace_all(s, from, to);
   return s;
 }
 
@@ -77,7 +66,7 @@ void apply_step(const DecoderStep& st, std::vector<std::string>& tokens) {
     }
     case DecoderStep::kMetaspace:
       for (size_t i = 0; i < tokens.size(); ++i)
-        tokens[i] = replaced(tokens[i], st.a, i == 0 && st.flag ? "" : " ");
+        tokens[i] = replace_all(tokens[i], st.a, i == 0 && st.flag ? "" : " ");
       return;
     case DecoderStep::kByteFallback: {
       std::vector<std::string> out;
@@ -125,21 +114,7 @@ void apply_step(const DecoderStep& st, std::vector<std::string>& tokens) {
       return;
     case DecoderStep::kReplace:
       for (std::string& t : tokens) {
-        if (!st.regex) {
-          t = replaced(t, st.a, st.b);
-          continue;
-        }
-        std::vector<Span> m;
-        st.regex->find_all(t, m);
-        std::string out;
-        size_t prev = 0;
-        for (const Span& s : m) {
-          out.append(t, prev, s.begin - prev);
-          out += st.b;
-          prev = s.end;
-        }
-        out.append(t, prev, std::string::npos);
-        t = out;
+        t = st.regex ? st.regex->replace_all(t, st.b) : replace_all(t, st.a, st.b);
       }
       return;
     case DecoderStep::kWordPiece:
@@ -150,14 +125,14 @@ void apply_step(const DecoderStep& st, std::vector<std::string>& tokens) {
       }
       return;
     case DecoderStep::kBpe:
-      for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = replaced(tokens[i], st.a, i + 1 == tokens.size() ? "" : " ");
+      for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = replace_all(tokens[i], st.a, i + 1 == tokens.size() ? "" : " ");
       return;
     case DecoderStep::kCtc: {
       std::vector<std::string> out;
       for (size_t i = 0; i < tokens.size(); ++i) {
         if (i > 0 && tokens[i] == tokens[i - 1]) continue;  // dedup
-        std::string t = replaced(tokens[i], st.a, "");
-        if (st.flag) t = replaced(wordpiece_cleanup(t), st.b, " ");
+        std::string t = replace_all(tokens[i], st.a, "");
+        if (st.flag) t = replace_all(wordpiece_cleanup(t), st.b, " ");
         if (!t.empty()) out.push_back(t);
       }
       tokens.swap(out);

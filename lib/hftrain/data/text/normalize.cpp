@@ -1,6 +1,7 @@
 #include "hftrain/data/text/normalize.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/strings.h"
 #include "hftrain/data/text/regex.h"
 #include "hftrain/data/text/unicode.h"
 
@@ -70,17 +71,6 @@ std::string strip_accents(std::string_view s) {  // expects NFD input
   return out;
 }
 
-std::string replace_all(std::string_view s, const std::string& from, const std::string& to) {
-  std::string out;
-  size_t i = 0;
-  for (size_t p; !from.empty() && (p = s.find(from, i)) != std::string_view::npos; i = p + from.size()) {
-    out.append(s.substr(i, p - i));
-    out.append(to);
-  }
-  out.append(s.substr(i));
-  return out;
-}
-
 std::string base64_decode(std::string_view in, const std::string& where) {
   auto value = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -104,20 +94,6 @@ std::string base64_decode(std::string_view in, const std::string& where) {
       out.push_back(static_cast<char>((acc >> bits) & 0xFF));
     }
   }
-  return out;
-}
-
-std::string regex_replace(std::string_view s, const Regex& re, const std::string& content) {
-  std::vector<Span> m;
-  re.find_all(s, m);
-  std::string out;
-  size_t prev = 0;
-  for (const Span& x : m) {
-    out.append(s.substr(prev, x.begin - prev));
-    out.append(content);
-    prev = x.end;
-  }
-  out.append(s.substr(prev));
   return out;
 }
 
@@ -277,7 +253,7 @@ std::string Normalizer::apply(std::string_view text) const {
         if (!ascii) s = unicode::normalize(s, static_cast<unicode::NormalForm>(step.kind - Step::kNFC));
         break;
       case Step::kReplace:
-        s = step.regex ? regex_replace(s, *step.regex, step.b) : replace_all(s, step.a, step.b);
+        s = step.regex ? step.regex->replace_all(s, step.b) : replace_all(s, step.a, step.b);
         ascii = is_ascii(s);
         break;
       case Step::kStrip: s = strip(s, step.left, step.right); break;

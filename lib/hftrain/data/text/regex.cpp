@@ -77,4 +77,18 @@ void Regex::find_all(std::string_view s, std::vector<Span>& out) const {
   }
 }
 
+std::string Regex::replace_all(std::string_view s, std::string_view content) const {
+  std::vector<Span> m;
+  find_all(s, m);
+  std::string out;
+  size_t prev = 0;
+  for (const Span& x : m) {
+    out.append(s.substr(prev, x.begin - prev));
+    out.append(content);
+    prev = x.end;
+  }
+  out.append(s.substr(prev));
+  return out;
+}
+
 }  // namespace hftrain

@@ -28,6 +28,8 @@ class Regex {
   // whole of `s` (look-arounds read past the match). An empty match right where the previous
   // match ended is skipped by one character, as onig's find_iter does.
   void find_all(std::string_view s, std::vector<Span>& out) const;
+  // s with each of those matches replaced by `content` (HF's Replace with a Regex pattern).
+  std::string replace_all(std::string_view s, std::string_view content) const;
 
  private:
   struct Impl;
