@@ -5,10 +5,22 @@
 // three rounds, medians of train_samples_per_second.
 //   build/bench_ddp [--steps N] [--rounds R]
 // Scaling efficiency = samples/s on 2 ranks / (2 x samples/s on 1 rank, same threads each).
+//
+// Sharding: peak resident memory per rank of plain data parallel and ZeRO stages 1, 2 and 3
+// on 2 ranks, with a model whose AdamW state dominates (GPT-2, 8 x 512, vocabulary 256, 64
+// tokens per row), in bytes per parameter beyond the process's floor (the same run with a
+// 1 x 16 model), and each stage's throughput against data parallel's, back to back.
+//   build/bench_ddp --memory [--steps N] [--rounds R]
+// Each rank runs under this program's --peak-rss wrapper, which writes the rank's wait4
+// ru_maxrss.
 #include "bench_util.h"
 
 #include <nlohmann/json.hpp>
 #include <fmt/format.h>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -58,15 +70,127 @@ double run(const std::string& cfg, const std::string& out, int nproc, const char
   return json::parse(in).at("train_samples_per_second").get<double>();
 }
 
+// --peak-rss PREFIX -- command...: runs the command, writes its peak RSS in KB to
+// PREFIX.<RANK>, and exits with its status.
+int peak_rss_wrapper(const char* prefix, char** command) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execv(command[0], command);
+    std::perror(command[0]);
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  ::wait4(pid, &status, 0, &ru);
+  const char* rank = std::getenv("RANK");
+  std::ofstream(std::string(prefix) + "." + (rank ? rank : "0")) << ru.ru_maxrss << "\n";
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+struct Sharded {
+  double samples_per_s = 0, peak_mb = 0;  // the largest rank's peak
+};
+
+Sharded run_ranks(const std::string& self, const std::string& cfg, const std::string& out, int nproc,
+                  const std::string& extra) {
+  std::filesystem::remove_all(out);
+  const std::string cmd = fmt::format(
+      "{} {}/scripts/launch --nproc {} --master-port {} -- {} --peak-rss {}.rss -- {}/build/hftrain train --config {} "
+      "--set output_dir={} {} > {}.txt 2>&1",
+      "", HFTRAIN_SOURCE, nproc, 29950 + nproc, self, out, HFTRAIN_SOURCE, cfg, out, extra, out);
+  Sharded r;
+  if (std::system(cmd.c_str()) != 0) {
+    std::fprintf(stderr, "failed: %s (see %s.txt)\n", cmd.c_str(), out.c_str());
+    return r;
+  }
+  std::ifstream in(out + "/train_results.json");
+  r.samples_per_s = json::parse(in).at("train_samples_per_second").get<double>();
+  for (int rank = 0; rank < nproc; ++rank) {
+    double kb = 0;
+    std::ifstream(out + ".rss." + std::to_string(rank)) >> kb;
+    r.peak_mb = std::max(r.peak_mb, kb / 1024);
+  }
+  return r;
+}
+
+int memory_bench(const std::string& self, int64_t steps, int64_t rounds) {
+  const std::string work = "/tmp/hftrain_bench_zero";
+  std::filesystem::create_directories(work);
+  auto config = [&](int64_t layers, int64_t width) {
+    return fmt::format(R"(max_steps: {}
+learning_rate: 1.0e-4
+logging_steps: {}
+save_strategy: "no"
+per_device_train_batch_size: 2
+metrics: []
+model: {{type: gpt2, config: {{vocab_size: 256, n_positions: 64, n_embd: {}, n_layer: {}, n_head: 8,
+         resid_pdrop: 0.0, embd_pdrop: 0.0, attn_pdrop: 0.0}}}}
+data: {{block_size: 64, validation_split_percentage: 0, train: {{format: generated, num_bytes: 400000}}}}
+)",
+                       steps, steps, width, layers);
+  };
+  const std::string cfg = work + "/model.yaml", floor_cfg = work + "/floor.yaml";
+  std::ofstream(cfg) << config(8, 512);
+  std::ofstream(floor_cfg) << config(1, 16);
+  // GPT-2's parameters: 12 C^2 + 13 C per block (attention, MLP, two layer norms), wte and wpe,
+  // and ln_f.
+  const double C = 512, params = 8 * (12 * C * C + 13 * C) + (256 + 64) * C + 2 * C;
+  const std::pair<const char*, std::string> variants[] = {
+      {"data parallel", ""},
+      {"ZeRO 1", "--set 'deepspeed={\"zero_optimization\": {\"stage\": 1}}'"},
+      {"ZeRO 2 (shard_grad_op)", "--set fsdp=shard_grad_op"},
+      {"ZeRO 3 (full_shard)", "--set fsdp=full_shard"},
+  };
+  std::vector<std::vector<Sharded>> runs(std::size(variants));
+  std::vector<double> floors;
+  for (int64_t r = 0; r < rounds; ++r) {
+    floors.push_back(run_ranks(self, floor_cfg, work + "/floor", 2, "").peak_mb);
+    for (size_t v = 0; v < std::size(variants); ++v)
+      runs[v].push_back(run_ranks(self, cfg, work + "/run" + std::to_string(v), 2, variants[v].second));
+  }
+  const double floor = hftrain::bench::median(floors);
+  std::printf("2 ranks, GPT-2 8 x 512 (%.1f M parameters; AdamW in float32 needs 16 B/param = %.0f MB whole), "
+              "%lld steps, median of %lld rounds; process floor %.0f MB per rank\n",
+              params / 1e6, 16 * params / 1e6, (long long)steps, (long long)rounds, floor);
+  std::printf("%-24s %12s %16s %14s %14s\n", "run", "peak MB/rank", "B/param beyond", "samples/s", "vs data par.");
+  json summary = {{"bench", "ddp_sharded"}, {"steps", steps}, {"rounds", rounds}, {"params", params},
+                  {"floor_mb", floor}};
+  double base = 0;
+  for (size_t v = 0; v < std::size(variants); ++v) {
+    std::vector<double> mb, sps;
+    for (const Sharded& s : runs[v]) mb.push_back(s.peak_mb), sps.push_back(s.samples_per_s);
+    const double peak = hftrain::bench::median(mb), speed = hftrain::bench::median(sps);
+    if (v == 0) base = speed;
+    const double per_param = (peak - floor) * 1024 * 1024 / params;
+    std::printf("%-24s %12.0f %16.1f %14.1f %13.2fx\n", variants[v].first, peak, per_param, speed,
+                base > 0 ? speed / base : 0);
+    summary[variants[v].first] = {{"peak_mb_per_rank", peak}, {"bytes_per_param_beyond_floor", per_param},
+                                  {"samples_per_second", speed}, {"over_data_parallel", base > 0 ? speed / base : 0}};
+  }
+  std::printf("%s\n", summary.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 using hftrain::bench::median;
 
 int main(int argc, char** argv) {
+  if (argc > 3 && !std::strcmp(argv[1], "--peak-rss") && !std::strcmp(argv[3], "--"))
+    return peak_rss_wrapper(argv[2], argv + 4);
   int64_t steps = 20, rounds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--steps")) steps = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoll(argv[i + 1]);
+  bool memory = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--memory")) memory = true;
+    else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::atoll(argv[++i]);
+  }
+  if (memory) {
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return 1;
+    self[n] = 0;
+    return memory_bench(self, steps, rounds);
   }
   const std::string work = "/tmp/hftrain_bench_ddp";
   std::filesystem::create_directories(work);

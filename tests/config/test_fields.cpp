@@ -158,9 +158,55 @@ TEST_CASE("combinations HF accepts but hftrain refuses are refused on purpose", 
 
 TEST_CASE("backend fields are accepted at their default and refused otherwise with a reason", "[unit][config]") {
   CHECK(refusal({{"deepspeed", nullptr}, {"push_to_hub", false}, {"fsdp", ""}}).empty());
-  CHECK_THAT(refusal({{"deepspeed", "ds_config.json"}}), Catch::Contains("deepspeed: \"ds_config.json\" is not supported"));
+  CHECK_THAT(refusal({{"deepspeed", "ds_config.json"}}), Catch::Contains("deepspeed: no such file ds_config.json"));
   CHECK_THAT(refusal({{"push_to_hub", true}}), Catch::Contains("upload output_dir yourself"));
   CHECK_THAT(refusal({{"optim", "lion_8bit"}}), Catch::Contains("optim lion_8bit is not available in hftrain yet"));
+}
+
+// HF's spellings of sharding (FSDPOption, a DeepSpeed ZeRO config) map to hftrain's stages;
+// what hftrain cannot do is refused with the reason, and DeepSpeed's numbers must agree with
+// the arguments as HfTrainerDeepSpeedConfig requires.
+TEST_CASE("fsdp and deepspeed map to ZeRO stages; what cannot apply is refused with the reason", "[unit][config]") {
+  CHECK(resolve(json::object()).args.zero_stage == 0);
+  CHECK(resolve({{"fsdp", "full_shard auto_wrap"}}).args.zero_stage == 3);
+  CHECK(resolve({{"fsdp", json::array({"shard_grad_op"})}}).args.zero_stage == 2);
+  CHECK(resolve({{"fsdp", true}}).args.zero_stage == 3);
+  CHECK(resolve({{"fsdp", "no_shard"}}).args.zero_stage == 0);
+  CHECK(resolve({{"fsdp", "full_shard offload"}}).args.zero_stage == 3);  // the CPU ranks hold state in host memory
+  hftrain::Config ac = resolve({{"fsdp", "full_shard"},
+                                {"fsdp_config", {{"fsdp_activation_checkpointing", true}, {"backward_prefetch", "backward_pre"},
+                                                 {"transformer_layer_cls_to_wrap", json::array({"GPT2Block"})}}}});
+  CHECK(ac.args.gradient_checkpointing);
+  for (int stage : {0, 1, 2, 3}) {
+    json ds = {{"zero_optimization", {{"stage", stage}, {"overlap_comm", true}, {"offload_optimizer", {{"device", "cpu"}}}}},
+               {"train_micro_batch_size_per_gpu", "auto"}, {"gradient_clipping", "auto"}, {"bf16", {{"enabled", "auto"}}},
+               {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", "auto"}, {"betas", "auto"}}}}}};
+    CHECK(resolve({{"deepspeed", ds}}).args.zero_stage == stage);
+    CHECK(resolve({{"deepspeed", ds.dump()}}).args.zero_stage == stage);  // as JSON text
+  }
+  CHECK_THAT(refusal({{"fsdp", "hybrid_shard"}}), Catch::Contains("hftrain shards over every rank"));
+  CHECK_THAT(refusal({{"fsdp", "offload"}}), Catch::Contains("can't work on its own"));
+  CHECK_THAT(refusal({{"fsdp", "full_shrad"}}), Catch::Contains("full_shrad is not a valid FSDPOption"));
+  CHECK_THAT(refusal({{"fsdp", "full_shard"}, {"fsdp_config", {{"state_dict_type", "SHARDED_STATE_DICT"}}}}),
+             Catch::Contains("hftrain writes the full state dict"));
+  CHECK_THAT(refusal({{"fsdp", "full_shard"}, {"fsdp_config", {{"xla", true}}}}), Catch::Contains("XLA is not a hftrain device"));
+  CHECK_THAT(refusal({{"fsdp", "full_shard"}, {"fsdp_config", {{"min_num_param", 1}}}}),
+             Catch::Contains("did you mean \"min_num_params\""));
+  CHECK_THAT(refusal({{"fsdp", "full_shard"}, {"gradient_checkpointing", true}, {"fsdp_config", {{"activation_checkpointing", true}}}}),
+             Catch::Contains("can't be set to True simultaneously"));
+  CHECK_THAT(refusal({{"fsdp", "full_shard"}, {"deepspeed", {{"zero_optimization", {{"stage", 2}}}}}}),
+             Catch::Contains("fsdp and deepspeed are both set"));
+  CHECK_THAT(refusal({{"deepspeed", {{"zero_optimization", {{"stage", 3}, {"offload_param", {{"device", "nvme"}}}}}}}}),
+             Catch::Contains("NVMe offload is not part of hftrain"));
+  CHECK_THAT(refusal({{"deepspeed", {{"zero_optimization", {{"stage", 4}}}}}}), Catch::Contains("stage 0, 1, 2 or 3"));
+  CHECK_THAT(refusal({{"per_device_train_batch_size", 8}, {"deepspeed", {{"train_micro_batch_size_per_gpu", 4}}}}),
+             Catch::Contains("train_micro_batch_size_per_gpu=4 but per_device_train_batch_size is 8"));
+  CHECK_THAT(refusal({{"deepspeed", {{"gradient_clipping", 0.5}}}}), Catch::Contains("gradient_clipping=0.5 but max_grad_norm is 1"));
+  CHECK_THAT(refusal({{"deepspeed", {{"bf16", {{"enabled", true}}}}}}), Catch::Contains("bf16.enabled=true but bf16 is false"));
+  CHECK_THAT(refusal({{"deepspeed", {{"optimizer", {{"type", "Lamb"}}}}}}), Catch::Contains("optimizer \"Lamb\" is not supported"));
+  CHECK_THAT(refusal({{"deepspeed", {{"scheduler", {{"type", "WarmupLR"}}}}}}), Catch::Contains("lr_scheduler_type"));
+  CHECK_THAT(refusal({{"deepspeed", {{"zero_optimisation", {{"stage", 2}}}}}}), Catch::Contains("did you mean \"zero_optimization\""));
+  CHECK_THAT(refusal({{"optim", "adafactor"}, {"fsdp", "shard_grad_op"}}), Catch::Contains("needs an elementwise optimizer"));
 }
 
 TEST_CASE("old spellings work as the new names", "[unit][config]") {

@@ -64,6 +64,12 @@ Binding bind_field(T TrainingArguments::*m) {
           [m](const TrainingArguments& a) { return to_json_value(a.*m); }};
 }
 
+// Kept as given (fsdp, deepspeed): config/sharding.cpp reads them once every field is known.
+Binding bind_raw(nlohmann::json TrainingArguments::*m) {
+  return {[m](TrainingArguments& a, const std::string&, const json& v, const Ctx&) { a.*m = v; },
+          [m](const TrainingArguments& a) { return a.*m; }};
+}
+
 // A name HF has but hftrain lacks is told apart from a typo (HF: "<v> is not a valid <Enum>,
 // please select one of [...]").
 [[noreturn]] void refuse_name(const std::string& key, const json& v, const std::vector<std::string>& have,
@@ -173,7 +179,6 @@ const std::vector<std::string> kHfIntervals = {"no", "steps", "epoch"};
 const std::vector<std::string> kHfSave = {"no", "steps", "epoch", "best"};
 
 const char* kHub = "pushing to the Hugging Face Hub is not part of hftrain; upload output_dir yourself";
-const char* kNoAccel = "hftrain has no such backend; it trains on CPU or CUDA with plain data parallelism";
 
 std::vector<FieldDef> make_table() {
   const json null = nullptr;
@@ -259,12 +264,13 @@ std::vector<FieldDef> make_table() {
       used("best", "metric_for_best_model", null, bind_field(&TA::metric_for_best_model)),
       used("best", "greater_is_better", null, bind_field(&TA::greater_is_better)),
       used("resume", "ignore_data_skip", false, bind_field(&TA::ignore_data_skip)),
-      backend("distributed", "fsdp", Kind::kAny, "", kNoAccel, {json::array(), false}),
-      backend("distributed", "fsdp_min_num_params", Kind::kInt, 0, kNoAccel),
-      backend("distributed", "fsdp_config", Kind::kAny, null, kNoAccel, {json::object()}),
-      backend("distributed", "fsdp_transformer_layer_cls_to_wrap", Kind::kOptStr, null, kNoAccel),
+      used("distributed", "fsdp", "", bind_raw(&TA::fsdp)),
+      no_effect("distributed", "fsdp_min_num_params", Kind::kInt, 0, "hftrain shards each transformer block as a unit"),
+      used("distributed", "fsdp_config", null, bind_raw(&TA::fsdp_config)),
+      no_effect("distributed", "fsdp_transformer_layer_cls_to_wrap", Kind::kOptStr, null,
+                "hftrain shards each transformer block as a unit"),
       backend("distributed", "accelerator_config", Kind::kAny, null, "hftrain does not run through accelerate"),
-      backend("distributed", "deepspeed", Kind::kAny, null, kNoAccel),
+      used("distributed", "deepspeed", null, bind_raw(&TA::deepspeed)),
       backend("stability", "label_smoothing_factor", Kind::kFloat, 0.0, "label smoothing is not available in hftrain yet"),
       used("optimizer", "optim", "adamw_torch", bind_optimizer(kHfOptimizers)),
       used("optimizer", "optim_args", null, bind_field(&TA::optim_args)),

@@ -1,5 +1,7 @@
 #include "hftrain/config/fields_rules.h"
 
+#include "hftrain/config/sharding.h"
+
 #include "hftrain/optim/optimizer_entry.h"
 #include "hftrain/optim/optimizer_factory.h"
 
@@ -140,6 +142,7 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
     if (!a.greater_is_better) a.greater_is_better = false;
   }
   parse_optim_args(a, c);
+  resolve_sharding(a, c);
 
   // Ranges HF does not check (accepted_by_hf.json): refused deliberately, since such a run
   // cannot be meant.

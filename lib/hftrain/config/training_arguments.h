@@ -112,6 +112,10 @@ struct TrainingArguments {
   int64_t ddp_timeout = 1800;              // seconds
   std::optional<int64_t> ddp_bucket_cap_mb;
   bool average_tokens_across_devices = false;
+  // Sharded data parallel, from fsdp / fsdp_config / deepspeed (config/sharding.h): 0 is plain
+  // data parallel, 1-3 ZeRO's stages. The three fields are kept as given, for training_args.json.
+  int64_t zero_stage = 0;
+  nlohmann::json fsdp = "", fsdp_config = nullptr, deepspeed = nullptr;
 
   // Fields with no effect in hftrain and backend fields at their defaults, by HF name, as given.
   nlohmann::json other = nlohmann::json::object();

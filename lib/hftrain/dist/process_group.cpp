@@ -87,6 +87,33 @@ std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& mine) {
   return out[0];
 }
 
+void ProcessGroup::all_gather_into(const at::Tensor& mine, std::vector<at::Tensor> outs) {
+  std::vector<at::Tensor> in{mine.contiguous()};
+  std::vector<std::vector<at::Tensor>> out{std::move(outs)};
+  wait(pg_->allgather(out, in), env_, "all-gather");
+}
+
+std::vector<at::Tensor> ProcessGroup::gather(const at::Tensor& mine, int64_t root) {
+  std::vector<at::Tensor> in{mine.contiguous()};
+  std::vector<std::vector<at::Tensor>> out;
+  if (env_.rank == root) {
+    out.emplace_back();
+    for (int64_t r = 0; r < env_.world_size; ++r) out[0].push_back(at::empty_like(in[0]));
+  }
+  c10d::GatherOptions o;
+  o.rootRank = static_cast<int>(root);
+  wait(pg_->gather(out, in, o), env_, "gather");
+  return out.empty() ? std::vector<at::Tensor>{} : out[0];
+}
+
+PendingCollective ProcessGroup::reduce_sum_async(at::Tensor tensor, int64_t root) {
+  std::vector<at::Tensor> one{std::move(tensor)};
+  c10d::ReduceOptions o;
+  o.rootRank = static_cast<int>(root);
+  c10::intrusive_ptr<c10d::Work> work = pg_->reduce(one, o);
+  return PendingCollective([work, env = env_] { wait(work, env, "gradient reduce"); });
+}
+
 void ProcessGroup::barrier() { wait(pg_->barrier(), env_, "barrier"); }
 
 double ProcessGroup::sum(double local) {

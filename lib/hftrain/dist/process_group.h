@@ -55,6 +55,14 @@ class ProcessGroup {
   PendingCollective all_reduce_sum_async(at::Tensor tensor);
   // Every rank's `mine` (same shape and dtype on all ranks), in rank order.
   std::vector<at::Tensor> all_gather(const at::Tensor& mine);
+  // The same into `outs` (one per rank, contiguous, `mine`'s shape: views of one flat buffer
+  // serve), as sharded data parallel gathers a unit's shards into its parameters.
+  void all_gather_into(const at::Tensor& mine, std::vector<at::Tensor> outs);
+  // Every rank's `mine` on `root` alone (rank order); the other ranks get an empty list.
+  std::vector<at::Tensor> gather(const at::Tensor& mine, int64_t root);
+  // The sum over ranks lands in `root`'s `tensor` (the others' are left unspecified). Gloo has
+  // no reduce-scatter: a shard's gradients are reduced to the rank that owns it.
+  PendingCollective reduce_sum_async(at::Tensor tensor, int64_t root);
   void barrier();
 
   // Scalars summed or maxed over ranks (one collective each call).

@@ -6,7 +6,6 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
-#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/core/grad_mode.h>
@@ -218,8 +217,7 @@ at::Tensor BertBase::encode(const Batch& batch) {
                                                              lowest(x.scalar_type()));
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto layer = layers_->ptr<BertLayer>(i);
-    x = checkpointing() ? checkpointed([layer, bias](const at::Tensor& t) { return layer->forward(t, bias); }, x)
-                        : layer->forward(x, bias);
+    x = run_block(i, [layer, bias](const at::Tensor& t) { return layer->forward(t, bias); }, x);
   }
   return x;
 }

@@ -45,6 +45,7 @@ class BertBase : public Model {
   std::string model_type() const override { return "bert"; }
   nlohmann::json hf_config() const override { return bert_config_to_json(config_, architecture_); }
   std::vector<std::string> embedding_parameter_names() const override;
+  std::vector<std::shared_ptr<torch::nn::Module>> blocks() const override { return layers_->children(); }
   bool is_no_decay(const std::string& name) const override;
   bool accepts_loss_kwargs() const override { return false; }  // transformers 4.48's BERT heads
   const BertConfig& config() const { return config_; }

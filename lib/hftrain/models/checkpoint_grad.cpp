@@ -1,6 +1,7 @@
 #include "hftrain/models/checkpoint_grad.h"
 
 #include "hftrain/core/device.h"
+#include "hftrain/models/model.h"
 #include "hftrain/core/torch_compat_autograd.h"
 
 #include <ATen/core/grad_mode.h>
@@ -72,6 +73,14 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, 
   }
   torch::autograd::set_history(y, node);
   return y;
+}
+
+at::Tensor Model::run_block(size_t i, const BlockFn& fn, const at::Tensor& x) {
+  if (!block_runner_) return checkpointing() ? checkpointed(fn, x) : fn(x);
+  // The runner sees the block as it runs now, recompute included: a fully sharded run's
+  // parameters are gathered again for the recompute in backward.
+  const BlockFn run = [&](const at::Tensor& t) { return checkpointing() ? checkpointed(fn, t) : fn(t); };
+  return block_runner_(i, run, x);
 }
 
 }  // namespace hftrain

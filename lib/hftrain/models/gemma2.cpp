@@ -5,7 +5,6 @@
 #include "hftrain/models/gemma2.h"
 
 #include "hftrain/core/error.h"
-#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
@@ -273,9 +272,7 @@ ModelOutput Gemma2ForCausalLM::forward(const Batch& batch, std::optional<double>
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto layer = layers_->ptr<Gemma2DecoderLayer>(i);
     const at::Tensor bias = i % 2 == 0 ? windowed : full;  // the even layers slide
-    x = checkpointing()
-            ? checkpointed([layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x)
-            : layer->forward(x, cos, sin, bias);
+    x = run_block(i, [layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x);
   }
   x = std::static_pointer_cast<Gemma2RmsNorm>(norm_)->forward(x);
   ModelOutput out;

@@ -54,6 +54,7 @@ class Gemma2ForCausalLM : public Model {
   std::string model_type() const override { return "gemma2"; }
   nlohmann::json hf_config() const override { return gemma2_config_to_json(config_); }
   std::vector<std::string> embedding_parameter_names() const override { return {"model.embed_tokens.weight"}; }
+  std::vector<std::shared_ptr<torch::nn::Module>> blocks() const override { return layers_->children(); }
   bool is_no_decay(const std::string& name) const override;
   std::vector<std::string> tied_aliases() const override;
 

@@ -6,7 +6,6 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/core/torch_compat.h"
-#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
 
@@ -326,8 +325,7 @@ at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
   const at::Tensor bias = attention_bias(T, batch_get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
   for (size_t i = 0; i < h_->size(); ++i) {
     auto block = h_->ptr<Gpt2Block>(i);
-    x = checkpointing() ? checkpointed([block, bias](const at::Tensor& t) { return block->forward(t, bias); }, x)
-                        : block->forward(x, bias);
+    x = run_block(i, [block, bias](const at::Tensor& t) { return block->forward(t, bias); }, x);
   }
   return ln_f_->forward(x);
 }

@@ -51,6 +51,7 @@ class Gpt2Base : public Model {
  public:
   std::string model_type() const override { return "gpt2"; }
   std::vector<std::string> embedding_parameter_names() const override;
+  std::vector<std::shared_ptr<torch::nn::Module>> blocks() const override { return h_->children(); }
   bool is_no_decay(const std::string& name) const override;
   const Gpt2Config& config() const { return config_; }
 

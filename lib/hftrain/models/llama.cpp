@@ -5,7 +5,6 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
-#include "hftrain/models/checkpoint_grad.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/core/grad_mode.h>
@@ -411,9 +410,7 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
     const std::optional<int64_t> window = config_.window_of_layer(static_cast<int64_t>(i));
     if (window && !windowed.defined()) windowed = attention_bias(T, mask, x, *window);
     const at::Tensor bias = window ? windowed : full;
-    x = checkpointing()
-            ? checkpointed([layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x)
-            : layer->forward(x, cos, sin, bias);
+    x = run_block(i, [layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x);
   }
   x = std::static_pointer_cast<RmsNorm>(norm_)->forward(x);
 

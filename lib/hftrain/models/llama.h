@@ -82,6 +82,7 @@ class LlamaForCausalLM : public Model {
   std::string model_type() const override { return config_.model_type; }
   nlohmann::json hf_config() const override { return llama_config_to_json(config_); }
   std::vector<std::string> embedding_parameter_names() const override { return {"model.embed_tokens.weight"}; }
+  std::vector<std::shared_ptr<torch::nn::Module>> blocks() const override { return layers_->children(); }
   bool is_no_decay(const std::string& name) const override;
   std::vector<std::string> tied_aliases() const override;
   const LlamaConfig& config() const { return config_; }

@@ -9,7 +9,9 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,12 +49,26 @@ class Model : public torch::nn::Module {
   // gradient_checkpointing: each transformer block recomputes its activations in backward.
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
 
+  // The transformer blocks, in the order forward runs them: the units that sharded data
+  // parallel gathers one at a time (what FSDP's transformer auto-wrap policy wraps).
+  virtual std::vector<std::shared_ptr<torch::nn::Module>> blocks() const = 0;
+  // A block's forward, x -> y.
+  using BlockFn = std::function<at::Tensor(const at::Tensor&)>;
+  // Wraps every block's forward from now on: runner(i, run, x) must return run(x), doing what
+  // it needs around it (fully sharded data parallel gathers block i's parameters). Empty: none.
+  using BlockRunner = std::function<at::Tensor(size_t, const BlockFn&, const at::Tensor&)>;
+  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+
  protected:
   // Whether blocks run through checkpointed() now: asked for, and training.
   bool checkpointing() const { return gradient_checkpointing_ && is_training(); }
+  // Block i's forward as the models run it: recomputed in backward when checkpointing, inside
+  // the block runner when one is set.
+  at::Tensor run_block(size_t i, const BlockFn& fn, const at::Tensor& x);
 
  private:
   bool gradient_checkpointing_ = false;
+  BlockRunner block_runner_;
 };
 
 }  // namespace hftrain

@@ -200,14 +200,22 @@ OpenCheckpoint checkpoint_open(const std::string& dir, const ResumeExpect* resum
   }
   out.state = trainer_state_from_json(io::read_json_file(out.file(kTrainerStateFile)), out.file(kTrainerStateFile));
   if (!resume) return out;
-  HFT_CHECK(out.state.train_batch_size == resume->train_batch_size,
-            "{}: the checkpoint was trained with batch size {}, this run has {}; resume needs the same batch size",
-            out.file(kTrainerStateFile), out.state.train_batch_size, resume->train_batch_size);
+  out.world_size = rng_state_world_size(dir);
+  if (out.world_size == 0 || out.world_size == resume->world_size) {
+    HFT_CHECK(out.state.train_batch_size == resume->train_batch_size,
+              "{}: the checkpoint was trained with batch size {}, this run has {}; resume needs the same batch size",
+              out.file(kTrainerStateFile), out.state.train_batch_size, resume->train_batch_size);
+  } else {  // another world size: the same global batch continues the same optimization
+    const int64_t saved = out.state.train_batch_size * out.world_size, now = resume->train_batch_size * resume->world_size;
+    HFT_CHECK(saved == now,
+              "{} was saved by a run of {} process(es) with batch size {} each ({} in all) and this run has {} x {} = "
+              "{}: a resume on another world size needs the same global batch",
+              dir, out.world_size, out.state.train_batch_size, saved, resume->world_size, resume->train_batch_size, now);
+  }
   HFT_CHECK(out.has(kOptimizerFile),
             "{} holds no {} (saved with save_only_model?): it cannot resume training; start a new run from it with "
             "model.pretrained instead",
             dir, kOptimizerFile);
-  rng_state_check_world_size(dir, resume->world_size);
   // The same model: a config that builds other shapes fails on loading the weights, but one
   // with the same shapes (another head count) would train on as another model.
   if (out.has(kModelConfigFile) && resume->model_config.is_object()) {

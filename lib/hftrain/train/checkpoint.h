@@ -70,13 +70,14 @@ struct OpenCheckpoint {
   std::optional<DataPosition> position; // hftrain's; for HF's, derived from global_step
   int64_t batches_per_epoch = 0;        // the epoch length it was saved with (0: unknown)
   int64_t samples_seen = 0;
+  int64_t world_size = 0;               // the processes that saved it, from its RNG files (0: none)
   std::string file(const std::string& name) const { return dir + "/" + name; }
   bool has(const std::string& name) const;
 };
 // Opens checkpoint `dir`: it exists, holds a sane trainer_state.json, and every file its
 // manifest lists is there with its size and CRC-32C. With `resume`, also what continuing it
-// needs: optimizer.pt (not saved with save_only_model), and the world size, batch size,
-// gradient accumulation and model it was trained with. Every refusal is one user error
+// needs: optimizer.pt (not saved with save_only_model), and the batch size (the global one
+// when the world size differs), gradient accumulation and model it was trained with. Every refusal is one user error
 // naming the file and the value.
 OpenCheckpoint checkpoint_open(const std::string& dir, const ResumeExpect* resume);
 

@@ -139,13 +139,4 @@ int64_t rng_state_world_size(const std::string& dir) {
   return fs::is_regular_file(fs::path(dir) / "rng_state.pth", ec) ? 1 : 0;
 }
 
-void rng_state_check_world_size(const std::string& dir, int64_t world_size) {
-  const int64_t saved = rng_state_world_size(dir);
-  if (saved == 0) return;  // no RNG files: reading them names what is missing
-  HFT_CHECK(saved == world_size,
-            "{} was saved by a run of {} process(es) and this run has {}: resume needs the same world size "
-            "(the data order and each rank's RNG state depend on it)",
-            dir, saved, world_size);
-}
-
 }  // namespace hftrain

@@ -34,7 +34,5 @@ c10::IValue numpy_random_state(int64_t seed);
 std::string rng_state_file(int64_t rank, int64_t world_size);
 // How many processes saved checkpoint `dir`, from its RNG files (0 when it has none).
 int64_t rng_state_world_size(const std::string& dir);
-// A user error when checkpoint `dir` was saved by another number of processes.
-void rng_state_check_world_size(const std::string& dir, int64_t world_size);
 
 }  // namespace hftrain

@@ -12,6 +12,7 @@
 #include "hftrain/data/loader.h"
 #include "hftrain/dist/grad_reducer.h"
 #include "hftrain/dist/process_group.h"
+#include "hftrain/dist/sharded.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/optim/grad_clip.h"
 #include "hftrain/train/metrics.h"
@@ -41,6 +42,8 @@ int64_t resolve_steps(double v, int64_t max_steps) {
 json Trainer::train(const OpenCheckpoint* resume) {
   const auto t0 = std::chrono::steady_clock::now();
   plan_ = plan();
+  // Sharded data parallel: the optimizer is made over this rank's pieces of the parameters.
+  if (pg_ && args_.zero_stage > 0) sharded_ = std::make_unique<ShardedParams>(*pg_, *model_, static_cast<int>(args_.zero_stage));
   create_optimizer();
   // fp16: accelerate's GradScaler with torch's defaults (bf16 needs none).
   scaler_ = args_.fp16 ? std::make_unique<GradScaler>() : nullptr;
@@ -57,7 +60,7 @@ json Trainer::train(const OpenCheckpoint* resume) {
   if (args_.ignore_data_skip) start.batches_in_epoch = 0;
   position_ = start;
   // DDP: every rank starts from rank 0's weights, and gradients are averaged in buckets.
-  if (pg_) {
+  if (pg_ && !sharded_) {
     std::vector<at::Tensor> trainable;
     for (const auto& p : model_->named_parameters())
       if (p.value().requires_grad()) trainable.push_back(p.value());
@@ -73,9 +76,11 @@ json Trainer::train(const OpenCheckpoint* resume) {
                 (long long)data_.train->size(), (long long)plan_.num_epochs, (long long)args_.train_batch_size(),
                 (long long)plan_.accumulation, (long long)plan_.max_steps, (long long)trainable_params_);
     if (pg_)
-      std::printf("  data parallel over %lld ranks (%s): total batch size = %lld, gradient buckets = %zu\n",
-                  (long long)world_size(), dist_backend(args_.ddp_backend).c_str(),
-                  (long long)(args_.train_batch_size() * plan_.accumulation * world_size()), reducer_->num_buckets());
+      std::printf("  data parallel over %lld ranks (%s): total batch size = %lld, %s\n", (long long)world_size(),
+                  dist_backend(args_.ddp_backend).c_str(),
+                  (long long)(args_.train_batch_size() * plan_.accumulation * world_size()),
+                  sharded_ ? fmt::format("sharded: ZeRO stage {}, {} units", sharded_->stage(), sharded_->num_units()).c_str()
+                           : fmt::format("gradient buckets = {}", reducer_->num_buckets()).c_str());
     if (resume)
       std::printf("  resuming from %s at step %lld (epoch %lld, skipping %lld batches)\n", resume->dir.c_str(),
                   (long long)start_step, (long long)start.epoch, (long long)start.batches_in_epoch);
@@ -117,6 +122,14 @@ json Trainer::train(const OpenCheckpoint* resume) {
   const json summary = train_summary(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                                      state_.global_step - start_step);
   log(summary);
+  if (sharded_) {
+    // The model whole again for what follows training (best model, export, evaluation); the
+    // optimizer's state is done with, and goes first, so that the whole model fits where it did.
+    scheduler_.reset();
+    optimizer_.reset();
+    sharded_->unshard();
+    sharded_.reset();
+  }
   if (args_.load_best_model_at_end && state_.best_model_checkpoint &&
       fs::is_regular_file(model_weights_path(*state_.best_model_checkpoint))) {
     if (is_main())
@@ -152,6 +165,8 @@ void Trainer::training_step() {
   const bool average_tokens = pg_ && args_.average_tokens_across_devices;
   const double steps_since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
   for (size_t m = 0; m < window_.size(); ++m) {
+    const bool last = m + 1 == window_.size();
+    if (sharded_) sharded_->prepare(m == 0, last);  // stage 3 gathers the root unit for forward
     at::Tensor loss;
     if (loss_kwargs) {
       loss = forward(window_[m], static_cast<double>(window_items_)).loss;
@@ -159,10 +174,10 @@ void Trainer::training_step() {
     } else {  // the head's mean loss, scaled as transformers' training_step scales it
       loss = forward(window_[m], std::nullopt).loss.div(static_cast<double>(plan_.accumulation));
     }
-    const bool last = m + 1 == window_.size();
     if (reducer_) reducer_->prepare(last);  // earlier micro-steps accumulate locally (no_sync)
     (scaler_ ? scaler_->scale(loss) : loss).backward();
     if (reducer_ && last) reducer_->finish();
+    if (sharded_) sharded_->finish();
     const at::Tensor l = loss.detach();
     const at::Tensor finite = at::isfinite(l);
     nonfinite_.logical_or_(finite.logical_not());  // read when logging: no host sync here
@@ -179,7 +194,8 @@ void Trainer::training_step() {
 void Trainer::optimizer_step() {
   if (args_.max_grad_norm > 0) {
     if (scaler_) scaler_->unscale(*optimizer_);  // clip the true gradients (accelerate)
-    grad_norm_ = clip_grad_norm(optimizer_params(), args_.max_grad_norm);
+    grad_norm_ = sharded_ ? sharded_->clip_grad_norm(args_.max_grad_norm)  // over every rank's slices
+                          : clip_grad_norm(optimizer_params(), args_.max_grad_norm);
   }
   callbacks_.on_pre_optimizer_step(args_, state_, control_);
   // fp16: a step whose gradients overflowed is skipped, and so is the scheduler's (HF's
@@ -191,6 +207,7 @@ void Trainer::optimizer_step() {
   } else {
     optimizer_->step();
   }
+  if (sharded_) sharded_->after_step();
   callbacks_.on_optimizer_step(args_, state_, control_);
   if (stepped) scheduler_->step();
   optimizer_->zero_grad();

@@ -26,12 +26,15 @@ namespace hftrain {
 class DataLoader;
 class GradReducer;
 class ProcessGroup;
+class ShardedParams;
 
 class Trainer {
  public:
   // With a process group of several ranks the run is data parallel: each rank trains on its
   // shard of every batch, gradients are averaged over the ranks, metrics are reduced, and
-  // rank 0 alone logs and writes (each rank's RNG state goes into the checkpoint).
+  // rank 0 alone logs and writes (each rank's RNG state goes into the checkpoint). With
+  // args.zero_stage 1-3 the optimizer state, gradients and parameters are sharded
+  // (dist/sharded.h); checkpoints are the same either way.
   Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<const Tokenizer> tokenizer, Datasets data,
           std::shared_ptr<ProcessGroup> pg = nullptr);
   ~Trainer();
@@ -73,6 +76,7 @@ class Trainer {
   void create_optimizer();
   DataPosition load_checkpoint(const OpenCheckpoint& ckpt);  // where the data resumes
   void save_checkpoint();
+  void write_checkpoint(const std::string& dir);  // save_checkpoint's body, with the weights whole
   // stop_on_nonfinite: a user-facing stop before weights that are NaN or inf are saved.
   void check_finite_weights(const std::string& about_to);
   void warn_if_diverged(double loss, double grad_norm);
@@ -107,6 +111,7 @@ class Trainer {
   std::unique_ptr<LRScheduler> scheduler_;
   std::unique_ptr<GradScaler> scaler_;      // fp16 only
   std::unique_ptr<GradReducer> reducer_;    // data parallel only
+  std::unique_ptr<ShardedParams> sharded_;  // sharded data parallel (ZeRO stage >= 1) only
   TrainPlan plan_;
   bool in_train_ = false;  // HF's is_in_train: *_full_eval casts the model only outside train()
   double non_embedding_params_ = 0;

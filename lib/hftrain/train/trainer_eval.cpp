@@ -7,6 +7,7 @@
 #include "hftrain/core/host_sync.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/dist/process_group.h"
+#include "hftrain/dist/sharded.h"
 #include "hftrain/train/metrics.h"
 
 #include <ATen/Functions.h>
@@ -103,7 +104,12 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
 
 json Trainer::evaluate() {
   HFT_CHECK(data_.eval != nullptr, "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
-  json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
+  json metrics;
+  // Fully sharded: the ranks evaluate different numbers of batches, so the weights are
+  // gathered whole for the evaluation rather than block by block.
+  auto run = [&] { metrics = evaluation_loop(*data_.eval, "eval_", nullptr); };
+  if (sharded_) sharded_->with_full_parameters(run);
+  else run();
   log(metrics);
   callbacks_.on_evaluate(args_, state_, control_, metrics);
   return metrics;

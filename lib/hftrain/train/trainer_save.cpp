@@ -9,6 +9,7 @@
 #include "hftrain/core/host_sync.h"
 #include "hftrain/core/log.h"
 #include "hftrain/dist/process_group.h"
+#include "hftrain/dist/sharded.h"
 #include "hftrain/io/json_file.h"
 #include "hftrain/io/pickle.h"
 #include "hftrain/models/hf_model_dir.h"
@@ -86,8 +87,20 @@ void Trainer::save_checkpoint() {
   for (const auto& cb : callbacks_.callbacks())
     if (json st = cb->state(); !st.is_null()) state_.stateful_callbacks[cb->name()] = st;
   const std::string dir = checkpoint_dir(args_.output_dir, state_.global_step);
+  // Sharded: every rank takes part in gathering the weights (stage 3) and the optimizer state.
+  if (sharded_) sharded_->with_full_parameters([&] { write_checkpoint(dir); });
+  else write_checkpoint(dir);
+  if (pg_) pg_->barrier();  // no rank reads the checkpoint before it is complete
+  last_saved_step_ = state_.global_step;
+}
+
+void Trainer::write_checkpoint(const std::string& dir) {
   // Every rank holds the same weights: all stop here together, none waits in a collective.
   check_finite_weights("saving " + dir);
+  // optimizer.pt holds the unsharded optimizer's state, whatever the sharding.
+  c10::IValue optim_state;
+  if (!args_.save_only_model && sharded_) optim_state = sharded_->consolidate(optimizer_->state_dict());
+  else if (!args_.save_only_model && is_main()) optim_state = optimizer_->state_dict();
   // Rank 0 writes the whole directory, each rank's RNG state included (gathered here), so
   // that the checkpoint appears at once, complete, or not at all.
   std::vector<c10::IValue> rng{rng_state_capture(device_, args_.seed)};
@@ -112,7 +125,7 @@ void Trainer::save_checkpoint() {
     });
     if (!args_.save_only_model)  // HF: such a checkpoint holds the model only
       save.writers.push_back([&](const std::string& d) {
-        io::pickle_save_file(d + "/" + kOptimizerFile, optimizer_->state_dict());
+        io::pickle_save_file(d + "/" + kOptimizerFile, optim_state);
         io::pickle_save_file(d + "/" + kSchedulerFile, scheduler_->state_dict());
         if (scaler_) io::pickle_save_file(d + "/" + kScalerFile, scaler_->state_dict());
         for (size_t r = 0; r < rng.size(); ++r)
@@ -122,17 +135,19 @@ void Trainer::save_checkpoint() {
     if (args_.save_total_limit)
       checkpoint_rotate(args_.output_dir, *args_.save_total_limit, state_.best_model_checkpoint);
   }
-  if (pg_) pg_->barrier();  // no rank reads the checkpoint before it is complete
-  last_saved_step_ = state_.global_step;
 }
 
 DataPosition Trainer::load_checkpoint(const OpenCheckpoint& ckpt) {
-  if (config_.peft) {
-    lora_load_weights(*model_, *config_.peft, ckpt.dir);
-  } else {
-    model_load_weights(*model_, model_weights_path(ckpt.dir));
-  }
-  optimizer_->load_state_dict(io::pickle_load_file(ckpt.file(kOptimizerFile)), ckpt.file(kOptimizerFile));
+  auto load_weights = [&] {
+    if (config_.peft) lora_load_weights(*model_, *config_.peft, ckpt.dir);
+    else model_load_weights(*model_, model_weights_path(ckpt.dir));
+  };
+  if (sharded_) sharded_->with_full_parameters(load_weights);  // stage 3: into every slice
+  else load_weights();
+  // optimizer.pt is the unsharded state, from a run of any world size and sharding.
+  const std::string optim_file = ckpt.file(kOptimizerFile);
+  const c10::IValue optim_state = io::pickle_load_file(optim_file);
+  optimizer_->load_state_dict(sharded_ ? sharded_->shard_state(optim_state, optim_file) : optim_state, optim_file);
   scheduler_->load_state_dict(io::pickle_load_file(ckpt.file(kSchedulerFile)), ckpt.file(kSchedulerFile));
   // A checkpoint of a float32 or bf16 run has no scaler.pt: fp16 then starts from torch's
   // initial scale, as HF does.
@@ -152,12 +167,25 @@ DataPosition Trainer::load_checkpoint(const OpenCheckpoint& ckpt) {
   for (const auto& cb : callbacks_.callbacks())
     if (!cb->state().is_null() && state_.stateful_callbacks.contains(cb->name()))
       cb->restore(state_.stateful_callbacks.at(cb->name()), ckpt.file(kTrainerStateFile));
-  const std::string rng_path = ckpt.file(rng_state_file(pg_ ? pg_->rank() : 0, world_size()));
+  // Another world size (the optimizer state is whole in any case): the data continues at
+  // this run's position for the step, and ranks the checkpoint had no RNG state for keep
+  // their seeded one, as HF resumes.
+  const bool same_world = ckpt.world_size == 0 || ckpt.world_size == world_size();
+  const int64_t rank = pg_ ? pg_->rank() : 0;
+  if (!same_world && is_main())
+    warn_line(fmt::format("{} was saved by {} process(es) and this run has {}: the data continues from step {} in "
+                          "this run's order{}",
+                          ckpt.dir, ckpt.world_size, world_size(), state_.global_step,
+                          world_size() > ckpt.world_size ? "; the ranks the checkpoint has no random state for start "
+                                                           "from the seed"
+                                                         : ""));
+  const std::string rng_path = ckpt.file(rng_state_file(rank, same_world ? world_size() : ckpt.world_size));
   // HF's file also holds Python's and NumPy's states; hftrain needs neither.
-  rng_state_restore(io::pickle_load_file(rng_path, /*drop_foreign=*/true), rng_path, device_);
+  if (same_world || rank < ckpt.world_size)
+    rng_state_restore(io::pickle_load_file(rng_path, /*drop_foreign=*/true), rng_path, device_);
   // hftrain's checkpoints say where the data stood; HF's are placed by their step.
   samples_seen_ = ckpt.samples_seen / world_size();
-  if (!ckpt.position) return plan_.position_of(state_.global_step);
+  if (!ckpt.position || !same_world) return plan_.position_of(state_.global_step);
   if (ckpt.batches_per_epoch != plan_.batches_per_epoch && is_main())
     warn_line(fmt::format("{} was saved with {} batches per epoch and the train data now makes {}: it resumes at "
                           "batch {} of epoch {} of the data as it is now",

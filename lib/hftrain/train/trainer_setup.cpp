@@ -7,6 +7,7 @@
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/dist/grad_reducer.h"
 #include "hftrain/dist/process_group.h"
+#include "hftrain/dist/sharded.h"
 #include "hftrain/optim/optimizer_factory.h"
 
 #include <ATen/Functions.h>
@@ -109,7 +110,9 @@ void Trainer::create_optimizer() {
     if (!p.value().requires_grad()) continue;
     (model_->is_no_decay(p.key()) ? no_decay : decay).params.push_back(p.value());
   }
-  optimizer_ = optimizer_create(args_, {decay, no_decay});
+  std::vector<ParamGroup> groups{decay, no_decay};
+  if (sharded_) groups = sharded_->shard_groups(groups);  // this rank's pieces of each group
+  optimizer_ = optimizer_create(args_, std::move(groups));
   SchedulerOptions schedule = config_.scheduler;  // the kwargs, typed when the config was read
   schedule.num_warmup_steps = args_.get_warmup_steps(plan_.max_steps);
   schedule.num_training_steps = plan_.max_steps;
