@@ -93,6 +93,12 @@ void keep_freed_memory() {
 #endif
 }
 
+void return_freed_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
 #if HFTRAIN_TORCH_AT_LEAST(2, 4)
 namespace {
 bool autocast_enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }

@@ -37,6 +37,10 @@ void set_default_threads();
 // kernel (glibc malloc's thresholds; see the .cpp), unless the user set glibc's malloc
 // tunables. Off glibc, nothing.
 void keep_freed_memory();
+// Hands the memory freed so far back to the kernel, once, at a point where what is free will
+// not be needed again in the same shapes (after the first backward: its activations and
+// temporaries, before the optimizer's state is made). Off glibc, nothing.
+void return_freed_memory();
 
 // What every hftrain process does first: set_default_threads() and keep_freed_memory().
 void configure_host();

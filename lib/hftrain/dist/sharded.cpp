@@ -1,6 +1,7 @@
 #include "hftrain/dist/sharded.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/core/torch_compat_autograd.h"
 #include "hftrain/models/model.h"
 #include "hftrain/optim/state_dict_util.h"
@@ -11,10 +12,6 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
-
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +29,7 @@ struct ShardedParams::Unit {
   at::Tensor master;             // this rank's slice: flat's (stages 1-2) or its own (stage 3)
   at::Tensor grad;               // this rank's slice of the averaged gradient
   at::Tensor send;               // while reducing: the unit's local gradients, flat
+  bool contiguous = false;       // backward accumulates straight into send (stage 3 blocks)
   std::vector<PendingCollective> work;
   std::vector<char> arrived;
   size_t pending = 0;
@@ -116,11 +114,9 @@ ShardedParams::ShardedParams(ProcessGroup& pg, Model& model, int stage)
     units_.push_back(std::move(u));
   }
   HFT_CHECK(!units_.empty(), "sharded data parallel: the model has no trainable parameters");
-#if defined(__GLIBC__)
   // The parameters' first storage is free now; the heap keeps freed memory for speed
   // (keep_freed_memory), so it is handed back to the system here, once.
-  ::malloc_trim(0);
-#endif
+  compat::return_freed_memory();
   for (auto& u : units_) u->grad = at::zeros({u->shard}, u->flat.options());
   for (size_t i = units_.size(); i-- > 0;) order_.push_back(i);  // backward ends with the root...
   if (units_.back()->root) std::rotate(order_.begin(), order_.begin() + 1, order_.end());  // ...so it goes last
@@ -165,21 +161,59 @@ void ShardedParams::gather(Unit& u) {
 
 void ShardedParams::release(Unit& u) {
   if (stage_ != 3 || !u.gathered || pinned_ > 0) return;
-  free_memory_.emplace(u.nbytes(), take_storage(u.flat));
+  at::DataPtr memory = take_storage(u.flat);
+  // Two of a size are what a step gathers at once (the root and a block, or two blocks in
+  // backward); more go back to the heap.
+  if (free_memory_.count(u.nbytes()) < 2) free_memory_.emplace(u.nbytes(), std::move(memory));
   u.gathered = false;
 }
 
 void ShardedParams::unshard() {
   ++pinned_;  // for good: the units stay whole
+  // Training is over: only the whole parameters are needed. What training held goes back to
+  // the kernel first (the optimizer's state too, freed by the caller), so that the whole model
+  // takes its place instead of adding to it.
+  for (auto& u : units_) u->grad = at::Tensor();
+  buffers_.clear();
+  compat::return_freed_memory();
   for (auto& u : units_) {
     gather(*u);
-    u->master = u->grad = at::Tensor();  // training is over: only the whole parameters are needed
+    u->master = at::Tensor();
   }
   free_memory_.clear();
-  send_pool_.clear();
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
+  compat::return_freed_memory();
+}
+
+void ShardedParams::hold_root(bool hold) {
+  if (stage_ != 3 || !units_.back()->root) return;
+  if (hold) gather(*units_.back());
+  else release(*units_.back());
+}
+
+// A whole unit's gradient buffer: one that a landed unit gave back, or a new one.
+at::Tensor ShardedParams::take_buffer(const Unit& u) {
+  for (auto it = buffers_.begin(); it != buffers_.end(); ++it)
+    if (it->numel() == u.shard * world_) {
+      at::Tensor b = *it;
+      buffers_.erase(it);
+      return b;
+    }
+  return at::empty({u.shard * world_}, u.flat.options());
+}
+
+// Before a unit's backward: its parameters' .grad become views of one zeroed buffer, so that
+// backward accumulates into it in place and the reduction needs no copy (DeepSpeed's
+// contiguous_gradients).
+void ShardedParams::attach_gradients(Unit& u) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!reduce_now_ || u.contiguous || u.launched) return;
+  for (const at::Tensor& p : u.params)
+    if (p.grad().defined()) return;
+  at::NoGradGuard no_grad;
+  u.send = take_buffer(u).zero_();
+  for (size_t j = 0; j < u.params.size(); ++j)
+    u.params[j].mutable_grad() = u.send.narrow(0, u.offsets[j], u.params[j].numel()).view(u.params[j].sizes());
+  u.contiguous = true;
 }
 
 at::Tensor ShardedParams::run_block(size_t i, const Model::BlockFn& run, const at::Tensor& x) {
@@ -191,6 +225,7 @@ at::Tensor ShardedParams::run_block(size_t i, const Model::BlockFn& run, const a
   if (at::GradMode::is_enabled() && y.requires_grad())
     y.register_hook([this, ui](const at::Tensor& g) {
       gather(*units_[ui]);
+      attach_gradients(*units_[ui]);
       return g;
     });
   release(*units_[ui]);
@@ -271,22 +306,20 @@ void ShardedParams::launch_in_order() {
 // owner; the whole gradients are freed (stage 3: the unit's parameters too).
 void ShardedParams::launch(Unit& u) {
   at::NoGradGuard no_grad;
-  u.send = at::Tensor();
-  for (auto it = send_pool_.begin(); it != send_pool_.end(); ++it)
-    if (it->numel() == u.shard * world_) {
-      u.send = *it;
-      send_pool_.erase(it);
-      break;
+  if (u.contiguous) {  // the gradients are in send already
+    for (const at::Tensor& p : u.params) p.mutable_grad() = at::Tensor();
+    u.contiguous = false;
+  } else {
+    u.send = take_buffer(u);
+    for (size_t j = 0; j < u.params.size(); ++j) {
+      at::Tensor& g = u.params[j].mutable_grad();
+      at::Tensor slot = u.send.narrow(0, u.offsets[j], u.params[j].numel());
+      if (g.defined()) slot.copy_(g.reshape(-1));
+      else slot.zero_();
+      g = at::Tensor();
     }
-  if (!u.send.defined()) u.send = at::empty({u.shard * world_}, u.flat.options());
-  for (size_t j = 0; j < u.params.size(); ++j) {
-    at::Tensor& g = u.params[j].mutable_grad();
-    at::Tensor slot = u.send.narrow(0, u.offsets[j], u.params[j].numel());
-    if (g.defined()) slot.copy_(g.reshape(-1));
-    else slot.zero_();
-    g = at::Tensor();
+    u.send.narrow(0, u.numel, u.send.numel() - u.numel).zero_();
   }
-  u.send.narrow(0, u.numel, u.send.numel() - u.numel).zero_();
   u.send.div_(static_cast<double>(world_));
   u.launched = true;
   for (int64_t r = 0; r < world_; ++r) u.work.push_back(pg_.reduce_sum_async(u.send.narrow(0, r * u.shard, u.shard), r));
@@ -298,7 +331,7 @@ void ShardedParams::land(Unit& u) {
   u.work.clear();
   at::NoGradGuard no_grad;
   u.grad.add_(u.send.narrow(0, rank_ * u.shard, u.shard));
-  send_pool_.push_back(u.send);
+  buffers_.push_back(u.send);
   u.send = at::Tensor();
   u.landed = true;
 }
@@ -333,7 +366,7 @@ void ShardedParams::finish() {
 at::Tensor ShardedParams::clip_grad_norm(double max_norm) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> squares;
-  for (auto& u : units_) squares.push_back(u->grad.to(at::kDouble).square().sum());
+  for (auto& u : units_) squares.push_back(u->grad.norm().to(at::kDouble).square());
   std::vector<at::Tensor> total{at::stack(squares).sum().reshape({1})};
   pg_.all_reduce_sum(total);
   at::Tensor norm = total[0].sqrt().to(at::kFloat).reshape({});

@@ -77,6 +77,9 @@ class ShardedParams {
   void with_full_parameters(const std::function<void()>& fn);
   // At the end of training: every unit gathered for good, so that the model is whole again.
   void unshard();
+  // Stage 3: the root unit gathered (true) or released (false) around forwards outside a
+  // training step (evaluation, where the blocks are gathered one at a time as in training).
+  void hold_root(bool hold);
 
   // Collective. On rank 0 the state_dict of the unsharded optimizer over `full`'s groups; an
   // empty IValue on the others.
@@ -100,6 +103,8 @@ class ShardedParams {
   void launch_in_order();
   void launch(Unit& u);
   void land(Unit& u);
+  at::Tensor take_buffer(const Unit& u);
+  void attach_gradients(Unit& u);
 
   ProcessGroup& pg_;
   Model& model_;
@@ -119,7 +124,7 @@ class ShardedParams {
   std::mutex mu_;
   std::vector<std::function<void()>> unhook_;
   std::multimap<size_t, at::DataPtr> free_memory_;  // stage 3: released units' memory, by size
-  std::vector<at::Tensor> send_pool_;               // landed units' send buffers
+  std::vector<at::Tensor> buffers_;                 // landed units' gradient buffers, for reuse
 };
 
 }  // namespace hftrain

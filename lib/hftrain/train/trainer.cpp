@@ -8,6 +8,7 @@
 #include "hftrain/core/host_sync.h"
 #include "hftrain/core/log.h"
 #include "hftrain/core/strings.h"
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/data/collator.h"
 #include "hftrain/data/loader.h"
 #include "hftrain/dist/grad_reducer.h"
@@ -105,6 +106,9 @@ json Trainer::train(const OpenCheckpoint* resume) {
       load_window(loader, b1 - b0);
       callbacks_.on_step_begin(args_, state_, control_);
       training_step();
+      // The first backward's activations and temporaries go back to the kernel before the
+      // optimizer's state is made, so that the two do not add up in the peak.
+      if (state_.global_step == start_step) compat::return_freed_memory();
       optimizer_step();
       state_.global_step += 1;
       position_ = {epoch, b1};

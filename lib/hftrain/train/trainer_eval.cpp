@@ -66,7 +66,12 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     // order: those past its end are top-up and are not evaluated, so that the batches, and
     // the loss, are those of a single process.
     const int64_t real = std::clamp<int64_t>(n - (b * world + rank) * bs, 0, rows.numel());
-    if (real == 0) continue;
+    if (real == 0) {
+      // Fully sharded, every rank's forward gathers each block with the others': a rank with
+      // only top-up rows runs them too, and drops what they give.
+      if (sharded && sharded_ && sharded_->stage() == 3) forward(batch_to(windows.collate(rows), device_), std::nullopt);
+      continue;
+    }
     Batch batch = batch_to(windows.collate(rows.slice(0, 0, real)), device_);
     ModelOutput out = forward(batch, std::nullopt);
     losses.push_back(out.loss.detach().reshape({1}).repeat({real}));
@@ -104,12 +109,11 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
 
 json Trainer::evaluate() {
   HFT_CHECK(data_.eval != nullptr, "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
-  json metrics;
-  // Fully sharded: the ranks evaluate different numbers of batches, so the weights are
-  // gathered whole for the evaluation rather than block by block.
-  auto run = [&] { metrics = evaluation_loop(*data_.eval, "eval_", nullptr); };
-  if (sharded_) sharded_->with_full_parameters(run);
-  else run();
+  // Fully sharded: the root unit is held for the evaluation and the blocks are gathered one at
+  // a time, as in training (evaluation_loop keeps the ranks' forwards in step).
+  if (sharded_) sharded_->hold_root(true);
+  json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
+  if (sharded_) sharded_->hold_root(false);
   log(metrics);
   callbacks_.on_evaluate(args_, state_, control_, metrics);
   return metrics;
