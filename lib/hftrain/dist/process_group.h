@@ -56,7 +56,8 @@ class ProcessGroup {
   // Every rank's `mine` (same shape and dtype on all ranks), in rank order.
   std::vector<at::Tensor> all_gather(const at::Tensor& mine);
   // The same into `outs` (one per rank, contiguous, `mine`'s shape: views of one flat buffer
-  // serve), as sharded data parallel gathers a unit's shards into its parameters.
+  // serve, `mine` may be this rank's), as sharded data parallel gathers a unit's shards into
+  // its parameters.
   void all_gather_into(const at::Tensor& mine, std::vector<at::Tensor> outs);
   // Every rank's `mine` on `root` alone (rank order); the other ranks get an empty list.
   std::vector<at::Tensor> gather(const at::Tensor& mine, int64_t root);
