@@ -114,7 +114,7 @@ Components build(const Config& c, const std::string& pretrained_override = "", b
   // A LoRA checkpoint holds the adapter alone: the base comes from the run's config.
   if (!pretrained_override.empty() && !c.peft) mo.pretrained = pretrained_override;
   const json tree = model_config_tree(mo);
-  const ModelTask task = model_task(tree);
+  const ModelTask task = model_task(tree, mo.type);
   // Pre-tokenized ids must index the model's embeddings (its vocab_size, else the tokenizer's).
   const int64_t vocab = tree.contains("vocab_size") && tree["vocab_size"].is_number_integer()
                             ? tree["vocab_size"].get<int64_t>() : 0;

@@ -110,15 +110,20 @@ nlohmann::json model_config_tree(const ModelOptions& opts) {
   return cfg;
 }
 
-ModelTask model_task(const nlohmann::json& config_tree) {
-  const std::string arch = config_tree.contains("architectures") && config_tree["architectures"].is_array() &&
-                                   !config_tree["architectures"].empty() && config_tree["architectures"][0].is_string()
-                               ? config_tree["architectures"][0].get<std::string>()
-                               : "";
+ModelTask model_task(const nlohmann::json& config_tree, const std::string& type) {
+  std::string arch = config_tree.contains("architectures") && config_tree["architectures"].is_array() &&
+                             !config_tree["architectures"].empty() && config_tree["architectures"][0].is_string()
+                         ? config_tree["architectures"][0].get<std::string>()
+                         : "";
+  if (arch.empty()) {  // what model_build builds when the config names no class
+    const std::string t = config_tree.contains("model_type") && config_tree["model_type"].is_string()
+                              ? config_tree["model_type"].get<std::string>()
+                              : type;
+    if (const ModelFamily* f = find_family(t); f && !f->architectures.empty()) arch = f->architectures.front().second;
+  }
   if (ends_with(arch, "ForSequenceClassification")) return ModelTask::kSequenceClassification;
   if (ends_with(arch, "ForTokenClassification")) return ModelTask::kTokenClassification;
   if (ends_with(arch, "ForMaskedLM")) return ModelTask::kMaskedLM;
-  if (arch.empty() && config_tree.value("model_type", "") == "bert") return ModelTask::kMaskedLM;
   return ModelTask::kCausalLM;
 }
 

@@ -21,8 +21,9 @@ std::string model_architecture(const nlohmann::json& config, const std::string& 
 // model.config's keys over it, and model.task as the "architectures" entry.
 nlohmann::json model_config_tree(const ModelOptions& opts);
 
-// The head model_create will build, from model_config_tree's "architectures".
-ModelTask model_task(const nlohmann::json& config_tree);
+// The head model_create will build: from model_config_tree's "architectures", else the first
+// class of the family (its "model_type", else `type` for a model built from scratch).
+ModelTask model_task(const nlohmann::json& config_tree, const std::string& type);
 
 // `model: {pretrained: DIR}` loads DIR/config.json and DIR/model.safetensors;
 // `model: {type, config}` builds a fresh model with HF's initialisation.
