@@ -95,9 +95,10 @@ int main(int argc, char** argv) {
   evaluate->add_option("--config", o.config, "YAML or JSON config");
   evaluate->add_option("--checkpoint", o.checkpoint, "checkpoint directory");
   evaluate->add_option("--set", o.sets, set_help);
-  CLI::App* predict = app.add_subcommand("predict", "predict with a checkpoint's model on a text or JSON Lines file");
+  CLI::App* predict = app.add_subcommand("predict", "predict with a checkpoint's model: every task head, text, JSON Lines, CSV or TSV input");
   predict->add_option("--checkpoint", o.checkpoint, "checkpoint directory")->required();
-  predict->add_option("--input", o.input, "UTF-8 text, or .jsonl with a \"text\" field per line")->required();
+  predict->add_option("--input", o.input, "text (a line per example; one document for a causal LM), .jsonl, .csv or .tsv")
+      ->required();
   predict->add_option("--output", o.output, "predictions JSONL (default: CHECKPOINT/predictions.jsonl)");
   predict->add_option("--logits", o.logits, "also write the logits, float32, to this safetensors file (key \"logits\")");
   predict->add_option("--set", o.sets, set_help);

@@ -17,6 +17,7 @@
 #include "hftrain/models/layers.h"
 #include "hftrain/optim/optimizer_factory.h"
 #include "hftrain/optim/scheduler.h"
+#include "hftrain/predict_input.h"
 #include "hftrain/train/checkpoint.h"
 #include "hftrain/train/preemption.h"
 #include "hftrain/train/trainer.h"
@@ -303,40 +304,6 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
   std::printf("wrote %s\n", out.c_str());
 }
 
-namespace {
-
-// What `hftrain predict` reads: a .jsonl, .csv or .tsv file's text field (the one the model
-// was trained on), or a text file: one document for a language model, a line per example for
-// a classifier.
-DatasetOptions predict_input(const std::string& input, const Config& config, bool classify) {
-  DatasetOptions d = config.data.train;
-  d.path = input;
-  d.prompt_field.clear();
-  const std::string ext = fs::path(input).extension().string();
-  d.format = ext == ".jsonl" ? DatasetFormat::kJsonl
-             : ext == ".csv" ? DatasetFormat::kCsv
-             : ext == ".tsv" ? DatasetFormat::kTsv
-                             : DatasetFormat::kText;
-  d.sample_by = classify ? SampleBy::kLine : SampleBy::kDocument;
-  d.keep_linebreaks = !classify;
-  return d;
-}
-
-// Whether a classifier's input carries labels: its first row (its header) has the label field.
-bool input_labelled(const DatasetOptions& d) {
-  if (d.format == DatasetFormat::kText) return false;
-  const std::string text = io::read_file(dataset_files(d.path, "--input").front());
-  if (d.format != DatasetFormat::kJsonl) {
-    size_t pos = 0;
-    const auto header = csv_record(text, pos, d.format == DatasetFormat::kCsv ? ',' : '\t');
-    return std::find(header.begin(), header.end(), d.label_field) != header.end();
-  }
-  const json first = json::parse(text.substr(0, text.find('\n')), nullptr, /*allow_exceptions=*/false);
-  return first.is_object() && first.contains(d.label_field);
-}
-
-}  // namespace
-
 void run_predict(const Config& config, const std::string& checkpoint, const std::string& input,
                  const std::string& output, const std::string& logits_path) {
   std::error_code ec;
@@ -344,77 +311,25 @@ void run_predict(const Config& config, const std::string& checkpoint, const std:
   if (fs::is_regular_file(fs::path(checkpoint) / kTrainerStateFile, ec)) checkpoint_open(checkpoint, nullptr);
   Components parts = build(config, checkpoint);
   const Tokenizer& tok = *parts.tokenizer;
-  const bool classify = parts.model->task() == ModelTask::kSequenceClassification;
-  const DatasetOptions d = predict_input(input, config, classify);
-  const bool labelled = classify && input_labelled(d);
-  const std::vector<Example> rows = examples_read(d, "--input", labelled);
-  std::vector<int32_t> ids;
-  std::vector<int64_t> offsets{0};
-  for (const auto& v : tokenize_examples(rows, tok, 0, input)) {
-    ids.insert(ids.end(), v.begin(), v.end());
-    offsets.push_back(static_cast<int64_t>(ids.size()));
-  }
-  const at::Tensor id_tensor = at::from_blob(ids.data(), {static_cast<int64_t>(ids.size())}, at::kInt).clone();
-  std::unique_ptr<LmDataset> data;
-  std::vector<std::string> names;  // a classifier's classes, by id
-  if (classify) {
-    // One sequence per example, padded as in training, classed by the model's id2label.
-    const json hf = parts.model->hf_config();
-    for (int64_t k = 0; hf.contains("id2label") && hf["id2label"].contains(std::to_string(k)); ++k)
-      names.push_back(hf["id2label"][std::to_string(k)].get<std::string>());
-    std::vector<int64_t> classes;
-    for (const Example& e : rows) {
-      auto it = std::find(names.begin(), names.end(), e.label);
-      HFT_CHECK(!labelled || it != names.end(), "{}: label \"{}\" is not one of the model's classes ({})", input,
-                e.label, join(names, ", "));
-      classes.push_back(labelled ? it - names.begin() : 0);
-    }
-    PadOptions pad;
-    pad.pad_token_id = hf.value("pad_token_id", json(nullptr)).is_number_integer() ? hf["pad_token_id"].get<int64_t>()
-                                                                                 : padding_id(tok);
-    data = std::make_unique<TokenSequences>(id_tensor, at::Tensor(), at::tensor(offsets, at::kLong), 0,
-                                            static_cast<int64_t>(rows.size()), config.data.block_size,
-                                            tok.num_special_tokens_after(), pad, at::tensor(classes, at::kLong));
-  } else {
-    // The examples' tokens concatenated and cut into block_size windows.
-    data = std::make_unique<TokenWindows>(id_tensor.to(at::kLong), config.data.block_size);
-    HFT_CHECK(data->size() > 0, "{}: {} tokens, fewer than one block of data.block_size={}", input, ids.size(),
-              config.data.block_size);
-  }
+  const ModelTask task = parts.model->task();
+  const PredictInput in = predict_input(config, tok, parts.model->hf_config(), task, input,
+                                        static_cast<uint64_t>(config.args.data_seed.value_or(config.args.seed)));
   const fs::path out_dir = fs::path(output).parent_path();
   if (!out_dir.empty() && parts.main()) fs::create_directories(out_dir);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);
   std::vector<std::vector<int64_t>> predictions;
   at::Tensor logits;
-  json metrics = trainer.predict(*data, predictions, logits_path.empty() ? nullptr : &logits);
+  const json metrics = trainer.predict(*in.data, predictions, logits_path.empty() ? nullptr : &logits, in.labelled);
   if (!parts.main()) return;
   if (!logits_path.empty()) {
     if (!fs::path(logits_path).parent_path().empty()) fs::create_directories(fs::path(logits_path).parent_path());
     io::safetensors_save(logits_path, {{"logits", logits}});
   }
-  if (classify && !labelled) {  // no labels: no loss and no metrics, as HF's predict without them
-    json timing = json::object();
-    for (const char* k : {"test_runtime", "test_samples_per_second", "test_steps_per_second"})
-      if (metrics.contains(k)) timing[k] = metrics[k];
-    metrics = timing;
-  }
-  std::string lines;
-  for (size_t i = 0; i < predictions.size(); ++i) {
-    json row{{"index", i}};
-    if (classify) {
-      const int64_t k = predictions[i].at(0);
-      row["predicted_id"] = k;
-      row["predicted_label"] = k < static_cast<int64_t>(names.size()) ? json(names[k]) : json(nullptr);
-      if (labelled) row["label"] = rows[i].label;
-    } else {
-      row["predicted_ids"] = predictions[i];
-      row["predicted_text"] = tok.decode(predictions[i]);
-    }
-    lines += row.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  }
+  const std::string lines = predict_lines(in, tok, predictions);
   io::write_file_atomic(output, lines);
   io::write_json_file((out_dir.empty() ? fs::path(".") : out_dir).string() + "/test_results.json", metrics);
-  std::printf("wrote %s (%zu %s)\n", output.c_str(), predictions.size(), classify ? "examples" : "windows");
+  std::printf("wrote %s (%zu %s)\n", output.c_str(), predictions.size(),
+              task == ModelTask::kCausalLM ? "windows" : "examples");
 }
 
 }  // namespace hftrain

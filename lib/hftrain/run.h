@@ -26,12 +26,10 @@ ConfigSource config_source_for_resume(const std::string& checkpoint, const std::
 
 void run_train(const Config& config);
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint);
-// Predictions of a checkpoint's model on a UTF-8 text file (or JSON Lines with a "text"
-// field): one JSON line per block_size window with the argmax next tokens, plus
-// test_results.json (test_loss, the config's metrics, test_runtime, ...) beside `output`.
-// A classifier predicts a class per example (a line of a text file, a row of JSON Lines or
-// CSV/TSV), with metrics when the rows carry labels. logits: a safetensors file to write the
-// logits to, under "logits" (empty: none).
+// Predictions of a checkpoint's model on `input` (predict_input.h says how each task reads
+// it): one JSON line per row in `output`, plus test_results.json beside it (test_loss and the
+// config's metrics when the rows carry labels, test_runtime, ...). logits: a safetensors file
+// to write the logits to, float32 under "logits" (per-token rows padded with -100); empty: none.
 void run_predict(const Config& config, const std::string& checkpoint, const std::string& input,
                  const std::string& output, const std::string& logits = "");
 

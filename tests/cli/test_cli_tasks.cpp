@@ -6,11 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 using namespace hftrain::test;
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -31,42 +34,64 @@ struct TaskCase {
   std::string name;
   std::string sets;          // --set options on top of write_config's run
   std::string architecture;  // what config.json must name
+  std::string eval;          // the eval file
 };
 
 // The data and model of each task: a text corpus for the language models, labelled rows for
-// the classifiers.
+// the classifiers; each with an eval file of its own kind (`eval`), which predict reads too.
 std::vector<TaskCase> task_cases(const TempDir& dir) {
   const std::string vocab = write_vocab(dir);
   std::string text, rows, tokens;
-  for (int i = 0; i < 200; ++i) text += (i % 3 ? "the cat sat on the mat. " : "The mat sat on a cat.\n");
+  for (int i = 0; i < 300; ++i) text += (i % 3 ? "the cat sat on the mat. " : "The mat sat on a cat.\n");
   std::ofstream(dir.str() + "/text.txt") << text;
-  for (int i = 0; i < 64; ++i) {
+  std::ofstream(dir.str() + "/text-eval.txt") << text.substr(0, 800);
+  for (int i = 0; i < 80; ++i) {
     rows += json{{"sentence", std::string(1, "xyz"[i % 3]) + std::string(3 + i % 7, 'a' + i % 5)},
                  {"label", std::string(i % 3 ? "pos" : "neg")}}.dump() + "\n";
     std::vector<int> ids, labels;  // token classes: whether the id is even, -100 on [CLS]
     ids.push_back(2), labels.push_back(-100);
     for (int t = 0; t < 4 + i % 9; ++t) ids.push_back(5 + (i * 7 + t * 3) % 50), labels.push_back(ids.back() % 2);
     tokens += json{{"input_ids", ids}, {"labels", labels}}.dump() + "\n";
+    if (i == 63) {  // the first 64 rows train, the rest evaluate
+      std::ofstream(dir.str() + "/rows.jsonl") << rows;
+      std::ofstream(dir.str() + "/tokens.jsonl") << tokens;
+      rows.clear(), tokens.clear();
+    }
   }
-  std::ofstream(dir.str() + "/rows.jsonl") << rows;
-  std::ofstream(dir.str() + "/tokens.jsonl") << tokens;
-  const std::string cache = " --set data.cache_dir=" + dir.str() + "/cache";
-  const std::string on_text = cache + " --set 'data.train={format: text, path: " + dir.str() + "/text.txt}'";
+  std::ofstream(dir.str() + "/rows-eval.jsonl") << rows;
+  std::ofstream(dir.str() + "/tokens-eval.jsonl") << tokens;
+  auto data = [&](const std::string& train, const std::string& eval, const std::string& more) {
+    return " --set data.cache_dir=" + dir.str() + "/cache --set 'data.train={format: " + more + ", path: " + dir.str() +
+           "/" + train + "}' --set 'data.eval={format: " + more + ", path: " + dir.str() + "/" + eval + "}'";
+  };
   const std::string bert = " --set 'model=" + std::string(kBert) + "' --set data.tokenizer=" + vocab;
   return {
-      {"causal_lm", on_text, "GPT2LMHeadModel"},
+      {"causal_lm", data("text.txt", "text-eval.txt", "text"), "GPT2LMHeadModel", dir.str() + "/text-eval.txt"},
       // No task: BERT's first head, masked LM (the README's default), trained as one.
-      {"masked_lm", on_text + bert, "BertForMaskedLM"},
+      {"masked_lm", data("text.txt", "text-eval.txt", "text") + bert + " --set data.group_texts=false",
+       "BertForMaskedLM", dir.str() + "/text-eval.txt"},
       {"sequence_classification",
-       cache + bert + " --set model.task=sequence_classification --set 'data.train={format: jsonl, path: " + dir.str() +
-           "/rows.jsonl, text_field: sentence}' --set data.validation_split_percentage=25",
-       "BertForSequenceClassification"},
+       data("rows.jsonl", "rows-eval.jsonl", "jsonl, text_field: sentence") + bert +
+           " --set model.task=sequence_classification",
+       "BertForSequenceClassification", dir.str() + "/rows-eval.jsonl"},
       {"token_classification",
-       cache + bert + " --set model.task=token_classification --set model.config.num_labels=2" +
-           " --set 'data.train={format: jsonl, path: " + dir.str() + "/tokens.jsonl}'" +
-           " --set data.validation_split_percentage=25",
-       "BertForTokenClassification"},
+       data("tokens.jsonl", "tokens-eval.jsonl", "jsonl") + bert +
+           " --set model.task=token_classification --set model.config.num_labels=2",
+       "BertForTokenClassification", dir.str() + "/tokens-eval.jsonl"},
   };
+}
+
+// A run of task `t` into dir/<task>: 8 steps, evaluated and saved at 4 and 8.
+Result train_task(const TempDir& dir, const TaskCase& t) {
+  return run("train --config " + write_config(dir) + t.sets + " --set output_dir=" + dir.str() + "/" + t.name +
+             " --set max_steps=8 --set eval_steps=4 --set save_steps=4 --set 'metrics=[accuracy]' 2>&1");
+}
+
+json last_eval(const std::string& out) {
+  json e;
+  for (const json& row : read_log(out + "/log.jsonl"))
+    if (row.contains("eval_loss")) e = row;
+  return e;
 }
 
 }  // namespace
@@ -77,19 +102,16 @@ TEST_CASE("every task's in-training evaluation equals hftrain evaluate on the ch
   for (const TaskCase& t : task_cases(dir)) {
     DYNAMIC_SECTION(t.name) {
       const std::string out = dir.str() + "/" + t.name;
-      Result r = run("train --config " + write_config(dir) + t.sets + " --set output_dir=" + out +
-                     " --set max_steps=4 --set eval_steps=4 --set save_steps=4 --set 'metrics=[accuracy]' 2>&1");
+      Result r = train_task(dir, t);
       INFO(r.output);
       REQUIRE(r.exit_code == 0);
       CHECK(read_json(out + "/config.json").at("architectures") == json::array({t.architecture}));
-      json in_training;
-      for (const json& row : read_log(out + "/log.jsonl"))
-        if (row.contains("eval_loss")) in_training = row;
-      REQUIRE(in_training.value("step", 0) == 4);
-      Result e = run("evaluate --checkpoint " + out + "/checkpoint-4 2>&1");
+      const json in_training = last_eval(out);
+      REQUIRE(in_training.value("step", 0) == 8);
+      Result e = run("evaluate --checkpoint " + out + "/checkpoint-8 2>&1");
       INFO(e.output);
       REQUIRE(e.exit_code == 0);
-      const json evaluated = read_json(out + "/checkpoint-4/eval_results.json");
+      const json evaluated = read_json(out + "/checkpoint-8/eval_results.json");
       for (const char* key : {"eval_loss", "eval_accuracy"}) {
         INFO(key);
         REQUIRE(evaluated.contains(key));
@@ -97,5 +119,138 @@ TEST_CASE("every task's in-training evaluation equals hftrain evaluate on the ch
         CHECK(std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(a)));
       }
     }
+  }
+}
+
+TEST_CASE("hftrain predict on the eval file scores as the evaluation does, for every task", "[integration][tasks]") {
+  TempDir dir("tasks-predict");
+  for (const TaskCase& t : task_cases(dir)) {
+    DYNAMIC_SECTION(t.name) {
+      const std::string out = dir.str() + "/" + t.name;
+      Result r = train_task(dir, t);
+      INFO(r.output);
+      REQUIRE(r.exit_code == 0);
+      Result p = run("predict --checkpoint " + out + " --input " + t.eval + " --output " + out + "/pred/rows.jsonl" +
+                     " --logits " + out + "/pred/logits.safetensors 2>&1");
+      INFO(p.output);
+      REQUIRE(p.exit_code == 0);
+      // The same rows, batches and (masked LM) masks as the final evaluation.
+      const json ev = last_eval(out), test = read_json(out + "/pred/test_results.json");
+      CHECK(std::abs(test.at("test_loss").get<double>() - ev.at("eval_loss").get<double>()) <= 1e-6);
+      CHECK(std::abs(test.at("test_accuracy").get<double>() - ev.at("eval_accuracy").get<double>()) <= 1e-9);
+      const std::vector<json> rows = read_log(out + "/pred/rows.jsonl");
+      const at::Tensor logits = hftrain::io::safetensors_load(out + "/pred/logits.safetensors").tensors.at("logits");
+      REQUIRE(logits.size(0) == static_cast<int64_t>(rows.size()));
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const json& row = rows[i];
+        INFO(row.dump());
+        const at::Tensor best = logits[static_cast<int64_t>(i)].argmax(-1);
+        if (t.name == "sequence_classification") {
+          CHECK(row.at("predicted_id") == best.item<int64_t>());
+          CHECK(row.at("label") == ((64 + i) % 3 ? "pos" : "neg"));  // eval rows start at 64
+          continue;
+        }
+        const std::vector<int64_t> pred = row.at("predicted_ids").get<std::vector<int64_t>>();
+        if (t.name == "causal_lm") {
+          CHECK(pred.size() == 31);
+          for (size_t k = 0; k < pred.size(); ++k) CHECK(pred[k] == best[static_cast<int64_t>(k)].item<int64_t>());
+        } else if (t.name == "token_classification") {
+          const auto ids = row.at("input_ids").get<std::vector<int64_t>>();
+          REQUIRE(pred.size() == ids.size());
+          CHECK(ids.size() == 5 + (64 + i) % 9);
+          for (size_t k = 0; k < pred.size(); ++k) {
+            CHECK(pred[k] == best[static_cast<int64_t>(k)].item<int64_t>());
+            CHECK(row.at("predicted_labels")[k] == "LABEL_" + std::to_string(pred[k]));
+          }
+          // Past its batch's longest row (eval batches of 8) the logits are -100, as HF pads
+          // batches of logits to one length.
+          size_t longest = 0;
+          for (size_t j = i / 8 * 8; j < std::min(rows.size(), i / 8 * 8 + 8); ++j)
+            longest = std::max(longest, rows[j].at("input_ids").size());
+          if (static_cast<int64_t>(longest) < logits.size(1))
+            CHECK(logits[static_cast<int64_t>(i)][static_cast<int64_t>(longest)].eq(-100).all().item<bool>());
+        } else {  // masked LM: a prediction per masked position, the row filled with them
+          const auto pos = row.at("masked_positions").get<std::vector<int64_t>>();
+          REQUIRE(pred.size() == pos.size());
+          CHECK(row.at("labels").size() == pos.size());
+          auto filled = row.at("input_ids").get<std::vector<int64_t>>();
+          for (size_t k = 0; k < pos.size(); ++k) {
+            CHECK(pred[k] == best[pos[k]].item<int64_t>());
+            filled[pos[k]] = pred[k];
+          }
+          CHECK(row.at("filled_ids") == filled);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("hftrain predict fills [MASK], classes unlabelled tokens, and reads a causal input shorter than a block",
+          "[integration][tasks]") {
+  TempDir dir("tasks-predict-plain");
+  const std::vector<TaskCase> cases = task_cases(dir);
+  auto find = [&](const std::string& name) {
+    return *std::find_if(cases.begin(), cases.end(), [&](const TaskCase& t) { return t.name == name; });
+  };
+  SECTION("masked LM: the input's own [MASK] tokens are filled; nothing to score") {
+    const TaskCase t = find("masked_lm");
+    Result r = run("train --config " + write_config(dir) + t.sets + " --set output_dir=" + dir.str() +
+                   "/mlm --set max_steps=200 --set save_strategy=no --set eval_strategy=no --set learning_rate=3e-3");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    std::ofstream(dir.str() + "/masked.txt") << "the cat sat on the [MASK].\nthe [MASK] sat on the mat.\n\n";
+    Result p = run("predict --checkpoint " + dir.str() + "/mlm --input " + dir.str() + "/masked.txt --output " +
+                   dir.str() + "/mlm-pred/rows.jsonl 2>&1");
+    INFO(p.output);
+    REQUIRE(p.exit_code == 0);
+    const std::vector<json> rows = read_log(dir.str() + "/mlm-pred/rows.jsonl");
+    REQUIRE(rows.size() == 2);  // the empty line is no example
+    // The corpus says what goes there.
+    CHECK(rows[0].at("masked_positions") == json::array({6}));
+    CHECK(rows[1].at("masked_positions") == json::array({2}));
+    for (const json& row : rows) CHECK(row.at("filled_text") == "[CLS] the cat sat on the mat. [SEP]");
+    CHECK_FALSE(rows[0].contains("labels"));
+    CHECK_FALSE(read_json(dir.str() + "/mlm-pred/test_results.json").contains("test_loss"));
+  }
+  SECTION("token classification: rows without labels get predictions and no metrics") {
+    const TaskCase t = find("token_classification");
+    REQUIRE(train_task(dir, t).exit_code == 0);
+    std::ofstream(dir.str() + "/ids.jsonl") << R"({"input_ids": [2, 10, 11, 12]})" << "\n"
+                                            << R"({"input_ids": [2, 13]})" << "\n";
+    Result p = run("predict --checkpoint " + dir.str() + "/token_classification --input " + dir.str() +
+                   "/ids.jsonl --output " + dir.str() + "/tok-pred/rows.jsonl 2>&1");
+    INFO(p.output);
+    REQUIRE(p.exit_code == 0);
+    const std::vector<json> rows = read_log(dir.str() + "/tok-pred/rows.jsonl");
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].at("predicted_labels").size() == 4);
+    CHECK(rows[1].at("predicted_labels").size() == 2);
+    CHECK_FALSE(rows[0].contains("labels"));
+    CHECK_FALSE(read_json(dir.str() + "/tok-pred/test_results.json").contains("test_loss"));
+    // Labels that do not line up with the ids, and ids past the vocab, are named.
+    std::ofstream(dir.str() + "/bad.jsonl") << R"({"input_ids": [2, 10, 11], "labels": [0, 1]})" << "\n";
+    Result bad = run("predict --checkpoint " + dir.str() + "/token_classification --input " + dir.str() +
+                     "/bad.jsonl --output " + dir.str() + "/bad/rows.jsonl 2>&1");
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.output, Catch::Contains("bad.jsonl:1: \"labels\" has 2 entries, \"input_ids\" 3"));
+    std::ofstream(dir.str() + "/big.jsonl") << R"({"input_ids": [2, 64]})" << "\n";
+    bad = run("predict --checkpoint " + dir.str() + "/token_classification --input " + dir.str() +
+              "/big.jsonl --output " + dir.str() + "/bad/rows.jsonl 2>&1");
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.output, Catch::Contains("token 1: id 64 is not below the model's vocab_size 64"));
+    CHECK_FALSE(fs::exists(dir.str() + "/bad/rows.jsonl"));
+  }
+  SECTION("causal LM: five bytes are one window of five") {
+    const TaskCase t = find("causal_lm");
+    REQUIRE(train_task(dir, t).exit_code == 0);
+    std::ofstream(dir.str() + "/short.txt") << "the c";
+    Result p = run("predict --checkpoint " + dir.str() + "/causal_lm --input " + dir.str() + "/short.txt --output " +
+                   dir.str() + "/clm-pred/rows.jsonl 2>&1");
+    INFO(p.output);
+    REQUIRE(p.exit_code == 0);
+    const std::vector<json> rows = read_log(dir.str() + "/clm-pred/rows.jsonl");
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].at("predicted_ids").size() == 4);
+    CHECK(read_json(dir.str() + "/clm-pred/test_results.json").contains("test_loss"));
   }
 }

@@ -262,14 +262,7 @@ namespace {
 // Masked LM: batches masked as DataCollatorForLanguageModeling(mlm=True) masks them.
 Datasets with_masking(Datasets ds, const DataOptions& opts, const Tokenizer& tok, ModelTask task, uint64_t seed) {
   if (task == ModelTask::kMaskedLM) {
-    MlmOptions mlm;
-    mlm.mlm_probability = opts.mlm_probability;
-    mlm.mask_token_id = tok.special_token_id("mask_token").value_or(-1);
-    HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token (data.tokenizer {})",
-              opts.tokenizer);
-    mlm.vocab_size = tok.vocab_size();
-    for (const char* role : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
-      if (auto id = tok.special_token_id(role)) mlm.special_token_ids.push_back(*id);
+    const MlmOptions mlm = mlm_options(opts, tok);
     if (ds.train) ds.train = std::make_shared<MaskedLmDataset>(ds.train, mlm, seed);
     if (ds.eval) ds.eval = std::make_shared<MaskedLmDataset>(ds.eval, mlm, seed + 1);
   }
@@ -277,6 +270,18 @@ Datasets with_masking(Datasets ds, const DataOptions& opts, const Tokenizer& tok
 }
 
 }  // namespace
+
+MlmOptions mlm_options(const DataOptions& opts, const Tokenizer& tok) {
+  MlmOptions mlm;
+  mlm.mlm_probability = opts.mlm_probability;
+  mlm.mask_token_id = tok.special_token_id("mask_token").value_or(-1);
+  HFT_CHECK(mlm.mask_token_id >= 0, "masked language modelling needs a tokenizer with a mask_token (data.tokenizer {})",
+            opts.tokenizer);
+  mlm.vocab_size = tok.vocab_size();
+  for (const char* role : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+    if (auto id = tok.special_token_id(role)) mlm.special_token_ids.push_back(*id);
+  return mlm;
+}
 
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const DataLoad& how) {
   const ModelTask task = how.task;

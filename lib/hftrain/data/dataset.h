@@ -61,6 +61,7 @@ class TokenSequences : public LmDataset {
   int64_t length(int64_t i) const override { return spans_[i].length; }
   Batch collate(const at::Tensor& indices) const override;  // padded; labels -100 on padding
   int64_t num_truncated() const { return num_truncated_; }
+  int64_t example(int64_t i) const { return spans_[i].example; }  // which input example row i is
 
  private:
   struct Span {
@@ -100,6 +101,10 @@ struct Datasets {
   // distinct values, numerically when they are all integers).
   std::vector<std::string> label_names;
 };
+
+// Masked LM's collator settings: data.mlm_probability, the tokenizer's mask token (a user
+// error without one) and the special tokens that are never masked.
+MlmOptions mlm_options(const DataOptions& opts, const Tokenizer& tok);
 
 // The id batches are padded with: the tokenizer's pad token, else its EOS, else 0.
 int64_t padding_id(const Tokenizer& tok);

@@ -55,11 +55,13 @@ class Trainer {
   // Evaluates on the eval set: eval_loss, eval_perplexity, eval_runtime, ...; logged.
   nlohmann::json evaluate();
   // Predictions on `data` (a language model's argmax next token per position, (T-1) per
-  // window; a classifier's class per example) and test_-prefixed metrics; logged, and
-  // on_predict is called. logits, when given, receives every row's logits, float32 on the
-  // CPU: (N, T, vocab) for windows of a language model, (N, classes) for a classifier.
+  // window; a classifier's class per example or per token) and test_-prefixed metrics; logged,
+  // and on_predict is called; rows that are not `labelled` give only the timing metrics, as HF's
+  // predict without labels. logits, when given, receives every row's logits, float32 on the
+  // CPU: (N, T, vocab) for a language model, (N, classes) for a classifier, (N, T, classes) per
+  // token; rows of per-token logits are padded to the longest with -100.
   nlohmann::json predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions,
-                         at::Tensor* logits = nullptr);
+                         at::Tensor* logits = nullptr, bool labelled = true);
   // An HF model directory: model.safetensors, config.json, tokenizer files, training_args.json.
   void save_model(const std::string& dir);
 

@@ -119,10 +119,27 @@ json Trainer::evaluate() {
   return metrics;
 }
 
-json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions, at::Tensor* logits) {
+json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions, at::Tensor* logits,
+                      bool labelled) {
   std::vector<at::Tensor> batches;
   json metrics = evaluation_loop(data, "test_", &predictions, logits ? &batches : nullptr);
-  if (logits) *logits = at::cat(batches);
+  if (!labelled) {
+    json timing = json::object();
+    for (const char* k : {"test_runtime", "test_samples_per_second", "test_steps_per_second"}) timing[k] = metrics.at(k);
+    metrics = timing;
+  }
+  if (logits && !batches.empty()) {
+    // Rows of per-token logits padded to the longest batch with -100, as HF's nested_concat.
+    int64_t longest = 0;
+    for (const at::Tensor& b : batches) longest = std::max(longest, b.dim() > 2 ? b.size(1) : 0);
+    for (at::Tensor& b : batches)
+      if (b.dim() > 2 && b.size(1) < longest) {
+        std::vector<int64_t> shape = b.sizes().vec();
+        shape[1] = longest - b.size(1);
+        b = at::cat({b, at::full(shape, -100.0, b.options())}, 1);
+      }
+    *logits = at::cat(batches);
+  }
   log(metrics);
   callbacks_.on_predict(args_, state_, control_, metrics);
   return metrics;
