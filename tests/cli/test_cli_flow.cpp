@@ -210,3 +210,46 @@ TEST_CASE("on a terminal a live progress bar shows step, loss, learning rate, it
   Result plain = run("train --config " + write_config(dir) + " --set output_dir=" + dir.str() + "/plain");
   CHECK(plain.output.find(" it/s") == std::string::npos);  // not a terminal: plain lines only
 }
+
+TEST_CASE("include_num_input_tokens_seen adds the tokens seen so far to every log, all or non-padding",
+          "[integration][flow]") {
+  TempDir dir("tokens-seen");
+  // write_config's run: windows of 32 tokens, batch 4, accumulation 2: 256 input ids a step.
+  Result r = run("train --config " + write_config(dir) + " --set max_steps=6 --set include_num_input_tokens_seen=true");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  int train_logs = 0, eval_logs = 0;
+  for (const json& row : read_log(dir.str() + "/out/log.jsonl")) {
+    INFO(row.dump());
+    REQUIRE(row.contains("num_input_tokens_seen"));
+    CHECK(row["num_input_tokens_seen"] == 256 * row["step"].get<int64_t>());
+    train_logs += row.contains("loss");
+    eval_logs += row.contains("eval_loss");
+  }
+  CHECK(train_logs == 6);
+  CHECK(eval_logs == 1);
+  CHECK(read_json(dir.str() + "/out/checkpoint-6/trainer_state.json")["num_input_tokens_seen"] == 6 * 256);
+
+  // non_padding: the attention mask's ones. Rows of 3 to 10 bytes, batch 4, one epoch of 16
+  // rows: every byte of the train rows once.
+  std::string rows;
+  int64_t bytes = 0;
+  for (int i = 0; i < 16; ++i) {
+    const std::string text(3 + (i * 5) % 8, 'a' + i % 7);
+    rows += json{{"text", text}}.dump() + "\n";
+    bytes += static_cast<int64_t>(text.size());
+  }
+  std::ofstream(dir.str() + "/rows.jsonl") << rows;
+  Result p = run("train --config " + write_config(dir) + " --set output_dir=" + dir.str() + "/pad" +
+                 " --set max_steps=-1 --set num_train_epochs=1 --set gradient_accumulation_steps=1" +
+                 " --set eval_strategy=no --set save_strategy=no --set data.group_texts=false" +
+                 " --set data.validation_split_percentage=0 --set include_num_input_tokens_seen=non_padding" +
+                 " --set 'data.train={format: jsonl, path: " + dir.str() + "/rows.jsonl}' --set data.cache_dir=" +
+                 dir.str() + "/cache");
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  const std::vector<double> seen = logged(dir.str() + "/pad/log.jsonl", "num_input_tokens_seen");
+  REQUIRE(seen.size() == 5);  // 4 steps and the summary
+  CHECK(seen.back() == bytes);
+  CHECK(seen[0] < seen[3]);
+}

@@ -41,10 +41,13 @@ bool same_value(const json& a, const json& b) {
 }
 
 // A value of the wrong type for an HF annotation, or null when any value could be right.
-json wrong_value(const std::string& type) {
-  if (type == "bool" || type == "Optional[bool]") return "yes please";
-  if (type == "int" || type == "Optional[int]" || type == "float" || type == "Optional[float]") return "many";
-  if (type == "str" || type == "Optional[str]") return 12;
+json wrong_value(std::string type) {
+  // transformers 5 writes Optional[X] as "X | None"
+  if (type.size() > 7 && type.compare(type.size() - 7, 7, " | None") == 0) type = type.substr(0, type.size() - 7);
+  if (type.rfind("Optional[", 0) == 0 && type.back() == ']') type = type.substr(9, type.size() - 10);
+  if (type == "bool") return "yes please";
+  if (type == "int" || type == "float") return "many";
+  if (type == "str") return 12;
   return nullptr;
 }
 
@@ -120,6 +123,63 @@ TEST_CASE("the JSON that HF's to_json_string() wrote loads as a config and resol
   CHECK(c.args.get_warmup_steps(37) == props["get_warmup_steps(37)"].get<int64_t>());
   CHECK(c.args.greater_is_better == false);
   CHECK(c.args.do_eval);
+}
+
+TEST_CASE("every field of transformers 4.49 to 5.15 is known, and each release's defaults load", "[unit][config]") {
+  const json hf = read_json(golden("training_args/fields_4.49_to_5.15.json"));
+  const json ours = hftrain::training_args_to_json(resolve(json::object()).args);
+  REQUIRE(hf["releases"].size() >= 25);
+  for (const auto& [name, variants] : hf["fields"].items()) {
+    INFO("field " << name);
+    CHECK(ours.contains(name));
+    for (const json& v : variants) {
+      INFO("default " << v["default"].dump() << " in " << v["in"].dump());
+      if (name != "output_dir") CHECK(refusal({{name, v["default"]}}).empty());
+      const json wrong = wrong_value(v["type"]);
+      if (!wrong.is_null() && name != "output_dir") CHECK_THAT(refusal({{name, wrong}}), Catch::Contains(name));
+    }
+  }
+  // Each release's whole set of defaults at once, as its TrainingArguments() has them.
+  for (const json& release : hf["releases"]) {
+    json all = json::object();
+    for (const auto& [name, variants] : hf["fields"].items())
+      for (const json& v : variants)
+        for (const json& in : v["in"])
+          if (in == release && name != "output_dir") all[name] = v["default"];
+    INFO("release " << release.get<std::string>());
+    CHECK(refusal(all).empty());
+  }
+}
+
+TEST_CASE("to_json_string() of transformers 4.57 and 5.15 loads; the values given resolve as given", "[unit][config]") {
+  for (const char* version : {"4.57.6", "5.15.0"}) {
+    for (const std::string file : {std::string("to_json_") + version, std::string("to_json_") + version + "_example"}) {
+      INFO(file);
+      const json hf = read_json(golden("training_args/" + file + ".json"));
+      CHECK(refusal(hf).empty());
+      const hftrain::Config c = resolve(hf);
+      CHECK(c.args.output_dir == "out");
+      CHECK(c.args.include_num_input_tokens_seen == "no");
+      if (file.find("example") == std::string::npos) continue;
+      // TrainingArguments(output_dir="out", learning_rate=3e-4, num_train_epochs=2,
+      // per_device_train_batch_size=16, eval_strategy="steps", eval_steps=50, save_steps=100, use_cpu=True)
+      CHECK(c.args.learning_rate == 3e-4);
+      CHECK(c.args.num_train_epochs == 2);
+      CHECK(c.args.per_device_train_batch_size == 16);
+      CHECK(c.args.eval_strategy == hftrain::IntervalStrategy::kSteps);
+      CHECK(c.args.eval_steps == 50);
+      CHECK(c.args.save_steps == 100);
+      CHECK(c.args.use_cpu);
+      CHECK(c.args.do_eval);
+    }
+  }
+  CHECK(resolve({{"include_num_input_tokens_seen", "non_padding"}}).args.include_num_input_tokens_seen == "non_padding");
+  CHECK(resolve({{"include_num_input_tokens_seen", true}}).args.include_num_input_tokens_seen == "all");
+  CHECK_THAT(refusal({{"include_num_input_tokens_seen", "some"}}),
+             Catch::Contains("some is not a valid include_num_input_tokens_seen, please select one of [no, all, non_padding]"));
+  CHECK(refusal({{"debug", nullptr}, {"accelerator_config", {{"dispatch_batches", false}}}}).empty());
+  CHECK_THAT(refusal({{"hub_revision", "main"}}), Catch::Contains("hub_revision") && Catch::Contains("Hub"));
+  CHECK_THAT(refusal({{"tp_size", 2}}), Catch::Contains("tensor parallelism is not part of hftrain"));
 }
 
 TEST_CASE("every combination HF refuses is refused with HF's words", "[unit][config]") {

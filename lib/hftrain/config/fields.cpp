@@ -107,6 +107,22 @@ Binding bind_enum(E TrainingArguments::*m, const NameTable<E>& (*ours)(), std::v
   return b;
 }
 
+// include_num_input_tokens_seen: a bool (HF 4.x) or "no" / "all" / "non_padding" (4.57 and
+// later, which map true to "all"); written back as 4.48 wrote it where it can be.
+Binding bind_tokens_seen() {
+  Binding b;
+  b.read = [](TrainingArguments& a, const std::string& key, const json& v, const Ctx& c) {
+    if (v.is_boolean()) a.include_num_input_tokens_seen = v.get<bool>() ? "all" : "no";
+    else if (v.is_string()) a.include_num_input_tokens_seen = v.get<std::string>();
+    else c.bad(key, v, "true, false, \"all\", \"non_padding\" or \"no\"");
+  };
+  b.write = [](const TrainingArguments& a) -> json {
+    const std::string& s = a.include_num_input_tokens_seen;
+    return s == "no" ? json(false) : s == "all" ? json(true) : json(s);
+  };
+  return b;
+}
+
 // optim: a name from optim/'s table (an optimizer is its file and one row there).
 Binding bind_optimizer(std::vector<std::string> hf_names) {
   Binding b;
@@ -166,7 +182,8 @@ using TA = TrainingArguments;
 
 const std::vector<std::string> kHfSchedulers = {
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay"};
+    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
+    "cosine_warmup_with_min_lr", "greedy"};  // the last two: transformers 4.50 and later
 const std::vector<std::string> kHfOptimizers = {
     "adamw_hf", "adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused",
     "adamw_apex_fused", "adafactor", "adamw_anyprecision", "adamw_torch_4bit", "ademamix", "sgd", "adagrad",
@@ -174,7 +191,9 @@ const std::vector<std::string> kHfOptimizers = {
     "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit",
     "rmsprop", "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw", "galore_adamw_8bit",
     "galore_adafactor", "galore_adamw_layerwise", "galore_adamw_8bit_layerwise", "galore_adafactor_layerwise",
-    "lomo", "adalomo", "grokadamw", "schedule_free_adamw", "schedule_free_sgd"};
+    "lomo", "adalomo", "grokadamw", "schedule_free_adamw", "schedule_free_sgd",
+    // transformers 4.49 to 5.x
+    "adamw_torch_8bit", "schedule_free_radam", "apollo_adamw", "apollo_adamw_layerwise", "stable_adamw"};
 const std::vector<std::string> kHfIntervals = {"no", "steps", "epoch"};
 const std::vector<std::string> kHfSave = {"no", "steps", "epoch", "best"};
 
@@ -247,10 +266,10 @@ std::vector<FieldDef> make_table() {
       used("precision", "tf32", null, bind_field(&TA::tf32)),
       no_effect("distributed", "local_rank", Kind::kInt, -1, "the rank comes from the launcher's LOCAL_RANK"),
       with_choices(used("distributed", "ddp_backend", null, bind_field(&TA::ddp_backend)),
-                   {"nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"}, "ddp backend"),
+                   {"nccl", "gloo", "mpi", "ccl", "xccl", "hccl", "cncl", "mccl"}, "ddp backend"),
       backend("device", "tpu_num_cores", Kind::kOptInt, null, "TPUs are not a hftrain device"),
       backend("device", "tpu_metrics_debug", Kind::kBool, false, "TPUs are not a hftrain device"),
-      backend("debug", "debug", Kind::kAny, "", "HF's debug options (underflow_overflow, tpu_metrics_debug) are not part of hftrain", {json::array()}),
+      backend("debug", "debug", Kind::kAny, "", "HF's debug options (underflow_overflow, tpu_metrics_debug) are not part of hftrain", {json::array(), null}),
       used("dataloader", "dataloader_drop_last", false, bind_field(&TA::dataloader_drop_last)),
       used("eval", "eval_steps", null, bind_field(&TA::eval_steps)),
       used("dataloader", "dataloader_num_workers", 0, bind_field(&TA::dataloader_num_workers)),
@@ -322,7 +341,8 @@ std::vector<FieldDef> make_table() {
       backend("distributed", "dispatch_batches", Kind::kOptBool, null, "hftrain does not run through accelerate"),
       backend("distributed", "split_batches", Kind::kOptBool, null, "hftrain does not run through accelerate"),
       used("logging", "include_tokens_per_second", false, bind_field(&TA::include_tokens_per_second)),
-      used("logging", "include_num_input_tokens_seen", false, bind_field(&TA::include_num_input_tokens_seen)),
+      with_choices(used("logging", "include_num_input_tokens_seen", false, bind_tokens_seen()), {"no", "all", "non_padding"},
+                   "include_num_input_tokens_seen"),
       backend("stability", "neftune_noise_alpha", Kind::kOptFloat, null, "NEFTune is not available in hftrain"),
       backend("optimizer", "optim_target_modules", Kind::kAny, null, "GaLore optimizers are not part of hftrain"),
       backend("eval", "batch_eval_metrics", Kind::kBool, false, "metrics are computed once over the eval set"),
@@ -330,6 +350,25 @@ std::vector<FieldDef> make_table() {
       backend("compile", "use_liger_kernel", Kind::kOptBool, false, "Liger kernels are Triton (Python)"),
       no_effect("eval", "eval_use_gather_object", Kind::kOptBool, false, "eval losses are gathered as tensors"),
       used("distributed", "average_tokens_across_devices", false, bind_field(&TA::average_tokens_across_devices)),
+      // Fields of transformers 4.49 to 5.x (tests/golden/training_args/fields_4.49_to_5.15.json).
+      backend("hub", "hub_revision", Kind::kOptStr, null, kHub),
+      backend("compile", "liger_kernel_config", Kind::kAny, null, "Liger kernels are Triton (Python)", {json::object()}),
+      backend("distributed", "tp_size", Kind::kOptInt, 0,
+              "tensor parallelism is not part of hftrain; shard a data parallel run with fsdp or deepspeed", {1, null}),
+      backend("distributed", "parallelism_config", Kind::kAny, null,
+              "accelerate's N-D parallelism is not part of hftrain; shard a data parallel run with fsdp or deepspeed"),
+      no_effect("logging", "project", Kind::kStr, "huggingface", "only the Trackio integration reads it"),
+      no_effect("logging", "trackio_space_id", Kind::kOptStr, "trackio", "only the Trackio integration reads it"),
+      no_effect("logging", "trackio_bucket_id", Kind::kOptStr, null, "only the Trackio integration reads it"),
+      no_effect("logging", "trackio_static_space_id", Kind::kAny, null, "only the Trackio integration reads it"),
+      no_effect("save", "enable_jit_checkpoint", Kind::kBool, false,
+                "hftrain always saves a checkpoint on SIGTERM and SIGINT (see running.md)"),
+      no_effect("model", "use_cache", Kind::kBool, false, "training and evaluation run without a KV cache"),
+      no_effect("distributed", "ddp_static_graph", Kind::kOptBool, null, "the gradient buckets are fixed at the start"),
+      with_choices(no_effect("dataloader", "dataloader_multiprocessing_context", Kind::kOptStr, null,
+                             "loader workers are threads of one process"),
+                   {"fork", "spawn", "forkserver"}, "multiprocessing context"),
+      no_effect("dataloader", "dataloader_in_order", Kind::kBool, true, "batches always come in the sampler's order"),
       // transformers v5 spelling of group_by_length.
       used("dataloader", "train_sampling_strategy", "random",
            bind_enum(&TA::train_sampling_strategy, &train_sampling_names, {"random", "sequential", "group_by_length"},
@@ -363,6 +402,8 @@ bool is_default_equivalent(const FieldDef& f, const json& v) {
         {"use_configured_state", false}};
     for (const auto& [k, x] : v.items()) {
       auto it = kNeutral.find(k);
+      // dispatch_batches null means false for a map-style dataset, which hftrain's all are.
+      if (k == "dispatch_batches" && x == false) continue;
       if (it == kNeutral.end() || it->second != x) return false;
     }
     return true;

@@ -76,7 +76,9 @@ struct TrainingArguments {
   std::vector<std::string> report_to;  // resolved: [] or ["none"] means none
   std::optional<bool> disable_tqdm;
   bool include_tokens_per_second = false;
-  bool include_num_input_tokens_seen = false;
+  // "no", "all" (every input id) or "non_padding" (the attention mask's ones); HF's bool
+  // spellings map to the first two.
+  std::string include_num_input_tokens_seen = "no";
   // ---- evaluation
   IntervalStrategy eval_strategy = IntervalStrategy::kNo;
   std::optional<double> eval_steps;  // unset: logging_steps

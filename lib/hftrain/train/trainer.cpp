@@ -190,7 +190,12 @@ void Trainer::training_step() {
     else tr_loss_.add_(l);
     const int64_t tokens = window_[m].at("input_ids").numel();
     current_flos_ += 6.0 * non_embedding_params_ * static_cast<double>(tokens);
-    if (args_.include_num_input_tokens_seen) (pg_ ? tokens_not_summed_ : state_.num_input_tokens_seen) += tokens;
+    if (args_.include_num_input_tokens_seen == "non_padding" && window_[m].count("attention_mask")) {
+      const at::Tensor ones = window_[m].at("attention_mask").sum();
+      non_padding_seen_ = non_padding_seen_.defined() ? non_padding_seen_.add_(ones) : ones;
+    } else if (args_.include_num_input_tokens_seen != "no") {
+      tokens_not_summed_ += tokens;
+    }
     if (!last) callbacks_.on_substep_end(args_, state_, control_);
   }
 }
@@ -301,6 +306,10 @@ json Trainer::train_summary(double runtime, int64_t steps_run) {
 
 void Trainer::log(json logs) {
   logs["epoch"] = state_.epoch;
+  if (args_.include_num_input_tokens_seen != "no") {
+    fold_tokens_seen(/*reduce=*/false);
+    logs["num_input_tokens_seen"] = state_.num_input_tokens_seen;
+  }
   logs["step"] = state_.global_step;
   state_.log_history.push_back(logs);
   callbacks_.on_log(args_, state_, control_, logs);
@@ -310,10 +319,19 @@ void Trainer::log(json logs) {
 void Trainer::store_flos() {
   state_.total_flos += pg_ ? pg_->sum(current_flos_) : current_flos_;
   current_flos_ = 0;
-  if (pg_ && args_.include_num_input_tokens_seen) {
-    state_.num_input_tokens_seen += static_cast<int64_t>(pg_->sum(static_cast<double>(tokens_not_summed_)));
-    tokens_not_summed_ = 0;
+  fold_tokens_seen(/*reduce=*/true);
+}
+
+void Trainer::fold_tokens_seen(bool reduce) {
+  if (args_.include_num_input_tokens_seen == "no") return;
+  if (non_padding_seen_.defined()) {
+    tokens_not_summed_ += host_read<int64_t>(non_padding_seen_);
+    non_padding_seen_ = at::Tensor();
   }
+  if (!pg_) state_.num_input_tokens_seen += tokens_not_summed_;
+  else if (reduce) state_.num_input_tokens_seen += static_cast<int64_t>(pg_->sum(static_cast<double>(tokens_not_summed_)));
+  else return;
+  tokens_not_summed_ = 0;
 }
 
 }  // namespace hftrain

@@ -90,6 +90,9 @@ class Trainer {
   bool update_best_metric(const nlohmann::json& metrics);
   void write_model_files(const std::string& dir, bool final_export);
   void store_flos();
+  // include_num_input_tokens_seen: the counted tokens into state_.num_input_tokens_seen; with
+  // data parallel only when `reduce` (a collective every rank makes).
+  void fold_tokens_seen(bool reduce);
   std::vector<at::Tensor> optimizer_params() const;
   bool is_main() const;  // rank 0, or a single process
   int64_t world_size() const;
@@ -131,6 +134,7 @@ class Trainer {
 
   double current_flos_ = 0;
   int64_t tokens_not_summed_ = 0;  // this rank's input tokens since the last reduction
+  at::Tensor non_padding_seen_;    // "non_padding": attention-mask ones not yet read (no sync per step)
   int64_t last_saved_step_ = -1;
   double total_loss_scalar_ = 0;
   int64_t globalstep_last_logged_ = 0;

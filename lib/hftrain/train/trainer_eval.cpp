@@ -114,6 +114,7 @@ json Trainer::evaluate() {
   if (sharded_) sharded_->hold_root(true);
   json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
   if (sharded_) sharded_->hold_root(false);
+  fold_tokens_seen(/*reduce=*/true);  // every rank evaluates: the count in the eval log is the global one
   log(metrics);
   callbacks_.on_evaluate(args_, state_, control_, metrics);
   return metrics;
