@@ -253,3 +253,29 @@ TEST_CASE("include_num_input_tokens_seen adds the tokens seen so far to every lo
   CHECK(seen.back() == bytes);
   CHECK(seen[0] < seen[3]);
 }
+
+TEST_CASE("label_smoothing_factor and neftune_noise_alpha change training; evaluation stays noise-free",
+          "[integration][flow]") {
+  TempDir dir("loss-options");
+  const std::string cfg = write_config(dir) + " --set max_steps=6 --set eval_steps=6 --set save_steps=6";
+  Result plain = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/plain");
+  Result smooth = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/smooth --set label_smoothing_factor=0.1");
+  Result noisy = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/noisy --set neftune_noise_alpha=5");
+  INFO(plain.output << smooth.output << noisy.output);
+  REQUIRE(plain.exit_code == 0);
+  REQUIRE(smooth.exit_code == 0);
+  REQUIRE(noisy.exit_code == 0);
+  const double first = logged(dir.str() + "/plain/log.jsonl", "loss").at(0);
+  // The same weights and batch at step 1: only the loss (smoothing) or the embeddings (noise) differ.
+  CHECK(logged(dir.str() + "/smooth/log.jsonl", "loss").at(0) != first);
+  CHECK(logged(dir.str() + "/noisy/log.jsonl", "loss").at(0) != first);
+  // Evaluation has no noise and the same smoothing as in training: hftrain evaluate on the
+  // checkpoint gives the in-training numbers.
+  for (const char* run_name : {"smooth", "noisy"}) {
+    INFO(run_name);
+    const std::string out = dir.str() + "/" + run_name;
+    Result e = run("evaluate --checkpoint " + out + "/checkpoint-6");
+    REQUIRE(e.exit_code == 0);
+    CHECK(read_json(out + "/checkpoint-6/eval_results.json")["eval_loss"] == logged(out + "/log.jsonl", "eval_loss").at(0));
+  }
+}

@@ -79,6 +79,8 @@ struct TrainingArguments {
   // "no", "all" (every input id) or "non_padding" (the attention mask's ones); HF's bool
   // spellings map to the first two.
   std::string include_num_input_tokens_seen = "no";
+  double label_smoothing_factor = 0.0;               // HF's LabelSmoother epsilon; 0: plain cross-entropy
+  std::optional<double> neftune_noise_alpha;         // NEFTune's alpha; none: no noise
   // ---- evaluation
   IntervalStrategy eval_strategy = IntervalStrategy::kNo;
   std::optional<double> eval_steps;  // unset: logging_steps

@@ -207,7 +207,7 @@ at::Tensor BertBase::encode(const Batch& batch) {
   if (!token_types.defined()) token_types = at::zeros_like(input_ids);
   at::Tensor positions = at::arange(T, input_ids.options());
   // In HF's order: (word + token_type) + position.
-  at::Tensor x = word_->forward(input_ids).add(token_type_->forward(token_types)).add(position_->forward(positions));
+  at::Tensor x = input_embeddings(word_->forward(input_ids)).add(token_type_->forward(token_types)).add(position_->forward(positions));
   x = maybe_dropout(embeddings_norm_->forward(x), config_.hidden_dropout_prob, is_training());  // (B,T,C)
   // The extended attention mask: finfo.min at padded keys, for every query (bidirectional).
   at::Tensor bias;

@@ -261,7 +261,7 @@ ModelOutput Gemma2ForCausalLM::forward(const Batch& batch, std::optional<double>
   const int64_t T = input_ids.size(1);
   HFT_CHECK(T <= config_.max_position_embeddings,
             "Gemma 2: sequence length {} is longer than max_position_embeddings {}", T, config_.max_position_embeddings);
-  at::Tensor x = embed_tokens_->forward(input_ids);
+  at::Tensor x = input_embeddings(embed_tokens_->forward(input_ids));
   // normalizer = torch.tensor(hidden_size**0.5, dtype=hidden dtype)
   x = x.mul(at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options()));
   const auto rotary = rotary_cos_sin(inv_freq_, T, x);

@@ -320,7 +320,7 @@ at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
   HFT_CHECK(T <= config_.n_positions, "GPT-2: sequence length {} is longer than n_positions {}", T,
             config_.n_positions);
   at::Tensor positions = at::arange(T, input_ids.options().dtype(at::kLong));  // (T)
-  at::Tensor x = wte_->forward(input_ids).add(wpe_->forward(positions));      // (B,T,C)
+  at::Tensor x = input_embeddings(wte_->forward(input_ids)).add(wpe_->forward(positions));  // (B,T,C)
   x = maybe_dropout(x, config_.embd_pdrop, is_training());
   const at::Tensor bias = attention_bias(T, batch_get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
   for (size_t i = 0; i < h_->size(); ++i) {

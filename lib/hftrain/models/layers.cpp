@@ -10,6 +10,7 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace hftrain {
@@ -208,6 +209,27 @@ at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, st
   if (num_items_in_batch)
     return at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Sum, -100).div(*num_items_in_batch);
   return at::cross_entropy_loss(shift_logits, shift_labels, {}, at::Reduction::Mean, -100);
+}
+
+at::Tensor label_smoothed_loss(const at::Tensor& logits, const at::Tensor& labels, double epsilon, bool shift,
+                               std::optional<double> num_items_in_batch) {
+  at::Tensor x = logits.to(at::kFloat), y = labels.to(logits.device());
+  if (shift) x = x.slice(1, 0, x.size(1) - 1), y = y.slice(1, 1);
+  const int64_t V = x.size(-1);
+  x = x.reshape({-1, V});
+  y = y.reshape({-1, 1});
+  const at::Tensor neg_log_probs = at::log_softmax(x, -1).neg();
+  const at::Tensor active = y.ne(-100);
+  const at::Tensor nll = neg_log_probs.gather(1, y.clamp_min(0)).mul(active).sum();
+  const at::Tensor smoothed = neg_log_probs.sum(-1, /*keepdim=*/true).mul(active).sum();
+  const at::Tensor n = num_items_in_batch ? at::scalar_tensor(*num_items_in_batch, x.options())
+                                          : active.sum().to(at::kFloat);
+  return nll.div(n).mul(1.0 - epsilon).add(smoothed.div(n.mul(static_cast<double>(V))).mul(epsilon));
+}
+
+at::Tensor neftune_noise(const at::Tensor& e, double alpha) {
+  const double magnitude = alpha / std::sqrt(static_cast<double>(e.size(1) * e.size(2)));
+  return at::empty_like(e).uniform_(-magnitude, magnitude);
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {

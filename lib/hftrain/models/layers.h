@@ -115,6 +115,17 @@ at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at:
 // cross-entropy summed and divided by num_items_in_batch when given, else the mean.
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, std::optional<double> num_items_in_batch);
 
+// transformers' LabelSmoother: (1 - epsilon) * NLL + epsilon * the mean over the vocab of
+// -log p, over the labels that are not -100, in float32. shift: a causal LM's (position t
+// scores label t+1). labels (B,T) for per-token heads, (B) for a sequence classifier. Both
+// sums are divided by num_items_in_batch when given (with the vocab size for the smoothed
+// one), else by this batch's active labels (transformers 5's normalisation).
+at::Tensor label_smoothed_loss(const at::Tensor& logits, const at::Tensor& labels, double epsilon, bool shift,
+                               std::optional<double> num_items_in_batch);
+
+// NEFTune's noise on the input embeddings e (B,T,d): uniform in +-alpha / sqrt(T * d).
+at::Tensor neftune_noise(const at::Tensor& e, double alpha);
+
 bool ends_with(const std::string& s, const std::string& suffix);
 
 }  // namespace hftrain

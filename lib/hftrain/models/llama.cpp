@@ -398,7 +398,7 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   HFT_CHECK(T <= config_.max_position_embeddings, "Llama: sequence length {} is longer than max_position_embeddings {}",
             T, config_.max_position_embeddings);
 
-  at::Tensor x = embed_tokens_->forward(input_ids);  // (B,T,C)
+  at::Tensor x = input_embeddings(embed_tokens_->forward(input_ids));  // (B,T,C)
   const auto rotary = rotary_cos_sin(inv_freq_, T, x);
   const at::Tensor cos = rotary.first, sin = rotary.second;
   const at::Tensor mask = batch_get(batch, "attention_mask");

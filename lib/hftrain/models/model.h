@@ -58,6 +58,10 @@ class Model : public torch::nn::Module {
   // it needs around it (fully sharded data parallel gathers block i's parameters). Empty: none.
   using BlockRunner = std::function<at::Tensor(size_t, const BlockFn&, const at::Tensor&)>;
   void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+  // Applied to the word embeddings' output before the model uses it (a forward hook on
+  // transformers' get_input_embeddings(), as NEFTune's). Empty: none.
+  using EmbeddingHook = std::function<at::Tensor(const at::Tensor&)>;
+  void set_input_embedding_hook(EmbeddingHook hook) { embedding_hook_ = std::move(hook); }
 
  protected:
   // Whether blocks run through checkpointed() now: asked for, and training.
@@ -65,10 +69,13 @@ class Model : public torch::nn::Module {
   // Block i's forward as the models run it: recomputed in backward when checkpointing, inside
   // the block runner when one is set.
   at::Tensor run_block(size_t i, const BlockFn& fn, const at::Tensor& x);
+  // The word embeddings' output `e` through the input embedding hook, when one is set.
+  at::Tensor input_embeddings(const at::Tensor& e) const { return embedding_hook_ ? embedding_hook_(e) : e; }
 
  private:
   bool gradient_checkpointing_ = false;
   BlockRunner block_runner_;
+  EmbeddingHook embedding_hook_;
 };
 
 }  // namespace hftrain

@@ -3,6 +3,8 @@
 // maybe_log_save_evaluate do what the callbacks asked for.
 #include "hftrain/train/trainer.h"
 
+#include "hftrain/models/layers.h"
+
 #include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/host_sync.h"
@@ -49,6 +51,13 @@ json Trainer::train(const OpenCheckpoint* resume) {
   // fp16: accelerate's GradScaler with torch's defaults (bf16 needs none).
   scaler_ = args_.fp16 ? std::make_unique<GradScaler>() : nullptr;
   in_train_ = true;
+  // NEFTune: noise on the input embeddings while the model trains, for this train() only.
+  if (args_.neftune_noise_alpha) {
+    const double alpha = *args_.neftune_noise_alpha;
+    Model* m = model_.get();
+    model_->set_input_embedding_hook(
+        [alpha, m](const at::Tensor& e) { return m->is_training() ? e.add(neftune_noise(e, alpha)) : e; });
+  }
   state_ = TrainerState{};
   state_.max_steps = plan_.max_steps;
   state_.num_train_epochs = plan_.num_epochs;
@@ -142,6 +151,7 @@ json Trainer::train(const OpenCheckpoint* resume) {
     model_load_weights(*model_, model_weights_path(*state_.best_model_checkpoint));
   }
   callbacks_.on_train_end(args_, state_, control_);
+  model_->set_input_embedding_hook(nullptr);
   in_train_ = false;
   return summary;
 }

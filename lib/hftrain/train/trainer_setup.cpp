@@ -2,6 +2,8 @@
 // run's plan and batch order, the optimizer and schedule, and the forward under autocast.
 #include "hftrain/train/trainer.h"
 
+#include "hftrain/models/layers.h"
+
 #include "hftrain/core/device.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
@@ -60,7 +62,15 @@ double Trainer::mean_over_ranks(double local) { return pg_ ? pg_->sum(local) / s
 ModelOutput Trainer::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
   const at::ScalarType dtype = args_.fp16 ? at::kHalf : args_.bf16 ? at::kBFloat16 : at::kFloat;
   compat::AutocastGuard autocast(batch.at("input_ids").device().type(), dtype);  // a no-op for float32
-  return model_->forward(batch, num_items_in_batch);
+  if (args_.label_smoothing_factor == 0 || !batch.count("labels")) return model_->forward(batch, num_items_in_batch);
+  // HF's compute_loss: the labels go to the LabelSmoother instead of the model (in training
+  // and evaluation alike), shifted for a causal LM.
+  Batch inputs = batch;
+  inputs.erase("labels");
+  ModelOutput out = model_->forward(inputs, num_items_in_batch);
+  out.loss = label_smoothed_loss(out.logits, batch.at("labels"), args_.label_smoothing_factor,
+                                 model_->task() == ModelTask::kCausalLM, num_items_in_batch);
+  return out;
 }
 
 // The epoch's batch order: HF's random sampler (accelerate's seeding), sequential, or
