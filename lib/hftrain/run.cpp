@@ -292,7 +292,7 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
   std::optional<OpenCheckpoint> opened;
   if (checkpoint) opened = checkpoint_open(*checkpoint, nullptr);
   Components parts = build(config, checkpoint.value_or(""), /*train=*/false);
-  HFT_CHECK(parts.data.eval != nullptr,
+  HFT_CHECK(parts.data.eval != nullptr || !parts.data.named_evals.empty(),
             "hftrain evaluate needs an eval dataset: set data.eval or data.validation_split_percentage");
   if (parts.main()) prepare_output_dir(config.args, /*resuming=*/true);
   Trainer trainer(config, parts.model, parts.tokenizer, std::move(parts.data), parts.pg);

@@ -279,3 +279,53 @@ TEST_CASE("label_smoothing_factor and neftune_noise_alpha change training; evalu
     CHECK(read_json(out + "/checkpoint-6/eval_results.json")["eval_loss"] == logged(out + "/log.jsonl", "eval_loss").at(0));
   }
 }
+
+TEST_CASE("several eval datasets by name are each evaluated as eval_<name>_*, as HF's dict of eval datasets",
+          "[integration][flow]") {
+  TempDir dir("named-evals");
+  const std::string a = "{format: generated, num_bytes: 1500, seed: 5}", b = "{format: generated, num_bytes: 900, seed: 6}";
+  const std::string cfg = write_config(dir) + " --set max_steps=12";
+  Result both = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/both --set 'data.eval={a: " + a +
+                    ", b: " + b + "}' --set metric_for_best_model=eval_b_loss --set load_best_model_at_end=true");
+  Result only_a = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/a --set 'data.eval=" + a + "'");
+  Result only_b = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/b --set 'data.eval=" + b + "'");
+  INFO(both.output << only_a.output << only_b.output);
+  REQUIRE(both.exit_code == 0);
+  REQUIRE(only_a.exit_code == 0);
+  REQUIRE(only_b.exit_code == 0);
+  // Evaluation changes no weights: each named set scores as the run that evaluates it alone.
+  const std::vector<double> la = logged(dir.str() + "/both/log.jsonl", "eval_a_loss"),
+                            lb = logged(dir.str() + "/both/log.jsonl", "eval_b_loss");
+  REQUIRE(la.size() == 2);
+  CHECK(la == logged(dir.str() + "/a/log.jsonl", "eval_loss"));
+  CHECK(lb == logged(dir.str() + "/b/log.jsonl", "eval_loss"));
+  CHECK(logged(dir.str() + "/both/log.jsonl", "eval_loss").empty());
+  const json state = read_json(dir.str() + "/both/checkpoint-12/trainer_state.json");
+  CHECK(state["best_metric"] == std::min(lb[0], lb[1]));
+  Result e = run("evaluate --checkpoint " + dir.str() + "/both/checkpoint-12");
+  INFO(e.output);
+  REQUIRE(e.exit_code == 0);
+  const json m = read_json(dir.str() + "/both/checkpoint-12/eval_results.json");
+  CHECK(m["eval_a_loss"] == la[1]);
+  CHECK(m["eval_b_loss"] == lb[1]);
+  Result bad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/bad --set 'data.eval={\"a b\": " + a + "}'");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("data.eval: the name \"a b\" must be letters, digits"));
+}
+
+TEST_CASE("prediction_loss_only evaluates the loss alone; label_names takes only \"labels\"", "[integration][flow]") {
+  TempDir dir("loss-only");
+  const std::string cfg = write_config(dir) + " --set max_steps=6 --set eval_steps=6 --set 'metrics=[accuracy, perplexity]'";
+  Result full = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/full --set 'label_names=[labels]'");
+  Result loss = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/loss --set prediction_loss_only=true");
+  INFO(full.output << loss.output);
+  REQUIRE(full.exit_code == 0);
+  REQUIRE(loss.exit_code == 0);
+  CHECK(logged(dir.str() + "/full/log.jsonl", "eval_accuracy").size() == 1);
+  CHECK(logged(dir.str() + "/loss/log.jsonl", "eval_accuracy").empty());
+  CHECK(logged(dir.str() + "/loss/log.jsonl", "eval_loss") == logged(dir.str() + "/full/log.jsonl", "eval_loss"));
+  CHECK(logged(dir.str() + "/loss/log.jsonl", "eval_perplexity").size() == 1);
+  Result bad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/bad --set 'label_names=[start_positions]'");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("label_names") && Catch::Contains("\"labels\""));
+}

@@ -350,7 +350,22 @@ Config config_resolve(const ConfigSource& src) {
       .field("pad_to_multiple_of", c.data.pad_to_multiple_of)
       .field("mlm_probability", c.data.mlm_probability);
   read_dataset(data.sub("train"), c.data.train);
-  if (data.has("eval")) {
+  const json& eval_tree = data.has("eval") ? tree.at("data").at("eval") : kNull;
+  // A mapping of mappings (every dataset key holds a scalar) names several eval sets.
+  const bool named = eval_tree.is_object() && !eval_tree.empty() &&
+                     std::all_of(eval_tree.begin(), eval_tree.end(), [](const json& v) { return v.is_object(); });
+  if (named) {
+    Section evals = data.sub("eval");
+    for (const auto& [name, v] : eval_tree.items()) {
+      HFT_CHECK(!name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+                                     std::string::npos,
+                "data.eval: the name \"{}\" must be letters, digits, _ or - (it becomes eval_<name>_loss) (from {})",
+                clip(name), evals.where(name));
+      c.data.named_evals.emplace_back(name, DatasetOptions{});
+      read_dataset(evals.sub(name), c.data.named_evals.back().second);
+    }
+    evals.finish();
+  } else if (data.has("eval")) {
     c.data.eval.emplace();
     read_dataset(data.sub("eval"), *c.data.eval);
   } else {
@@ -428,7 +443,7 @@ Config config_resolve(const ConfigSource& src) {
   if (tree.contains("peft") && !tree.at("peft").is_null())
     c.peft = lora_config_from_json(tree.at("peft"), src.where("peft"));
 
-  const bool has_eval = c.data.eval.has_value() || c.data.validation_split_percentage > 0;
+  const bool has_eval = c.data.has_eval() || c.data.validation_split_percentage > 0;
   c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "peft"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
   const std::vector<std::string> always = default_callbacks(c.args);
@@ -490,6 +505,7 @@ json config_to_json(const Config& c) {
                      {"train", dataset(c.data.train)}};
   if (!c.data.cache_dir.empty()) out["data"]["cache_dir"] = c.data.cache_dir;
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
+  for (const auto& [name, d] : c.data.named_evals) out["data"]["eval"][name] = dataset(d);
   out["stop_on_nonfinite"] = c.stop_on_nonfinite;
   if (c.peft) {
     // The keys as adapter_config.json has them (read back by lora_config_from_json).

@@ -79,6 +79,7 @@ struct TrainingArguments {
   // "no", "all" (every input id) or "non_padding" (the attention mask's ones); HF's bool
   // spellings map to the first two.
   std::string include_num_input_tokens_seen = "no";
+  bool prediction_loss_only = false;  // evaluation: the loss (and perplexity) only, no prediction metrics
   double label_smoothing_factor = 0.0;               // HF's LabelSmoother epsilon; 0: plain cross-entropy
   std::optional<double> neftune_noise_alpha;         // NEFTune's alpha; none: no noise
   // ---- evaluation

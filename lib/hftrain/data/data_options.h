@@ -50,6 +50,10 @@ struct DataOptions {
   double mlm_probability = 0.15;   // masked_lm: the share of tokens chosen for prediction
   DatasetOptions train;
   std::optional<DatasetOptions> eval;
+  // `eval: {name: dataset, ...}`: several eval sets, each evaluated in turn with metrics
+  // eval_<name>_loss, ... (HF's dict of eval datasets); `eval` is then empty.
+  std::vector<std::pair<std::string, DatasetOptions>> named_evals;
+  bool has_eval() const { return eval.has_value() || !named_evals.empty(); }
 };
 
 }  // namespace hftrain

@@ -265,6 +265,7 @@ Datasets with_masking(Datasets ds, const DataOptions& opts, const Tokenizer& tok
     const MlmOptions mlm = mlm_options(opts, tok);
     if (ds.train) ds.train = std::make_shared<MaskedLmDataset>(ds.train, mlm, seed);
     if (ds.eval) ds.eval = std::make_shared<MaskedLmDataset>(ds.eval, mlm, seed + 1);
+    for (auto& [name, d] : ds.named_evals) d = std::make_shared<MaskedLmDataset>(d, mlm, seed + 1);
   }
   return ds;
 }
@@ -286,18 +287,20 @@ MlmOptions mlm_options(const DataOptions& opts, const Tokenizer& tok) {
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const DataLoad& how) {
   const ModelTask task = how.task;
   const int64_t vocab_size = how.vocab_size > 0 ? how.vocab_size : tok.vocab_size();
-  auto load = [&](const DatasetOptions& d, const char* key) {
+  auto load = [&](const DatasetOptions& d, const std::string& key) {
     Loaded l = load_tokens(d, opts, tok, key);
     check_ids(l, vocab_size, d, key);
     return l;
   };
   auto whole = [](const Loaded& l) { return l.offsets.defined() ? l.examples() : l.ids.numel(); };
   // An evaluation with its own eval data reads no train data, except a classifier's labels.
-  const bool with_train = how.train || !opts.eval || task == ModelTask::kSequenceClassification;
+  const bool with_train = how.train || !opts.has_eval() || task == ModelTask::kSequenceClassification;
   Datasets ds;
   std::optional<Loaded> train, eval;
+  std::vector<Loaded> named;
   if (with_train) train = load(opts.train, "data.train.path");
   if (opts.eval) eval = load(*opts.eval, "data.eval.path");
+  for (const auto& [name, d] : opts.named_evals) named.push_back(load(d, "data.eval." + name + ".path"));
   if (task == ModelTask::kSequenceClassification) {
     const std::vector<Example> rows = examples_read(opts.train, "data.train.path", /*with_labels=*/true);
     HFT_CHECK(static_cast<int64_t>(rows.size()) == whole(*train), "data.train.path: {} labelled rows for {} examples",
@@ -305,17 +308,27 @@ Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const Data
     ds.label_names = label_list(rows);
     train->classes = class_ids(rows, ds.label_names, "train");
     if (eval) eval->classes = class_ids(examples_read(*opts.eval, "data.eval.path", true), ds.label_names, "eval");
+    for (size_t i = 0; i < named.size(); ++i) {
+      const auto& [name, d] = opts.named_evals[i];
+      named[i].classes = class_ids(examples_read(d, "data.eval." + name + ".path", true), ds.label_names,
+                                   ("eval " + name).c_str());
+    }
   }
   // Classifiers see one example per sequence; token labels must come with the rows.
   const bool sequences = task == ModelTask::kSequenceClassification || task == ModelTask::kTokenClassification;
   if (task == ModelTask::kTokenClassification)
-    HFT_CHECK((!train || train->labels.defined()) && (!eval || eval->labels.defined()),
+    HFT_CHECK((!train || train->labels.defined()) && (!eval || eval->labels.defined()) &&
+                  std::all_of(named.begin(), named.end(), [](const Loaded& l) { return l.labels.defined(); }),
               "token classification needs JSON Lines rows with input_ids and per-token labels (data.train / data.eval)");
   auto make = [&](const Loaded& l, int64_t first, int64_t last, const char* which) {
     return make_dataset(l, first, last, opts, tok, which, sequences);
   };
-  if (eval) {
-    ds.eval = make(*eval, 0, whole(*eval), "eval");
+  for (size_t i = 0; i < named.size(); ++i) {
+    const std::string which = "eval " + opts.named_evals[i].first;
+    ds.named_evals.emplace_back(opts.named_evals[i].first, make(named[i], 0, whole(named[i]), which.c_str()));
+  }
+  if (eval || !named.empty()) {
+    if (eval) ds.eval = make(*eval, 0, whole(*eval), "eval");
     if (train) ds.train = make(*train, 0, whole(*train), "train");
   } else if (opts.validation_split_percentage > 0) {
     // Examples: datasets' train[:N%], round(N * n / 100) with halves to even as Python rounds.

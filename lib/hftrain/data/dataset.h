@@ -97,6 +97,7 @@ class MaskedLmDataset : public LmDataset {
 
 struct Datasets {
   std::shared_ptr<const LmDataset> train, eval;
+  std::vector<std::pair<std::string, std::shared_ptr<const LmDataset>>> named_evals;  // data.eval by name
   // Sequence classification: the class names by id (run_glue: the train labels' sorted
   // distinct values, numerically when they are all integers).
   std::vector<std::string> label_names;

@@ -50,7 +50,12 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
   const bool was_training = model_->is_training();
   model_->eval();
   at::NoGradGuard no_grad;
-  MetricAccumulator acc(config_.metrics);
+  // prediction_loss_only: HF's prediction_step returns the loss alone, so no metric that needs
+  // predictions is computed (perplexity, from the loss, still is).
+  std::vector<Metric> wanted;
+  for (Metric m : config_.metrics)
+    if (!args_.prediction_loss_only || !MetricAccumulator({m}).needs_predictions()) wanted.push_back(m);
+  MetricAccumulator acc(wanted);
   const bool want_preds = predictions || acc.needs_predictions();
   const int64_t n = windows.size(), bs = args_.eval_batch_size();
   // Data parallel: each rank evaluates its shard (accelerate's, with the last round topped
@@ -108,16 +113,26 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
 }
 
 json Trainer::evaluate() {
-  HFT_CHECK(data_.eval != nullptr, "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+  HFT_CHECK(data_.eval != nullptr || !data_.named_evals.empty(),
+            "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
   // Fully sharded: the root unit is held for the evaluation and the blocks are gathered one at
   // a time, as in training (evaluation_loop keeps the ranks' forwards in step).
   if (sharded_) sharded_->hold_root(true);
-  json metrics = evaluation_loop(*data_.eval, "eval_", nullptr);
+  // Several eval sets: each evaluated, logged and reported to the callbacks in turn under
+  // eval_<name>_, the metrics merged (HF's evaluate over a dict of eval datasets).
+  std::vector<std::pair<std::string, const LmDataset*>> sets;
+  if (data_.eval) sets.emplace_back("eval_", data_.eval.get());
+  for (const auto& [name, d] : data_.named_evals) sets.emplace_back("eval_" + name + "_", d.get());
+  json merged = json::object();
+  for (const auto& [prefix, d] : sets) {
+    json metrics = evaluation_loop(*d, prefix, nullptr);
+    fold_tokens_seen(/*reduce=*/true);  // every rank evaluates: the count in the eval log is the global one
+    log(metrics);
+    callbacks_.on_evaluate(args_, state_, control_, metrics);
+    merged.update(metrics);
+  }
   if (sharded_) sharded_->hold_root(false);
-  fold_tokens_seen(/*reduce=*/true);  // every rank evaluates: the count in the eval log is the global one
-  log(metrics);
-  callbacks_.on_evaluate(args_, state_, control_, metrics);
-  return metrics;
+  return merged;
 }
 
 json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions, at::Tensor* logits,
