@@ -3,6 +3,7 @@
 //   hftrain resume   --checkpoint DIR [--set key=value ...]
 //   hftrain evaluate --config FILE | --checkpoint DIR
 //   hftrain predict  --checkpoint DIR --input FILE [--output FILE]
+//   hftrain generate --checkpoint DIR --prompt TEXT | --input FILE [--max_new_tokens N] [--do_sample] ...
 //   hftrain config   [--config FILE] [--set key=value ...]
 //   hftrain tokenize --tokenizer PATH --input PATH --output FILE
 // Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 runtime failure.
@@ -25,6 +26,7 @@ struct Options {
   std::string config, checkpoint, input, output, logits;
   std::vector<std::string> sets;
   hftrain::TokenizeOptions tokenize;
+  hftrain::GenerateRequest generate;
 };
 
 // HfArgumentParser style: `--learning_rate 3e-4`, `--learning_rate=3e-4`, and a bare
@@ -49,7 +51,7 @@ void add_hf_style(const std::vector<std::string>& extras, std::vector<std::strin
 std::optional<std::string> opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); }
 
 int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* predict, CLI::App* config,
-        CLI::App* tokenize, Options o) {
+        CLI::App* tokenize, CLI::App* generate, Options o) {
   using namespace hftrain;
   for (CLI::App* sub : {train, resume, evaluate, predict, config})
     if (sub->parsed()) add_hf_style(sub->remaining(), o.sets);
@@ -70,6 +72,8 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
     ConfigSource src = config_source(opt(o.config), o.sets);
     Config resolved = config_resolve(src);
     std::printf("%s", config_describe(resolved, &src).c_str());
+  } else if (generate->parsed()) {
+    run_generate(config_resolve(config_source_from_checkpoint(o.checkpoint, o.sets)), o.checkpoint, o.generate);
   } else if (tokenize->parsed()) {
     run_tokenize(o.tokenize);
   }
@@ -102,6 +106,21 @@ int main(int argc, char** argv) {
   predict->add_option("--output", o.output, "predictions JSONL (default: CHECKPOINT/predictions.jsonl)");
   predict->add_option("--logits", o.logits, "also write the logits, float32, to this safetensors file (key \"logits\")");
   predict->add_option("--set", o.sets, set_help);
+  CLI::App* generate = app.add_subcommand("generate", "continue prompts with a checkpoint's causal LM (KV cache)");
+  hftrain::GenerateRequest& g = o.generate;
+  generate->add_option("--checkpoint", o.checkpoint, "checkpoint or final model directory")->required();
+  generate->add_option("--prompt", g.prompts, "a prompt (repeatable)");
+  generate->add_option("--input", g.input, "prompts: a text file's lines, or .jsonl/.csv/.tsv rows' text field");
+  generate->add_option("--output", g.output, "write JSONL (prompt, generated_ids, generated_text) instead of printing");
+  generate->add_option("--max_new_tokens", g.options.max_new_tokens, "tokens to generate at most (default 20)");
+  generate->add_flag("--do_sample", g.options.do_sample, "sample instead of greedy decoding");
+  generate->add_option("--temperature", g.options.temperature, "sampling temperature (default 1.0)");
+  generate->add_option("--top_k", g.options.top_k, "sample among the k most likely tokens; 0: all (default 50)");
+  generate->add_option("--top_p", g.options.top_p, "sample within this share of the probability mass (default 1.0)");
+  generate->add_option("--seed", g.options.seed, "the sampling generator's seed (default 42)");
+  generate->add_flag("!--no_cache", g.options.use_cache, "recompute the whole sequence each step (no KV cache)");
+  generate->add_flag("--ignore_eos", g.ignore_eos, "do not stop at the model's eos_token_id");
+  generate->add_option("--set", o.sets, set_help);
   CLI::App* config = app.add_subcommand("config", "print the resolved config and exit");
   config->add_option("--config", o.config, "YAML or JSON config");
   config->add_option("--set", o.sets, set_help);
@@ -131,7 +150,7 @@ int main(int argc, char** argv) {
   hftrain::compat::configure_host();
   hftrain::preemption_install();
   try {
-    return run(app, train, resume, evaluate, predict, config, tokenize, o);
+    return run(app, train, resume, evaluate, predict, config, tokenize, generate, o);
   } catch (const hftrain::Interrupted& e) {
     if (!hftrain::process_is_replica()) std::fprintf(stderr, "hftrain: %s\n", e.what());  // once per run
     return e.exit_code();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hftrain/config/config.h"
+#include "hftrain/generate.h"
 
 #include <optional>
 #include <string>
@@ -32,5 +33,18 @@ void run_evaluate(const Config& config, const std::optional<std::string>& checkp
 // to write the logits to, float32 under "logits" (per-token rows padded with -100); empty: none.
 void run_predict(const Config& config, const std::string& checkpoint, const std::string& input,
                  const std::string& output, const std::string& logits = "");
+
+// `hftrain generate`: prompts from --prompt and the lines (or rows' text field) of --input,
+// each encoded as transformers' tokenizer(text) encodes it and continued by the checkpoint's
+// causal LM (a LoRA checkpoint's adapter on model.pretrained); stopping at the model's
+// eos_token_id unless ignore_eos. Prints prompt + continuation per line, or writes JSONL
+// (index, prompt, generated_ids, generated_text) to `output`.
+struct GenerateRequest {
+  std::vector<std::string> prompts;
+  std::string input, output;
+  bool ignore_eos = false;
+  GenerateOptions options;
+};
+void run_generate(const Config& config, const std::string& checkpoint, const GenerateRequest& request);
 
 }  // namespace hftrain

@@ -254,3 +254,35 @@ TEST_CASE("hftrain predict fills [MASK], classes unlabelled tokens, and reads a 
     CHECK(read_json(dir.str() + "/clm-pred/test_results.json").contains("test_loss"));
   }
 }
+
+TEST_CASE("hftrain generate continues prompts with the KV cache as without it, and refuses a classifier",
+          "[integration][tasks][generate]") {
+  TempDir dir("generate-cli");
+  const std::vector<TaskCase> cases = task_cases(dir);
+  REQUIRE(train_task(dir, cases[0]).exit_code == 0);  // causal_lm
+  const std::string out = dir.str() + "/causal_lm";
+  std::ofstream(dir.str() + "/prompts.txt") << "the cat\n\nThe mat sat\n";
+  Result a = run("generate --checkpoint " + out + " --input " + dir.str() + "/prompts.txt --prompt 'on a' " +
+                 "--max_new_tokens 12 --output " + dir.str() + "/gen/cached.jsonl 2>&1");
+  Result b = run("generate --checkpoint " + out + " --input " + dir.str() + "/prompts.txt --prompt 'on a' " +
+                 "--max_new_tokens 12 --no_cache --output " + dir.str() + "/gen/plain.jsonl 2>&1");
+  INFO(a.output << b.output);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  const std::vector<json> cached = read_log(dir.str() + "/gen/cached.jsonl"), plain = read_log(dir.str() + "/gen/plain.jsonl");
+  REQUIRE(cached.size() == 3);  // --prompt first, then the file's non-blank lines
+  CHECK(cached[0]["prompt"] == "on a");
+  CHECK(cached[2]["prompt"] == "The mat sat");
+  for (size_t i = 0; i < cached.size(); ++i) {
+    CHECK(cached[i]["generated_ids"].size() == 12);
+    CHECK(cached[i]["generated_ids"] == plain[i]["generated_ids"]);
+    // The byte tokenizer: the text is the ids' bytes.
+    std::string bytes;
+    for (const json& id : cached[i]["generated_ids"]) bytes += static_cast<char>(id.get<int>());
+    CHECK(cached[i]["generated_text"] == bytes);
+  }
+  REQUIRE(train_task(dir, cases[2]).exit_code == 0);  // sequence_classification
+  Result bad = run("generate --checkpoint " + dir.str() + "/sequence_classification --prompt x 2>&1");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("needs a causal LM") && Catch::Contains("BertForSequenceClassification"));
+}

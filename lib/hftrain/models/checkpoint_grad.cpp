@@ -1,6 +1,7 @@
 #include "hftrain/models/checkpoint_grad.h"
 
 #include "hftrain/core/device.h"
+#include "hftrain/core/error.h"
 #include "hftrain/models/model.h"
 #include "hftrain/core/torch_compat_autograd.h"
 
@@ -73,6 +74,10 @@ at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn, 
   }
   torch::autograd::set_history(y, node);
   return y;
+}
+
+at::Tensor Model::forward_cached(const at::Tensor&, KvCache&) {
+  fail("{} has no KV cache for incremental decoding", model_type());
 }
 
 at::Tensor Model::run_block(size_t i, const BlockFn& fn, const at::Tensor& x) {

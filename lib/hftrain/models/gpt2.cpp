@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -129,13 +130,15 @@ class Gpt2Attention : public torch::nn::Module {
     // the same computation.
   }
 
-  // x (B,T,C), bias broadcastable to (B,H,T,T) -> (B,T,C)
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
+  // x (B,T,C), bias broadcastable to (B,H,T,S) -> (B,T,C). With a cache slot (keys, values:
+  // (B,H,S-T,D) or undefined) the new keys and values are appended to it and attended with it.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias, std::pair<at::Tensor*, at::Tensor*> kv = {}) {
     const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
     std::vector<at::Tensor> qkv = c_attn_->forward(x).split(C, 2);  // 3 x (B,T,C)
     auto heads = [&](const at::Tensor& t) { return t.view({B, T, n_head_, head_dim_}).transpose(1, 2); };
-    at::Tensor y = compat::attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), bias,
-                                     is_training() ? attn_pdrop_ : 0.0, scale_);  // (B,H,T,D)
+    at::Tensor k = heads(qkv[1]), v = heads(qkv[2]);
+    if (kv.first) std::tie(k, v) = kv_append(kv, k, v);
+    at::Tensor y = compat::attention(heads(qkv[0]), k, v, bias, is_training() ? attn_pdrop_ : 0.0, scale_);  // (B,H,T,D)
     y = y.transpose(1, 2).contiguous().view({B, T, C});
     return maybe_dropout(c_proj_->forward(y), resid_pdrop_, is_training());
   }
@@ -179,8 +182,8 @@ class Gpt2Block : public torch::nn::Module {
     mlp_ = register_module("mlp", std::make_shared<Gpt2Mlp>(c, act));
   }
   // x (B,T,C) -> (B,T,C)
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
-    at::Tensor h = attn_->forward(ln_1_->forward(x), bias).add(x);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& bias, std::pair<at::Tensor*, at::Tensor*> kv = {}) {
+    at::Tensor h = attn_->forward(ln_1_->forward(x), bias, kv).add(x);
     return h.add(mlp_->forward(ln_2_->forward(h)));
   }
 
@@ -347,6 +350,19 @@ ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> n
   const at::Tensor labels = batch_get(batch, "labels");              // (B,T), -100 ignored
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
+}
+
+at::Tensor Gpt2LMHeadModel::forward_cached(const at::Tensor& input_ids, KvCache& cache) {
+  const int64_t T = input_ids.size(1), S = cache.length + T;
+  HFT_CHECK(S <= config_.n_positions, "GPT-2: {} positions are more than n_positions {}", S, config_.n_positions);
+  const at::Tensor positions = at::arange(cache.length, S, input_ids.options().dtype(at::kLong));
+  at::Tensor x = input_embeddings(wte_->forward(input_ids)).add(wpe_->forward(positions));  // (B,T,C)
+  const at::Tensor bias = attention_bias(S, {}, x).slice(2, cache.length, S);              // (1,1,T,S)
+  cache.keys.resize(h_->size());
+  cache.values.resize(h_->size());
+  for (size_t i = 0; i < h_->size(); ++i) x = h_->ptr<Gpt2Block>(i)->forward(x, bias, {&cache.keys[i], &cache.values[i]});
+  cache.length = S;
+  return at::linear(ln_f_->forward(x), wte_->weight);
 }
 
 nlohmann::json Gpt2LMHeadModel::hf_config() const { return gpt2_config_to_json(config_); }

@@ -76,6 +76,8 @@ class Gpt2LMHeadModel : public Gpt2Base {
  public:
   explicit Gpt2LMHeadModel(const Gpt2Config& config);
   ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) override;
+  bool supports_kv_cache() const override { return true; }
+  at::Tensor forward_cached(const at::Tensor& input_ids, KvCache& cache) override;
   nlohmann::json hf_config() const override;
   std::vector<std::string> tied_aliases() const override { return {"lm_head.weight"}; }
 };

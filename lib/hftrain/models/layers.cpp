@@ -202,6 +202,15 @@ at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at:
   return at::zeros(masked.sizes(), like.options()).masked_fill(masked, lowest(like.scalar_type()));
 }
 
+std::pair<at::Tensor, at::Tensor> kv_append(std::pair<at::Tensor*, at::Tensor*> slot, const at::Tensor& k,
+                                            const at::Tensor& v) {
+  at::Tensor& keys = *slot.first;
+  at::Tensor& values = *slot.second;
+  keys = keys.defined() ? at::cat({keys, k}, 2) : k;
+  values = values.defined() ? at::cat({values, v}, 2) : v;
+  return {keys, values};
+}
+
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, std::optional<double> num_items_in_batch) {
   const int64_t T = logits.size(1), V = logits.size(-1);
   at::Tensor shift_logits = logits.slice(1, 0, T - 1).to(at::kFloat).reshape({-1, V});

@@ -111,6 +111,11 @@ void set_hf_identity(nlohmann::json& config, const std::string& architecture, co
 at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,
                           std::optional<int64_t> window = std::nullopt);
 
+// A KV cache slot's keys and values (B,heads,S,D; undefined when empty) with the new ones
+// (B,heads,T,D) appended; the slot then holds the result, which is returned.
+std::pair<at::Tensor, at::Tensor> kv_append(std::pair<at::Tensor*, at::Tensor*> slot, const at::Tensor& k,
+                                            const at::Tensor& v);
+
 // ForCausalLMLoss: position t predicts label t+1 (labels (B,T), -100 ignored), float32
 // cross-entropy summed and divided by num_items_in_batch when given, else the mean.
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels, std::optional<double> num_items_in_batch);

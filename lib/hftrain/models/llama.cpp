@@ -12,6 +12,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cmath>
+#include <tuple>
 
 namespace hftrain {
 
@@ -145,7 +146,9 @@ class LlamaAttention : public torch::nn::Module {
   }
 
   // x (B,T,C); cos/sin (B or 1,1,T,D); bias broadcastable to (B,H,T,T) -> (B,T,C)
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias) {
+  // With a cache slot, the new (rotated) keys and values are appended to it and attended with it.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias,
+                     std::pair<at::Tensor*, at::Tensor*> kv = {}) {
     const int64_t B = x.size(0), T = x.size(1);
     auto heads = [&](const at::Tensor& t, int64_t n) { return t.view({B, T, n, head_dim_}).transpose(1, 2); };
     at::Tensor q, k, v;
@@ -162,6 +165,7 @@ class LlamaAttention : public torch::nn::Module {
     }
     q = q.mul(cos).add(rotate_half(q).mul(sin));
     k = k.mul(cos).add(rotate_half(k).mul(sin));
+    if (kv.first) std::tie(k, v) = kv_append(kv, k, v);
     if (kv_heads_ != heads_) {  // repeat_kv: each key/value head serves H / KV query heads in turn
       k = k.repeat_interleave(heads_ / kv_heads_, 1);
       v = v.repeat_interleave(heads_ / kv_heads_, 1);
@@ -215,8 +219,9 @@ class LlamaDecoderLayer : public torch::nn::Module {
     post_attention_layernorm_ =
         register_module("post_attention_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias) {
-    at::Tensor h = x.add(resid_dropout(self_attn_->forward(input_layernorm_->forward(x), cos, sin, bias)));
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias,
+                     std::pair<at::Tensor*, at::Tensor*> kv = {}) {
+    at::Tensor h = x.add(resid_dropout(self_attn_->forward(input_layernorm_->forward(x), cos, sin, bias, kv)));
     return h.add(resid_dropout(mlp_->forward(post_attention_layernorm_->forward(h))));
   }
 
@@ -419,6 +424,26 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   const at::Tensor labels = batch_get(batch, "labels");
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
+}
+
+at::Tensor LlamaForCausalLM::forward_cached(const at::Tensor& input_ids, KvCache& cache) {
+  const int64_t T = input_ids.size(1), S = cache.length + T;
+  HFT_CHECK(S <= config_.max_position_embeddings, "Llama: {} positions are more than max_position_embeddings {}", S,
+            config_.max_position_embeddings);
+  at::Tensor x = input_embeddings(embed_tokens_->forward(input_ids));  // (B,T,C)
+  const auto rotary = rotary_cos_sin(inv_freq_, S, x);                 // the new positions' rows
+  const at::Tensor cos = rotary.first.slice(2, cache.length, S), sin = rotary.second.slice(2, cache.length, S);
+  const at::Tensor full = attention_bias(S, {}, x).slice(2, cache.length, S);  // (1,1,T,S)
+  cache.keys.resize(layers_->size());
+  cache.values.resize(layers_->size());
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    const std::optional<int64_t> window = config_.window_of_layer(static_cast<int64_t>(i));
+    const at::Tensor bias = window ? attention_bias(S, {}, x, *window).slice(2, cache.length, S) : full;
+    x = layers_->ptr<LlamaDecoderLayer>(i)->forward(x, cos, sin, bias, {&cache.keys[i], &cache.values[i]});
+  }
+  cache.length = S;
+  x = std::static_pointer_cast<RmsNorm>(norm_)->forward(x);
+  return lm_head_ ? lm_head_->forward(x) : at::linear(x, embed_tokens_->weight);
 }
 
 // Trainer.get_decay_parameter_names: names without "bias" in them that are not in a module of

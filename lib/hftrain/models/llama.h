@@ -79,6 +79,8 @@ class LlamaForCausalLM : public Model {
   explicit LlamaForCausalLM(const LlamaConfig& config);  // HF's initialisation, global CPU generator
 
   ModelOutput forward(const Batch& batch, std::optional<double> num_items_in_batch) override;
+  bool supports_kv_cache() const override { return true; }
+  at::Tensor forward_cached(const at::Tensor& input_ids, KvCache& cache) override;
   std::string model_type() const override { return config_.model_type; }
   nlohmann::json hf_config() const override { return llama_config_to_json(config_); }
   std::vector<std::string> embedding_parameter_names() const override { return {"model.embed_tokens.weight"}; }

@@ -23,6 +23,11 @@ struct ModelOutput {
   torch::Tensor logits;  // (B,T,V) LM heads, (B,num_labels) sequence, (B,T,num_labels) token classification
 };
 
+// Incremental decoding: each layer's keys and values of the positions seen so far.
+struct KvCache {
+  std::vector<at::Tensor> keys, values;  // per layer (B, key/value heads, length, head dim)
+  int64_t length = 0;                    // positions cached
+};
 
 class Model : public torch::nn::Module {
  public:
@@ -37,6 +42,11 @@ class Model : public torch::nn::Module {
   // head that does not returns each micro-batch's mean loss, which the Trainer divides by
   // gradient_accumulation_steps.
   virtual bool accepts_loss_kwargs() const { return true; }
+  // Whether forward_cached is there (causal LMs whose decoding keeps a KV cache).
+  virtual bool supports_kv_cache() const { return false; }
+  // The logits (B,t,V) of input_ids (B,t) at the positions after the cache's, which then holds
+  // their keys and values too: a generated token costs one position's forward.
+  virtual at::Tensor forward_cached(const at::Tensor& input_ids, KvCache& cache);
   // HF config.json contents (model_type, architectures, sizes, torch_dtype, ...).
   virtual nlohmann::json hf_config() const = 0;
   // Parameters of nn.Embedding modules: excluded from HF's floating_point_ops count.
