@@ -286,3 +286,42 @@ TEST_CASE("hftrain generate continues prompts with the KV cache as without it, a
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Catch::Contains("needs a causal LM") && Catch::Contains("BertForSequenceClassification"));
 }
+
+TEST_CASE("data.packing trains on packed rows: the tokens seen are the documents' own, no padding across them",
+          "[integration][tasks][packing]") {
+  TempDir dir("packing-cli");
+  // 16 rows of 3 to 31 bytes, batch 4: padded batches hold each batch's longest row 4 times.
+  std::string rows;
+  int64_t bytes = 0, padded = 0;
+  for (int b = 0; b < 4; ++b) {
+    int64_t longest = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int n = 3 + (b * 4 + i) * 7 % 29;
+      rows += json{{"text", std::string(static_cast<size_t>(n), static_cast<char>('a' + i))}}.dump() + "\n";
+      bytes += n;
+      longest = std::max<int64_t>(longest, n);
+    }
+    padded += 4 * longest;
+  }
+  std::ofstream(dir.str() + "/rows.jsonl") << rows;
+  const std::string cfg = write_config(dir) + " --set max_steps=-1 --set num_train_epochs=1" +
+                          " --set gradient_accumulation_steps=1 --set eval_strategy=no --set save_strategy=no" +
+                          " --set data.validation_split_percentage=0 --set data.group_texts=false" +
+                          " --set include_num_input_tokens_seen=all --set train_sampling_strategy=sequential" +
+                          " --set 'data.train={format: jsonl, path: " + dir.str() + "/rows.jsonl}' --set data.cache_dir=" +
+                          dir.str() + "/cache";
+  Result pad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/pad");
+  Result pack = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/pack --set data.packing=true");
+  INFO(pad.output << pack.output);
+  REQUIRE(pad.exit_code == 0);
+  REQUIRE(pack.exit_code == 0);
+  CHECK(logged(dir.str() + "/pad/log.jsonl", "num_input_tokens_seen").back() == padded);
+  // block_size 32 holds every row's batch in rows of at most 32 tokens: the rows' padding only.
+  const double packed = logged(dir.str() + "/pack/log.jsonl", "num_input_tokens_seen").back();
+  CHECK(packed >= bytes);
+  CHECK(packed < padded);
+  Result bad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/bad --set data.packing=true" +
+                   " --set model.task=sequence_classification");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("data.packing packs documents for a causal LM"));
+}

@@ -346,6 +346,8 @@ Config config_resolve(const ConfigSource& src) {
       .field("overwrite_cache", c.data.overwrite_cache)
       .field("preprocessing_num_workers", c.data.preprocessing_num_workers)
       .field("group_texts", c.data.group_texts)
+      .field("packing", c.data.packing)
+      .field("padding_free", c.data.packing)  // TRL's name for the same
       .field("pad_to_max_length", c.data.pad_to_max_length)
       .field("pad_to_multiple_of", c.data.pad_to_multiple_of)
       .field("mlm_probability", c.data.mlm_probability);
@@ -499,6 +501,7 @@ json config_to_json(const Config& c) {
                      {"overwrite_cache", c.data.overwrite_cache},
                      {"preprocessing_num_workers", c.data.preprocessing_num_workers},
                      {"group_texts", c.data.group_texts},
+                     {"packing", c.data.packing},
                      {"pad_to_max_length", c.data.pad_to_max_length},
                      {"pad_to_multiple_of", c.data.pad_to_multiple_of},
                      {"mlm_probability", c.data.mlm_probability},

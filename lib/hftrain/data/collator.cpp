@@ -57,6 +57,42 @@ Batch collate_lm(const Sequences& input_ids, const PadOptions& pad) {
   return batch;
 }
 
+Batch collate_flattened(const Sequences& input_ids, const Sequences* labels, int64_t max_row, int64_t pad_id) {
+  struct Row {
+    std::vector<int64_t> ids, positions, targets;
+  };
+  std::vector<Row> rows;
+  for (size_t i = 0; i < input_ids.size(); ++i) {
+    const auto& s = input_ids[i];
+    const auto& l = labels ? (*labels)[i] : s;
+    const auto n = static_cast<int64_t>(s.size());
+    auto fits = [&](const Row& r) { return max_row == 0 || static_cast<int64_t>(r.ids.size()) + n <= max_row; };
+    auto it = std::find_if(rows.begin(), rows.end(), fits);
+    Row& r = it != rows.end() ? *it : rows.emplace_back();
+    for (int64_t t = 0; t < n; ++t) {
+      r.ids.push_back(s[t]);
+      r.positions.push_back(t);
+      r.targets.push_back(t == 0 ? -100 : l[t]);
+    }
+  }
+  size_t width = 0;
+  for (const Row& r : rows) width = std::max(width, r.ids.size());
+  std::vector<int64_t> ids, positions, targets;
+  for (const Row& r : rows) {
+    const size_t pad = width - r.ids.size();
+    ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+    ids.insert(ids.end(), pad, pad_id);
+    positions.insert(positions.end(), r.positions.begin(), r.positions.end());
+    positions.insert(positions.end(), pad, 0);  // each pad its own one-token document
+    targets.insert(targets.end(), r.targets.begin(), r.targets.end());
+    targets.insert(targets.end(), pad, -100);
+  }
+  const auto B = static_cast<int64_t>(rows.size()), T = static_cast<int64_t>(width);
+  return {{"input_ids", at::tensor(ids, at::kLong).view({B, T})},
+          {"position_ids", at::tensor(positions, at::kLong).view({B, T})},
+          {"labels", at::tensor(targets, at::kLong).view({B, T})}};
+}
+
 Batch collate_mlm(const Sequences& input_ids, const PadOptions& pad, const MlmOptions& mlm) {
   Batch batch = collate_padded(input_ids, pad);
   mask_tokens(batch, mlm);

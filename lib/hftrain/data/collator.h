@@ -34,6 +34,16 @@ Batch collate_padded(const Sequences& input_ids, const PadOptions& pad, const Se
 // DataCollatorForLanguageModeling(mlm=False): padded, labels = input_ids with -100 on padding.
 Batch collate_lm(const Sequences& input_ids, const PadOptions& pad);
 
+// DataCollatorWithFlattening: the sequences concatenated with position_ids restarting at 0 at
+// each one and labels = the ids (or the sequences' own labels) with the first of each sequence
+// -100, so no token is scored across a boundary; no attention_mask (the models limit attention
+// to each sequence by its position_ids). max_row 0: one row (1,N), as HF's collator; else rows
+// of at most max_row tokens, each sequence in the first row with room for it (in order), the
+// rows padded with pad_id at position 0 and label -100, so that attention, which costs a row's
+// length squared, stays within max_row.
+Batch collate_flattened(const Sequences& input_ids, const Sequences* labels = nullptr, int64_t max_row = 0,
+                        int64_t pad_id = 0);
+
 struct MlmOptions {
   double mlm_probability = 0.15;
   int64_t mask_token_id = -1;

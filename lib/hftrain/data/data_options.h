@@ -45,6 +45,10 @@ struct DataOptions {
   // true: concatenate and cut into block_size windows (run_clm); false: each example its own
   // sequence, truncated to block_size and padded per batch (run_mlm's line_by_line).
   bool group_texts = true;
+  // DataCollatorWithFlattening (TRL's padding_free): each batch's examples, truncated to
+  // block_size, packed into rows of up to block_size tokens whose position_ids restart at every
+  // example, attention and loss kept within each. Causal LMs; group_texts does not apply.
+  bool packing = false;
   bool pad_to_max_length = false;  // group_texts false: pad every batch to block_size
   int64_t pad_to_multiple_of = 0;  // group_texts false: round the padded length up
   double mlm_probability = 0.15;   // masked_lm: the share of tokens chosen for prediction

@@ -46,7 +46,8 @@ at::Tensor TokenWindows::gather(const at::Tensor& indices) const {
 
 TokenSequences::TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor offsets, int64_t first, int64_t last,
                                int64_t max_length, int64_t keep_tail, PadOptions pad, at::Tensor example_labels)
-    : ids_(std::move(ids)), labels_(std::move(labels)), example_labels_(std::move(example_labels)), pad_(pad) {
+    : ids_(std::move(ids)), labels_(std::move(labels)), example_labels_(std::move(example_labels)), pad_(pad),
+      max_length_(max_length) {
   const int64_t* off = offsets.data_ptr<int64_t>();
   keep_tail = std::min(keep_tail, max_length - 1);
   for (int64_t e = first; e < last; ++e) {
@@ -82,6 +83,7 @@ Batch TokenSequences::collate(const at::Tensor& indices) const {
     batch["labels"] = example_labels_.index_select(0, at::tensor(examples, at::kLong));
     return batch;
   }
+  if (flatten_) return collate_flattened(seqs, labels_.defined() ? &labels : nullptr, max_length_, pad_.pad_token_id);
   return labels_.defined() ? collate_padded(seqs, pad_, &labels) : collate_lm(seqs, pad_);
 }
 
@@ -182,7 +184,7 @@ void check_ids(const Loaded& l, int64_t vocab_size, const DatasetOptions& d, con
 // trainer's dataset; `which` is "train" or "eval" for messages.
 std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, int64_t last, const DataOptions& opts,
                                               const Tokenizer& tok, const char* which, bool sequences) {
-  if (opts.group_texts && !sequences) {
+  if (opts.group_texts && !sequences && !opts.packing) {
     const int64_t from = l.offsets.defined() ? l.offsets[first].item<int64_t>() : first;
     const int64_t to = l.offsets.defined() ? l.offsets[last].item<int64_t>() : last;
     at::Tensor ids = l.ids.slice(0, from, to);
@@ -192,12 +194,14 @@ std::shared_ptr<const LmDataset> make_dataset(const Loaded& l, int64_t first, in
               ids.numel(), opts.block_size);
     return w;
   }
-  HFT_CHECK(l.offsets.defined(), "data.group_texts false needs examples: a text, jsonl, csv or tsv {} dataset", which);
+  HFT_CHECK(l.offsets.defined(), "data.{} needs examples: a text, jsonl, csv or tsv {} dataset",
+            opts.packing ? "packing" : "group_texts false", which);
   PadOptions pad;
   pad.pad_token_id = padding_id(tok);
   pad.pad_to_multiple_of = opts.pad_to_max_length ? opts.block_size : opts.pad_to_multiple_of;
   auto seqs = std::make_shared<TokenSequences>(l.ids, l.labels, l.offsets, first, last, opts.block_size,
                                                tok.num_special_tokens_after(), pad, l.classes);
+  seqs->set_flatten(opts.packing);
   HFT_CHECK(seqs->size() > 0, "the {} data has no non-empty examples", which);
   if (seqs->num_truncated() > 0)
     warn("{} of the {} data's {} examples are longer than data.block_size={} tokens and were truncated",
@@ -286,6 +290,8 @@ MlmOptions mlm_options(const DataOptions& opts, const Tokenizer& tok) {
 
 Datasets datasets_load(const DataOptions& opts, const Tokenizer& tok, const DataLoad& how) {
   const ModelTask task = how.task;
+  HFT_CHECK(!opts.packing || task == ModelTask::kCausalLM,
+            "data.packing packs documents for a causal LM; this model's task is not causal_lm");
   const int64_t vocab_size = how.vocab_size > 0 ? how.vocab_size : tok.vocab_size();
   auto load = [&](const DatasetOptions& d, const std::string& key) {
     Loaded l = load_tokens(d, opts, tok, key);

@@ -56,6 +56,9 @@ class TokenSequences : public LmDataset {
   // class id per example (int64, indexed by example), for sequence classification.
   TokenSequences(at::Tensor ids, at::Tensor labels, at::Tensor offsets, int64_t first, int64_t last,
                  int64_t max_length, int64_t keep_tail, PadOptions pad, at::Tensor example_labels = {});
+  // data.packing: a batch's sequences are packed (collate_flattened) into rows of at most
+  // max_length tokens instead of padded one per row.
+  void set_flatten(bool on) { flatten_ = on; }
   int64_t size() const override { return static_cast<int64_t>(spans_.size()); }
   int64_t num_tokens() const override { return num_tokens_; }
   int64_t length(int64_t i) const override { return spans_[i].length; }
@@ -74,6 +77,8 @@ class TokenSequences : public LmDataset {
   at::Tensor example_labels_;
   std::vector<Span> spans_;
   PadOptions pad_;
+  bool flatten_ = false;
+  int64_t max_length_;
   int64_t num_tokens_ = 0, num_truncated_ = 0;
 };
 

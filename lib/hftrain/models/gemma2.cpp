@@ -259,16 +259,21 @@ ModelOutput Gemma2ForCausalLM::forward(const Batch& batch, std::optional<double>
   const at::Tensor input_ids = batch_get(batch, "input_ids");
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "Gemma 2: the batch needs input_ids of shape (B,T)");
   const int64_t T = input_ids.size(1);
-  HFT_CHECK(T <= config_.max_position_embeddings,
+  const at::Tensor packed = batch_get(batch, "position_ids");  // packed rows: see the rotary below
+  HFT_CHECK(packed.defined() || T <= config_.max_position_embeddings,
             "Gemma 2: sequence length {} is longer than max_position_embeddings {}", T, config_.max_position_embeddings);
   at::Tensor x = input_embeddings(embed_tokens_->forward(input_ids));
   // normalizer = torch.tensor(hidden_size**0.5, dtype=hidden dtype)
   x = x.mul(at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), x.options()));
-  const auto rotary = rotary_cos_sin(inv_freq_, T, x);
+  // Packed rows carry position_ids that restart at each document, which bound its attention.
+  const auto rotary = packed.defined() ? rotary_cos_sin_at(inv_freq_, packed, x) : rotary_cos_sin(inv_freq_, T, x);
   const at::Tensor cos = rotary.first, sin = rotary.second;
   const at::Tensor mask = batch_get(batch, "attention_mask");
-  const at::Tensor full = attention_bias(T, mask, x);
-  const at::Tensor windowed = config_.sliding_window ? attention_bias(T, mask, x, *config_.sliding_window) : full;
+  auto bias_of = [&](std::optional<int64_t> window) {
+    return packed.defined() ? packed_attention_bias(packed, x, window) : attention_bias(T, mask, x, window);
+  };
+  const at::Tensor full = bias_of(std::nullopt);
+  const at::Tensor windowed = config_.sliding_window ? bias_of(*config_.sliding_window) : full;
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto layer = layers_->ptr<Gemma2DecoderLayer>(i);
     const at::Tensor bias = i % 2 == 0 ? windowed : full;  // the even layers slide

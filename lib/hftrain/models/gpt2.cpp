@@ -320,12 +320,16 @@ at::Tensor Gpt2Base::hidden_states(const Batch& batch) {
   const at::Tensor input_ids = batch_get(batch, "input_ids");  // (B,T) int64
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "GPT-2: the batch needs input_ids of shape (B,T)");
   const int64_t T = input_ids.size(1);
-  HFT_CHECK(T <= config_.n_positions, "GPT-2: sequence length {} is longer than n_positions {}", T,
+  // Packed rows carry position_ids that restart at each document, which bound its attention;
+  // each document is at most data.block_size, checked against n_positions at the start.
+  const at::Tensor packed = batch_get(batch, "position_ids");
+  HFT_CHECK(packed.defined() || T <= config_.n_positions, "GPT-2: sequence length {} is longer than n_positions {}", T,
             config_.n_positions);
-  at::Tensor positions = at::arange(T, input_ids.options().dtype(at::kLong));  // (T)
+  at::Tensor positions = packed.defined() ? packed : at::arange(T, input_ids.options().dtype(at::kLong));  // (B,T) or (T)
   at::Tensor x = input_embeddings(wte_->forward(input_ids)).add(wpe_->forward(positions));  // (B,T,C)
   x = maybe_dropout(x, config_.embd_pdrop, is_training());
-  const at::Tensor bias = attention_bias(T, batch_get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
+  const at::Tensor bias = packed.defined() ? packed_attention_bias(packed, x)
+                                           : attention_bias(T, batch_get(batch, "attention_mask"), x);  // (B or 1,1,T,T)
   for (size_t i = 0; i < h_->size(); ++i) {
     auto block = h_->ptr<Gpt2Block>(i);
     x = run_block(i, [block, bias](const at::Tensor& t) { return block->forward(t, bias); }, x);

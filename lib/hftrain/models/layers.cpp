@@ -202,6 +202,25 @@ at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at:
   return at::zeros(masked.sizes(), like.options()).masked_fill(masked, lowest(like.scalar_type()));
 }
 
+at::Tensor packed_attention_bias(const at::Tensor& position_ids, const at::Tensor& like, std::optional<int64_t> window) {
+  const at::Tensor pos = position_ids.to(like.device());
+  const int64_t T = pos.size(1);
+  const at::Tensor doc = pos.eq(0).cumsum(-1);                                    // (B,T): the document of each token
+  at::Tensor allowed = doc.unsqueeze(2).eq(doc.unsqueeze(1));                      // (B,T,T) same document
+  const at::Tensor i = at::arange(T, pos.options()).view({T, 1}), j = at::arange(T, pos.options()).view({1, T});
+  allowed = allowed.logical_and(j.le(i));
+  if (window) allowed = allowed.logical_and(j.gt(i - *window));
+  return at::zeros(allowed.sizes(), like.options()).masked_fill(allowed.logical_not(), lowest(like.scalar_type())).unsqueeze(1);
+}
+
+std::pair<at::Tensor, at::Tensor> rotary_cos_sin_at(at::Tensor& inv_freq, const at::Tensor& position_ids,
+                                                    const at::Tensor& like) {
+  if (inv_freq.device() != like.device()) inv_freq = inv_freq.to(like.device());
+  const at::Tensor freqs = position_ids.to(like.device()).to(at::kFloat).unsqueeze(-1).mul(inv_freq);  // (B,T,D/2)
+  const at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                                    // (B,1,T,D)
+  return {emb.cos().to(like.scalar_type()), emb.sin().to(like.scalar_type())};
+}
+
 std::pair<at::Tensor, at::Tensor> kv_append(std::pair<at::Tensor*, at::Tensor*> slot, const at::Tensor& k,
                                             const at::Tensor& v) {
   at::Tensor& keys = *slot.first;

@@ -111,6 +111,14 @@ void set_hf_identity(nlohmann::json& config, const std::string& architecture, co
 at::Tensor attention_bias(int64_t T, const at::Tensor& attention_mask, const at::Tensor& like,
                           std::optional<int64_t> window = std::nullopt);
 
+// Packed rows (DataCollatorWithFlattening): position_ids (B,T) restart at 0 at each document.
+// The additive bias (B,1,T,T) that lets a query see the keys of its own document only, causally
+// (and within `window` positions); the rotary cos/sin (B,1,T,D) at those positions.
+at::Tensor packed_attention_bias(const at::Tensor& position_ids, const at::Tensor& like,
+                                 std::optional<int64_t> window = std::nullopt);
+std::pair<at::Tensor, at::Tensor> rotary_cos_sin_at(at::Tensor& inv_freq, const at::Tensor& position_ids,
+                                                    const at::Tensor& like);
+
 // A KV cache slot's keys and values (B,heads,S,D; undefined when empty) with the new ones
 // (B,heads,T,D) appended; the slot then holds the result, which is returned.
 std::pair<at::Tensor, at::Tensor> kv_append(std::pair<at::Tensor*, at::Tensor*> slot, const at::Tensor& k,

@@ -400,20 +400,24 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   const at::Tensor input_ids = batch_get(batch, "input_ids");  // (B,T) int64
   HFT_CHECK(input_ids.defined() && input_ids.dim() == 2, "Llama: the batch needs input_ids of shape (B,T)");
   const int64_t T = input_ids.size(1);
-  HFT_CHECK(T <= config_.max_position_embeddings, "Llama: sequence length {} is longer than max_position_embeddings {}",
-            T, config_.max_position_embeddings);
+  // Packed rows carry position_ids that restart at each document, which bound its attention;
+  // each document is at most data.block_size, checked against the model's positions at the start.
+  const at::Tensor packed = batch_get(batch, "position_ids");
+  HFT_CHECK(packed.defined() || T <= config_.max_position_embeddings,
+            "Llama: sequence length {} is longer than max_position_embeddings {}", T, config_.max_position_embeddings);
 
   at::Tensor x = input_embeddings(embed_tokens_->forward(input_ids));  // (B,T,C)
-  const auto rotary = rotary_cos_sin(inv_freq_, T, x);
+  const auto rotary = packed.defined() ? rotary_cos_sin_at(inv_freq_, packed, x) : rotary_cos_sin(inv_freq_, T, x);
   const at::Tensor cos = rotary.first, sin = rotary.second;
   const at::Tensor mask = batch_get(batch, "attention_mask");
-  const at::Tensor full = attention_bias(T, mask, x);
+  const at::Tensor full = packed.defined() ? packed_attention_bias(packed, x) : attention_bias(T, mask, x);
   at::Tensor windowed;  // the sliding-window layers' mask, made once when one needs it
 
   for (size_t i = 0; i < layers_->size(); ++i) {
     auto layer = layers_->ptr<LlamaDecoderLayer>(i);
     const std::optional<int64_t> window = config_.window_of_layer(static_cast<int64_t>(i));
-    if (window && !windowed.defined()) windowed = attention_bias(T, mask, x, *window);
+    if (window && !windowed.defined())
+      windowed = packed.defined() ? packed_attention_bias(packed, x, *window) : attention_bias(T, mask, x, *window);
     const at::Tensor bias = window ? windowed : full;
     x = run_block(i, [layer, cos, sin, bias](const at::Tensor& t) { return layer->forward(t, cos, sin, bias); }, x);
   }
