@@ -329,3 +329,31 @@ TEST_CASE("prediction_loss_only evaluates the loss alone; label_names takes only
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Catch::Contains("label_names") && Catch::Contains("\"labels\""));
 }
+
+TEST_CASE("skip_memory_metrics false reports HF's memory metrics per stage", "[integration][flow]") {
+  TempDir dir("memory-metrics");
+  // 4 layers of width 256: 3.3 M parameters, whose AdamW moments alone are 26 MB.
+  const std::string cfg = write_config(dir) + " --set max_steps=2 --set eval_steps=2 --set save_steps=2" +
+                          " --set model.config.n_embd=256 --set model.config.n_layer=4 --set model.config.n_head=4" +
+                          " --set skip_memory_metrics=false";
+  Result r = run("train --config " + cfg);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const json train = read_json(dir.str() + "/out/train_results.json");
+  for (const char* k : {"train_mem_cpu_alloc_delta", "train_mem_cpu_peaked_delta", "init_mem_cpu_alloc_delta",
+                        "init_mem_cpu_peaked_delta", "before_init_mem_cpu"})
+    CHECK(train.contains(k));
+  CHECK(train["before_init_mem_cpu"].get<int64_t>() > 20 << 20);  // LibTorch and the model are loaded by then
+  CHECK(train["train_mem_cpu_alloc_delta"].get<int64_t>() + train["train_mem_cpu_peaked_delta"].get<int64_t>() >=
+        26 << 20);
+  // An evaluation inside training is not tracked; on its own it is.
+  for (const json& row : read_log(dir.str() + "/out/log.jsonl")) CHECK_FALSE(row.contains("eval_mem_cpu_alloc_delta"));
+  Result e = run("evaluate --checkpoint " + dir.str() + "/out/checkpoint-2");
+  REQUIRE(e.exit_code == 0);
+  const json ev = read_json(dir.str() + "/out/checkpoint-2/eval_results.json");
+  CHECK(ev.contains("eval_mem_cpu_alloc_delta"));
+  CHECK(ev.contains("init_mem_cpu_peaked_delta"));
+  Result plain = run("train --config " + write_config(dir) + " --set max_steps=2 --set output_dir=" + dir.str() + "/plain");
+  REQUIRE(plain.exit_code == 0);
+  CHECK_FALSE(read_json(dir.str() + "/plain/train_results.json").contains("train_mem_cpu_alloc_delta"));
+}

@@ -167,10 +167,19 @@ TEST_CASE("gradient_checkpointing trains to the same bytes as without it", "[int
   const std::string cfg = write_config(dir) + " --set max_steps=4 --set save_strategy=no";
   Result a = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/a");
   Result b = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/b --gradient_checkpointing true");
-  INFO(a.output << b.output);
+  // torch.utils.checkpoint's use_reentrant either way is the same computation.
+  Result c = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/c --gradient_checkpointing true" +
+                 " --set 'gradient_checkpointing_kwargs={use_reentrant: false}'");
+  INFO(a.output << b.output << c.output);
   REQUIRE(a.exit_code == 0);
   REQUIRE(b.exit_code == 0);
+  REQUIRE(c.exit_code == 0);
   CHECK(file_bytes(dir.str() + "/a/model.safetensors") == file_bytes(dir.str() + "/b/model.safetensors"));
+  CHECK(file_bytes(dir.str() + "/a/model.safetensors") == file_bytes(dir.str() + "/c/model.safetensors"));
+  Result bad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/d --gradient_checkpointing true" +
+                   " --set 'gradient_checkpointing_kwargs={preserve_rng_state: false}'");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("preserve_rng_state false is not supported"));
 }
 
 TEST_CASE("model.torch_dtype writes the final model in bfloat16 while checkpoints keep float32 and resume",

@@ -303,7 +303,7 @@ std::vector<FieldDef> make_table() {
       no_effect("distributed", "ddp_broadcast_buffers", Kind::kOptBool, null, "hftrain's models have no buffers to broadcast"),
       no_effect("dataloader", "dataloader_pin_memory", Kind::kBool, true, "batches are made on the host in order"),
       no_effect("dataloader", "dataloader_persistent_workers", Kind::kBool, false, "loader workers are threads of one process"),
-      no_effect("logging", "skip_memory_metrics", Kind::kBool, true, "memory is measured by bench/ programs"),
+      used("logging", "skip_memory_metrics", true, bind_field(&TA::skip_memory_metrics)),
       backend("eval", "use_legacy_prediction_loop", Kind::kBool, false, "hftrain has one prediction loop"),
       backend("hub", "push_to_hub", Kind::kBool, false, kHub),
       used("resume", "resume_from_checkpoint", null, Binding{
@@ -320,8 +320,7 @@ std::vector<FieldDef> make_table() {
       backend("hub", "hub_private_repo", Kind::kOptBool, null, kHub),
       backend("hub", "hub_always_push", Kind::kBool, false, kHub),
       used("memory", "gradient_checkpointing", false, bind_field(&TA::gradient_checkpointing)),
-      no_effect("memory", "gradient_checkpointing_kwargs", Kind::kAny, null,
-                "blocks recompute as torch's reentrant checkpoint does, restoring the RNG state"),
+      used("memory", "gradient_checkpointing_kwargs", null, bind_raw(&TA::gradient_checkpointing_kwargs)),
       renamed("eval", "include_inputs_for_metrics", Kind::kBool, false, "include_for_metrics"),
       backend("eval", "include_for_metrics", Kind::kList, json::array(), "metrics see only logits and labels in hftrain"),
       no_effect("eval", "eval_do_concat_batches", Kind::kBool, true, "eval losses are always concatenated"),

@@ -65,10 +65,41 @@ void parse_optim_args(TrainingArguments& a, const Ctx& c) {
 
 }  // namespace
 
+namespace {
+
+// gradient_checkpointing_kwargs: torch.utils.checkpoint's keywords, as a mapping or its JSON
+// text (HF accepts both). hftrain's recompute restores the RNG state and is the same
+// computation with either use_reentrant; what would change the gradients is refused.
+void check_checkpointing_kwargs(TrainingArguments& a, const Ctx& c) {
+  json& k = a.gradient_checkpointing_kwargs;
+  if (k.is_string()) {
+    k = json::parse(k.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+    if (k.is_discarded()) c.bad("gradient_checkpointing_kwargs", a.gradient_checkpointing_kwargs, "a mapping or its JSON text");
+  }
+  if (k.is_null()) return;
+  if (!k.is_object()) c.bad("gradient_checkpointing_kwargs", k, "a mapping");
+  for (const auto& [key, v] : k.items()) {
+    if (key == "use_reentrant" || key == "preserve_rng_state") {
+      if (!v.is_boolean()) c.bad("gradient_checkpointing_kwargs", v, key + " as true or false");
+      if (key == "preserve_rng_state" && !v.get<bool>())
+        fail("gradient_checkpointing_kwargs.preserve_rng_state false is not supported: hftrain's recompute replays "
+             "dropout's masks, so that gradients equal those without checkpointing (from {})",
+             c.where("gradient_checkpointing_kwargs"));
+      continue;
+    }
+    fail("gradient_checkpointing_kwargs: {} is not supported; hftrain takes use_reentrant and preserve_rng_state "
+         "(from {})",
+         clip(key), c.where("gradient_checkpointing_kwargs"));
+  }
+}
+
+}  // namespace
+
 void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   auto check = [&](bool ok, const std::string& key, const std::string& msg) {
     if (!ok) fail("{} (from {})", msg, c.where(key));
   };
+  check_checkpointing_kwargs(a, c);
   const bool steps_log = a.logging_strategy == IntervalStrategy::kSteps;
   const bool steps_eval = a.eval_strategy == IntervalStrategy::kSteps;
   const bool steps_save = a.save_strategy == SaveStrategy::kSteps;

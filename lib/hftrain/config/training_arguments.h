@@ -79,6 +79,7 @@ struct TrainingArguments {
   // "no", "all" (every input id) or "non_padding" (the attention mask's ones); HF's bool
   // spellings map to the first two.
   std::string include_num_input_tokens_seen = "no";
+  bool skip_memory_metrics = true;    // false: <stage>_mem_cpu_{alloc,peaked}_delta metrics (MemoryTracker)
   bool prediction_loss_only = false;  // evaluation: the loss (and perplexity) only, no prediction metrics
   double label_smoothing_factor = 0.0;               // HF's LabelSmoother epsilon; 0: plain cross-entropy
   std::optional<double> neftune_noise_alpha;         // NEFTune's alpha; none: no noise
@@ -106,6 +107,9 @@ struct TrainingArguments {
   // ---- dataloader
   bool dataloader_drop_last = false;
   bool gradient_checkpointing = false;  // blocks recompute their activations in backward
+  // torch.utils.checkpoint's keyword arguments: use_reentrant (either: hftrain's recompute is
+  // the same computation both ways), preserve_rng_state (true: dropout replays its masks).
+  nlohmann::json gradient_checkpointing_kwargs = nullptr;
   int64_t dataloader_num_workers = 0;                 // collating threads; 0: on the training thread
   std::optional<int64_t> dataloader_prefetch_factor;  // batches each worker keeps ready (2 when unset)
   // v5's train_sampling_strategy; group_by_length: true (the v4 spelling) means kGroupByLength.

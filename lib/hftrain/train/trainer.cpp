@@ -43,6 +43,7 @@ int64_t resolve_steps(double v, int64_t max_steps) {
 }  // namespace
 
 json Trainer::train(const OpenCheckpoint* resume) {
+  memory_.start("train");
   const auto t0 = std::chrono::steady_clock::now();
   plan_ = plan();
   // Sharded data parallel: the optimizer is made over this rank's pieces of the parameters.
@@ -132,8 +133,9 @@ json Trainer::train(const OpenCheckpoint* resume) {
     if (control_.should_training_stop) break;
   }
 
-  const json summary = train_summary(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                                     state_.global_step - start_step);
+  json summary = train_summary(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                               state_.global_step - start_step);
+  memory_.stop("train", &summary);
   log(summary);
   if (sharded_) {
     // The model whole again for what follows training (best model, export, evaluation); the

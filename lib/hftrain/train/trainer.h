@@ -12,6 +12,7 @@
 #include "hftrain/optim/optimizer.h"
 #include "hftrain/optim/scheduler.h"
 #include "hftrain/train/callback.h"
+#include "hftrain/train/memory_tracker.h"
 #include "hftrain/train/checkpoint.h"
 #include "hftrain/train/grad_scaler.h"
 #include "hftrain/train/train_plan.h"
@@ -134,7 +135,8 @@ class Trainer {
 
   double current_flos_ = 0;
   int64_t tokens_not_summed_ = 0;  // this rank's input tokens since the last reduction
-  at::Tensor non_padding_seen_;    // "non_padding": attention-mask ones not yet read (no sync per step)
+  at::Tensor non_padding_seen_;
+  MemoryTracker memory_{false};    // "non_padding": attention-mask ones not yet read (no sync per step)
   int64_t last_saved_step_ = -1;
   double total_loss_scalar_ = 0;
   int64_t globalstep_last_logged_ = 0;

@@ -115,6 +115,7 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
 json Trainer::evaluate() {
   HFT_CHECK(data_.eval != nullptr || !data_.named_evals.empty(),
             "evaluation needs an eval dataset: set data.eval or data.validation_split_percentage");
+  memory_.start("eval");  // not tracked inside training, as in HF
   // Fully sharded: the root unit is held for the evaluation and the blocks are gathered one at
   // a time, as in training (evaluation_loop keeps the ranks' forwards in step).
   if (sharded_) sharded_->hold_root(true);
@@ -132,11 +133,13 @@ json Trainer::evaluate() {
     merged.update(metrics);
   }
   if (sharded_) sharded_->hold_root(false);
+  memory_.stop("eval", &merged);  // after the logs, as HF: in the returned metrics (eval_results.json)
   return merged;
 }
 
 json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& predictions, at::Tensor* logits,
                       bool labelled) {
+  memory_.start("test");
   std::vector<at::Tensor> batches;
   json metrics = evaluation_loop(data, "test_", &predictions, logits ? &batches : nullptr);
   if (!labelled) {
@@ -158,6 +161,7 @@ json Trainer::predict(const LmDataset& data, std::vector<std::vector<int64_t>>& 
   }
   log(metrics);
   callbacks_.on_predict(args_, state_, control_, metrics);
+  memory_.stop("test", &metrics);
   return metrics;
 }
 

@@ -28,6 +28,8 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       tokenizer_(std::move(tokenizer)),
       data_(std::move(data)),
       pg_(pg && pg->world_size() > 1 ? std::move(pg) : nullptr) {
+  memory_ = MemoryTracker(!args_.skip_memory_metrics);
+  memory_.start("init");
   // HF's args.device: the model moves there now, each batch as it is loaded.
   device_ = training_device(args_.use_cpu, pg_ ? pg_->local_rank() : 0);
   HFT_CHECK(!(pg_ && device_.is_cuda()),
@@ -49,6 +51,7 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
     for (const std::string& name : default_callbacks(args_))
       callbacks_.add(callback_registry().create(name, json::object(), "the default callbacks"));
   callbacks_.on_init_end(args_, state_, control_);
+  memory_.stop("init");
 }
 
 Trainer::~Trainer() = default;
