@@ -9,6 +9,7 @@
 // Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 runtime failure.
 #include "hftrain/core/error.h"
 #include "hftrain/core/log.h"
+#include "hftrain/core/memory_limit.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/run.h"
 #include "hftrain/tokenize_command.h"
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
   hftrain::compat::configure_host();
   hftrain::preemption_install();
   try {
+    hftrain::install_cpu_memory_limit_from_env();
     return run(app, train, resume, evaluate, predict, config, tokenize, generate, o);
   } catch (const hftrain::Interrupted& e) {
     if (!hftrain::process_is_replica()) std::fprintf(stderr, "hftrain: %s\n", e.what());  // once per run

@@ -3,6 +3,7 @@
 #include "hftrain/builtins.h"
 #include "hftrain/core/error.h"
 #include "hftrain/core/log.h"
+#include "hftrain/core/memory_limit.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/data/dataset.h"
 #include "hftrain/dist/env.h"
@@ -23,6 +24,7 @@
 #include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
+#include <c10/util/Exception.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -33,6 +35,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <new>
 
 namespace hftrain {
 
@@ -233,7 +236,9 @@ void print_config(const Config& c) {
 
 }  // namespace
 
-void run_train(const Config& config) {
+namespace {
+
+void run_train_attempt(const Config& config) {
   std::optional<std::string> resume_dir;
   if (config.args.resume_from_checkpoint) {
     const std::string& r = *config.args.resume_from_checkpoint;
@@ -285,6 +290,41 @@ void run_train(const Config& config) {
   trainer.save_model(config.args.output_dir);
   io::write_json_file(config.args.output_dir + "/train_results.json", summary);
   std::printf("saved the model to %s\n", config.args.output_dir.c_str());
+}
+
+}  // namespace
+
+// auto_find_batch_size: accelerate's find_executable_batch_size around the whole run. An
+// out-of-memory halves per_device_train_batch_size and starts again from the same state (the
+// same seed, model and data); the checkpoints the failed attempt wrote are removed first.
+void run_train(const Config& config) {
+  if (!config.args.auto_find_batch_size) return run_train_attempt(config);
+  HFT_CHECK(!dist_env_from_process().distributed(),
+            "auto_find_batch_size is not supported in a data parallel run: an out-of-memory on one rank would leave "
+            "the others waiting; set per_device_train_batch_size");
+  std::vector<std::string> before;
+  for (const CheckpointEntry& e : checkpoint_list(config.args.output_dir)) before.push_back(e.path);
+  Config attempt = config;
+  for (;;) {
+    std::string failure;
+    try {
+      run_train_attempt(attempt);
+      return;
+    } catch (const c10::Error& e) {
+      if (!is_out_of_memory(e.what_without_backtrace())) throw;
+      failure = e.what_without_backtrace();
+    } catch (const std::bad_alloc&) {
+      failure = "std::bad_alloc";
+    }
+    const int64_t was = attempt.args.per_device_train_batch_size;
+    if (was / 2 == 0) fail_runtime("No executable batch size found, reached zero. ({})", failure.substr(0, failure.find('\n')));
+    for (const CheckpointEntry& e : checkpoint_list(attempt.args.output_dir)) {
+      std::error_code ec;
+      if (std::find(before.begin(), before.end(), e.path) == before.end()) fs::remove_all(e.path, ec);
+    }
+    warn("out of memory at per_device_train_batch_size {}; retrying with {} (auto_find_batch_size)", was, was / 2);
+    attempt.args.per_device_train_batch_size = was / 2;
+  }
 }
 
 void run_evaluate(const Config& config, const std::optional<std::string>& checkpoint) {

@@ -357,3 +357,36 @@ TEST_CASE("skip_memory_metrics false reports HF's memory metrics per stage", "[i
   REQUIRE(plain.exit_code == 0);
   CHECK_FALSE(read_json(dir.str() + "/plain/train_results.json").contains("train_mem_cpu_alloc_delta"));
 }
+
+TEST_CASE("auto_find_batch_size halves the batch on out-of-memory and trains as that batch size would from the start",
+          "[integration][flow]") {
+  TempDir dir("auto-batch");
+  // Width 256, sequence 128: a batch of 32 needs far more than HFTRAIN_CPU_MEMORY_LIMIT leaves
+  // beside the weights and AdamW's state; a quarter of it fits.
+  const std::string cfg = write_config(dir) + " --set max_steps=4 --set eval_strategy=no --set save_steps=2" +
+                          " --set per_device_train_batch_size=32 --set gradient_accumulation_steps=1" +
+                          " --set model.config.n_embd=256 --set model.config.n_head=4 --set model.config.n_positions=128" +
+                          " --set data.block_size=128 --set 'data.train={format: generated, num_bytes: 60000, seed: 1}'";
+  const std::string limit = "HFTRAIN_CPU_MEMORY_LIMIT=90M ";
+  Result r = run_command(limit + HFTRAIN_BIN + " train --config " + cfg + " --set auto_find_batch_size=true 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("out of memory at per_device_train_batch_size 32; retrying with 16"));
+  const json state = read_json(dir.str() + "/out/checkpoint-4/trainer_state.json");
+  const int64_t found = state.at("train_batch_size").get<int64_t>();
+  CHECK(found < 32);
+  CHECK(fs::exists(dir.str() + "/out/checkpoint-2"));
+  // From the same state: the bytes of a run that used that batch size from the start.
+  Result direct = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/direct" +
+                      " --set per_device_train_batch_size=" + std::to_string(found));
+  REQUIRE(direct.exit_code == 0);
+  CHECK(file_bytes(dir.str() + "/out/model.safetensors") == file_bytes(dir.str() + "/direct/model.safetensors"));
+  // Without it the out-of-memory ends the run; with nothing that fits, HF's words.
+  Result plain = run_command(limit + HFTRAIN_BIN + " train --config " + cfg + " --set output_dir=" + dir.str() + "/plain 2>&1");
+  CHECK(plain.exit_code == 1);
+  CHECK_THAT(plain.output, Catch::Contains("can't allocate memory"));
+  Result none = run_command(std::string("HFTRAIN_CPU_MEMORY_LIMIT=2M ") + HFTRAIN_BIN + " train --config " + cfg +
+                            " --set output_dir=" + dir.str() + "/none --set auto_find_batch_size=true 2>&1");
+  CHECK(none.exit_code == 1);
+  CHECK_THAT(none.output, Catch::Contains("No executable batch size found, reached zero."));
+}

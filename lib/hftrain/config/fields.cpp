@@ -330,7 +330,7 @@ std::vector<FieldDef> make_table() {
       backend("hub", "push_to_hub_organization", Kind::kOptStr, null, kHub),
       backend("hub", "push_to_hub_token", Kind::kOptStr, null, kHub, {"<PUSH_TO_HUB_TOKEN>"}),
       backend("distributed", "mp_parameters", Kind::kStr, "", "SageMaker model parallelism is not part of hftrain"),
-      backend("batch", "auto_find_batch_size", Kind::kBool, false, "set per_device_train_batch_size; hftrain does not retry on out-of-memory"),
+      used("batch", "auto_find_batch_size", false, bind_field(&TA::auto_find_batch_size)),
       no_effect("resume", "full_determinism", Kind::kBool, false, "hftrain's CPU runs are deterministic already"),
       backend("compile", "torchdynamo", Kind::kOptStr, null, "torch.compile is Python-only"),
       no_effect("hpo", "ray_scope", Kind::kOptStr, "last", "hyper-parameter search is not part of hftrain"),

@@ -79,6 +79,7 @@ struct TrainingArguments {
   // "no", "all" (every input id) or "non_padding" (the attention mask's ones); HF's bool
   // spellings map to the first two.
   std::string include_num_input_tokens_seen = "no";
+  bool auto_find_batch_size = false;  // on out-of-memory, halve per_device_train_batch_size and start again
   bool skip_memory_metrics = true;    // false: <stage>_mem_cpu_{alloc,peaked}_delta metrics (MemoryTracker)
   bool prediction_loss_only = false;  // evaluation: the loss (and perplexity) only, no prediction metrics
   double label_smoothing_factor = 0.0;               // HF's LabelSmoother epsilon; 0: plain cross-entropy
