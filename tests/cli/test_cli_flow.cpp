@@ -311,6 +311,12 @@ TEST_CASE("several eval datasets by name are each evaluated as eval_<name>_*, as
   Result bad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/bad --set 'data.eval={\"a b\": " + a + "}'");
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Catch::Contains("data.eval: the name \"a b\" must be letters, digits"));
+  // load_best_model_at_end's default metric, eval_loss, names no set: refused before training.
+  bad = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/bad --set 'data.eval={a: " + a + "}'" +
+            " --set load_best_model_at_end=true");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("with several eval datasets the metrics are eval_<name>_...: name one, e.g. eval_a_loss"));
+  CHECK_FALSE(fs::exists(dir.str() + "/bad"));
 }
 
 TEST_CASE("prediction_loss_only evaluates the loss alone; label_names takes only \"labels\"", "[integration][flow]") {

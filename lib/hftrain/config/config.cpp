@@ -448,6 +448,17 @@ Config config_resolve(const ConfigSource& src) {
   const bool has_eval = c.data.has_eval() || c.data.validation_split_percentage > 0;
   c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "peft"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
+  // Several eval sets report eval_<name>_*: a best-model metric must say which set's.
+  if (!c.data.named_evals.empty() && c.args.metric_for_best_model) {
+    std::string m = *c.args.metric_for_best_model;
+    if (m.rfind("eval_", 0) != 0) m = "eval_" + m;
+    bool named = false;
+    for (const auto& [name, d] : c.data.named_evals) named = named || m.rfind("eval_" + name + "_", 0) == 0;
+    HFT_CHECK(named,
+              "metric_for_best_model is {}, but with several eval datasets the metrics are eval_<name>_...: name one, "
+              "e.g. eval_{}_loss (from {})",
+              m, c.data.named_evals.front().first, src.where("metric_for_best_model"));
+  }
   const std::vector<std::string> always = default_callbacks(c.args);
   for (const CallbackSpec& cb : c.callbacks)
     HFT_CHECK(std::find(always.begin(), always.end(), cb.name) == always.end(),
