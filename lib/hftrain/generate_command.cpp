@@ -7,6 +7,7 @@
 #include "hftrain/io/atomic_file.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/models/lora.h"
+#include "hftrain/predict_input.h"
 #include "hftrain/run.h"
 
 #include <ATen/Functions.h>
@@ -35,16 +36,7 @@ std::vector<int64_t> eos_ids(const json& hf) {
 
 // --input: a text file's lines, or the text field of .jsonl / .csv / .tsv rows.
 std::vector<std::string> read_prompts(const Config& config, const std::string& input) {
-  DatasetOptions d = config.data.train;
-  d.path = input;
-  d.prompt_field.clear();
-  const std::string ext = fs::path(input).extension().string();
-  d.format = ext == ".jsonl" ? DatasetFormat::kJsonl
-             : ext == ".csv" ? DatasetFormat::kCsv
-             : ext == ".tsv" ? DatasetFormat::kTsv
-                             : DatasetFormat::kText;
-  d.sample_by = SampleBy::kLine;
-  d.keep_linebreaks = false;
+  const DatasetOptions d = input_dataset_options(input, config, /*by_line=*/true);
   std::vector<std::string> out;
   for (const Example& e : examples_read(d, "--input")) {
     HFT_CHECK(!e.tokenized, "{}: generation reads text prompts; a row has input_ids", input);

@@ -18,22 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The train data's settings with `input` as the file: its format by extension; a text file
-// is one document for a causal LM and a line per example for every other task.
-DatasetOptions input_options(const std::string& input, const Config& config, bool by_line) {
-  DatasetOptions d = config.data.train;
-  d.path = input;
-  d.prompt_field.clear();
-  const std::string ext = fs::path(input).extension().string();
-  d.format = ext == ".jsonl" ? DatasetFormat::kJsonl
-             : ext == ".csv" ? DatasetFormat::kCsv
-             : ext == ".tsv" ? DatasetFormat::kTsv
-                             : DatasetFormat::kText;
-  d.sample_by = by_line ? SampleBy::kLine : SampleBy::kDocument;
-  d.keep_linebreaks = !by_line;
-  return d;
-}
-
 // Whether a classifier's input carries labels: its first row (its header) has the label field.
 bool first_row_has(const DatasetOptions& d, const std::string& field) {
   if (d.format == DatasetFormat::kText) return false;
@@ -68,11 +52,25 @@ at::Tensor int_tensor(const std::vector<int32_t>& v) {
 
 }  // namespace
 
+DatasetOptions input_dataset_options(const std::string& input, const Config& config, bool by_line) {
+  DatasetOptions d = config.data.train;
+  d.path = input;
+  d.prompt_field.clear();
+  const std::string ext = fs::path(input).extension().string();
+  d.format = ext == ".jsonl" ? DatasetFormat::kJsonl
+             : ext == ".csv" ? DatasetFormat::kCsv
+             : ext == ".tsv" ? DatasetFormat::kTsv
+                             : DatasetFormat::kText;
+  d.sample_by = by_line ? SampleBy::kLine : SampleBy::kDocument;
+  d.keep_linebreaks = !by_line;
+  return d;
+}
+
 PredictInput predict_input(const Config& config, const Tokenizer& tok, const json& hf, ModelTask task,
                            const std::string& input, uint64_t seed) {
   PredictInput in;
   in.task = task;
-  const DatasetOptions d = input_options(input, config, task != ModelTask::kCausalLM);
+  const DatasetOptions d = input_dataset_options(input, config, task != ModelTask::kCausalLM);
   const bool classify = task == ModelTask::kSequenceClassification;
   if (classify) in.labelled = first_row_has(d, d.label_field);
   // Blank lines are no examples (run_mlm's line_by_line drops them); indexes stay the input's.

@@ -28,6 +28,10 @@ struct PredictInput {
   std::vector<int64_t> example;    // the input example of each row (empty examples are dropped)
 };
 
+// The train data's settings with `input` as the file: its format by extension (.jsonl, .csv,
+// .tsv, else text); a text file is read a line per example when by_line, else as one document.
+DatasetOptions input_dataset_options(const std::string& input, const Config& config, bool by_line);
+
 // Reads `input` as the checkpoint's task reads data: a text file (one document for a causal
 // LM, a line per example otherwise), .jsonl / .csv / .tsv rows with the train data's text
 // field (or input_ids), with their labels when the first row has the label field (the

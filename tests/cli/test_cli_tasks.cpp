@@ -96,7 +96,7 @@ json last_eval(const std::string& out) {
 
 }  // namespace
 
-TEST_CASE("every task's in-training evaluation equals hftrain evaluate on the checkpoint it wrote",
+TEST_CASE("every task: the in-training evaluation, hftrain evaluate on its checkpoint and predict on the eval file agree",
           "[integration][tasks]") {
   TempDir dir("tasks-eval");
   for (const TaskCase& t : task_cases(dir)) {
@@ -118,23 +118,11 @@ TEST_CASE("every task's in-training evaluation equals hftrain evaluate on the ch
         const double a = in_training.at(key).get<double>(), b = evaluated.at(key).get<double>();
         CHECK(std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(a)));
       }
-    }
-  }
-}
-
-TEST_CASE("hftrain predict on the eval file scores as the evaluation does, for every task", "[integration][tasks]") {
-  TempDir dir("tasks-predict");
-  for (const TaskCase& t : task_cases(dir)) {
-    DYNAMIC_SECTION(t.name) {
-      const std::string out = dir.str() + "/" + t.name;
-      Result r = train_task(dir, t);
-      INFO(r.output);
-      REQUIRE(r.exit_code == 0);
+      // hftrain predict on the eval file: the same rows, batches and (masked LM) masks.
       Result p = run("predict --checkpoint " + out + " --input " + t.eval + " --output " + out + "/pred/rows.jsonl" +
                      " --logits " + out + "/pred/logits.safetensors 2>&1");
       INFO(p.output);
       REQUIRE(p.exit_code == 0);
-      // The same rows, batches and (masked LM) masks as the final evaluation.
       const json ev = last_eval(out), test = read_json(out + "/pred/test_results.json");
       CHECK(std::abs(test.at("test_loss").get<double>() - ev.at("eval_loss").get<double>()) <= 1e-6);
       CHECK(std::abs(test.at("test_accuracy").get<double>() - ev.at("eval_accuracy").get<double>()) <= 1e-9);
