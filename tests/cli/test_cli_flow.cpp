@@ -396,3 +396,41 @@ TEST_CASE("auto_find_batch_size halves the batch on out-of-memory and trains as 
   CHECK(none.exit_code == 1);
   CHECK_THAT(none.output, Catch::Contains("No executable batch size found, reached zero."));
 }
+
+TEST_CASE("a plugin named in the config adds a callback and a metric without rebuilding hftrain", "[integration][flow]") {
+  TempDir dir("plugin");
+  const std::string plugin = HFTRAIN_EXAMPLE_PLUGIN;
+  const std::string cfg = write_config(dir) + " --set max_steps=16 --set eval_steps=4 --set 'plugins=[" + plugin + "]'" +
+                          " --set 'metrics=[accuracy, token_error_rate]'";
+  // The example's stop_below_loss stops at the first logged loss under its threshold.
+  Result r = run("train --config " + cfg + " --set 'callbacks=[{name: stop_below_loss, threshold: 5.2}]' 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::vector<double> losses = logged(dir.str() + "/out/log.jsonl", "loss");
+  REQUIRE(!losses.empty());
+  CHECK(losses.back() < 5.2);
+  for (size_t i = 0; i + 1 < losses.size(); ++i) CHECK(losses[i] >= 5.2);
+  CHECK(losses.size() < 16);
+  // token_error_rate counts what accuracy counts, the other way round.
+  const std::vector<double> acc = logged(dir.str() + "/out/log.jsonl", "eval_accuracy"),
+                            err = logged(dir.str() + "/out/log.jsonl", "eval_token_error_rate");
+  REQUIRE(acc.size() == err.size());
+  for (size_t i = 0; i < acc.size(); ++i) CHECK(std::abs(acc[i] + err[i] - 1.0) < 1e-12);
+  // The checkpoint's config names the plugin: evaluate loads it again.
+  Result full = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/full --set max_steps=4 2>&1");
+  REQUIRE(full.exit_code == 0);
+  Result e = run("evaluate --checkpoint " + dir.str() + "/full/checkpoint-4 2>&1");
+  INFO(e.output);
+  REQUIRE(e.exit_code == 0);
+  CHECK(read_json(dir.str() + "/full/checkpoint-4/eval_results.json").contains("eval_token_error_rate"));
+  // Bad plugins and options are named.
+  Result missing = run("train --config " + write_config(dir) + " --set 'plugins=[" + dir.str() + "/nope.so]' 2>&1");
+  CHECK(missing.exit_code == 2);
+  CHECK_THAT(missing.output, Catch::Contains("nope.so does not exist"));
+  Result not_plugin = run("train --config " + write_config(dir) + " --set 'plugins=[" + std::string(HFTRAIN_BIN) + "]' 2>&1");
+  CHECK(not_plugin.exit_code == 2);
+  CHECK_THAT(not_plugin.output, Catch::Contains("could not be loaded") || Catch::Contains("has no hftrain_plugin_register"));
+  Result options = run("train --config " + cfg + " --set output_dir=" + dir.str() + "/opt --set 'callbacks=[stop_below_loss]' 2>&1");
+  CHECK(options.exit_code == 2);
+  CHECK_THAT(options.output, Catch::Contains("stop_below_loss needs a number \"threshold\""));
+}

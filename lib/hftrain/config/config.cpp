@@ -1,4 +1,5 @@
 #include "hftrain/config/config.h"
+#include "hftrain/plugin/plugins.h"
 
 #include "hftrain/config/fields.h"
 #include "hftrain/config/json_value.h"
@@ -322,6 +323,14 @@ Config config_resolve(const ConfigSource& src) {
   static const json kEmpty = json::object();
   const json& tree = src.tree.is_object() ? src.tree : kEmpty;
   static const json kNull;
+  // Plugins first: their callbacks and metrics are names the sections below may use.
+  if (tree.contains("plugins") && !tree.at("plugins").is_null()) {
+    const json& list = tree.at("plugins");
+    HFT_CHECK(list.is_array() && std::all_of(list.begin(), list.end(), [](const json& p) { return p.is_string(); }),
+              "key \"plugins\" must be a list of shared library paths (from {})", src.where("plugins"));
+    for (const json& p : list) c.plugins.push_back(p.get<std::string>());
+    plugins_load(c.plugins, src.where("plugins"));
+  }
   Section model(src, tree.contains("model") ? tree.at("model") : kNull, "model");
   model.choice("task", c.model.task, kTasks);
   model.field("type", c.model.type).field("pretrained", c.model.pretrained).on("config", [&](const json& v) {
@@ -424,11 +433,16 @@ Config config_resolve(const ConfigSource& src) {
     c.metrics.clear();
     std::vector<std::string> known;
     for (const auto& [n, _] : metric_names()) known.push_back(n);
+    for (const std::string& n : plugin_metric_names()) known.push_back(n);
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string path = "metrics[" + std::to_string(i) + "]";
       HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, show(list[i]), src.where(path));
       const std::string name = list[i].get<std::string>();
       if (name == "loss") continue;  // always computed, as HF's eval_loss
+      if (plugin_metric_known(name)) {
+        c.plugin_metrics.push_back(name);
+        continue;
+      }
       auto it = std::find_if(metric_names().begin(), metric_names().end(), [&](const auto& e) { return e.first == name; });
       HFT_CHECK(it != metric_names().end(), "{} (from {})", unknown_name_message("metric", name, known), src.where(path));
       c.metrics.push_back(it->second);
@@ -446,7 +460,7 @@ Config config_resolve(const ConfigSource& src) {
     c.peft = lora_config_from_json(tree.at("peft"), src.where("peft"));
 
   const bool has_eval = c.data.has_eval() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "peft"}, [&](const std::string& key) { return src.where(key); },
+  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "peft", "plugins"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
   // Several eval sets report eval_<name>_*: a best-model metric must say which set's.
   if (!c.data.named_evals.empty() && c.args.metric_for_best_model) {
@@ -530,6 +544,8 @@ json config_to_json(const Config& c) {
   for (Metric m : c.metrics)
     for (const auto& [n, e] : metric_names())
       if (e == m) out["metrics"].push_back(n);
+  for (const std::string& n : c.plugin_metrics) out["metrics"].push_back(n);
+  if (!c.plugins.empty()) out["plugins"] = c.plugins;
   if (!c.callbacks.empty()) {
     out["callbacks"] = json::array();
     for (const CallbackSpec& cb : c.callbacks) {

@@ -29,6 +29,8 @@ struct Config {
   DataOptions data;
   std::vector<CallbackSpec> callbacks;
   std::vector<Metric> metrics = {Metric::kPerplexity};
+  std::vector<std::string> plugins;         // shared libraries loaded for their callbacks and metrics
+  std::vector<std::string> plugin_metrics;  // `metrics:` names that plugins registered
   // lr_scheduler_type and lr_scheduler_kwargs, typed once; the Trainer adds the run's warmup
   // and training steps.
   SchedulerOptions scheduler;

@@ -11,8 +11,14 @@
 
 namespace hftrain {
 
+MetricAccumulator::MetricAccumulator(std::vector<Metric> metrics, const std::vector<std::string>& plugin_metrics)
+    : metrics_(std::move(metrics)) {
+  for (const std::string& name : plugin_metrics) plugins_.push_back(plugin_metric_create(name));
+}
+
 bool MetricAccumulator::needs_predictions() const {
-  return std::any_of(metrics_.begin(), metrics_.end(), [](Metric m) { return m != Metric::kPerplexity; });
+  return !plugins_.empty() ||
+         std::any_of(metrics_.begin(), metrics_.end(), [](Metric m) { return m != Metric::kPerplexity; });
 }
 
 namespace {
@@ -26,6 +32,10 @@ at::Tensor padded(const at::Tensor& t, int64_t n) {
 }  // namespace
 
 void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
+  if (!plugins_.empty()) {
+    const at::Tensor p = preds.to(at::kLong).contiguous().view(-1), l = labels.to(at::kLong).contiguous().view(-1);
+    for (auto& m : plugins_) m->add(p.data_ptr<int64_t>(), l.data_ptr<int64_t>(), p.numel());
+  }
   at::Tensor mask = labels.ne(-100);
   at::Tensor p = preds.masked_select(mask), l = labels.masked_select(mask);
   at::Tensor hit = p.eq(l);
@@ -44,6 +54,8 @@ void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
 }
 
 void MetricAccumulator::all_reduce(ProcessGroup& pg) {
+  HFT_CHECK(plugins_.empty(), "metric {} comes from a plugin, whose state cannot be combined across data parallel "
+            "ranks; evaluate it in a single process", plugins_.empty() ? "" : plugins_.front()->name());
   const int64_t n = pg.max(tp_.defined() ? tp_.numel() : 0);  // the classes any rank has seen
   at::Tensor counts = at::tensor(std::vector<int64_t>{correct_, total_, rows_, exact_rows_}, at::kLong);
   std::vector<at::Tensor> packed{at::cat({counts, padded(tp_, n), padded(pred_count_, n), padded(label_count_, n)})};
@@ -72,6 +84,7 @@ nlohmann::json MetricAccumulator::compute(double loss, const std::string& prefix
     }
   }
   const double accuracy = ratio(static_cast<double>(correct_), static_cast<double>(total_));
+  for (const auto& m : plugins_) out[prefix + m->name()] = m->compute();
   for (Metric m : metrics_) {
     switch (m) {
       case Metric::kPerplexity: out[prefix + "perplexity"] = std::exp(loss); break;

@@ -5,11 +5,13 @@
 // of whose label tokens are right). perplexity is exp(eval_loss).
 #pragma once
 
+#include "hftrain/plugin/plugins.h"
 #include "hftrain/train/metric.h"
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,7 @@ double metric_value(const std::string& metric_for_best_model, const nlohmann::js
 
 class MetricAccumulator {
  public:
-  explicit MetricAccumulator(std::vector<Metric> metrics) : metrics_(std::move(metrics)) {}
+  explicit MetricAccumulator(std::vector<Metric> metrics, const std::vector<std::string>& plugin_metrics = {});
   // Whether any metric needs predictions (loss and perplexity do not).
   bool needs_predictions() const;
   // preds, labels: (B,N) int64 aligned; labels -100 are ignored.
@@ -35,6 +37,7 @@ class MetricAccumulator {
 
  private:
   std::vector<Metric> metrics_;
+  std::vector<std::unique_ptr<PluginMetric>> plugins_;  // fed every batch, computed once
   at::Tensor tp_, pred_count_, label_count_;  // per class, int64
   int64_t correct_ = 0, total_ = 0, rows_ = 0, exact_rows_ = 0;
 };

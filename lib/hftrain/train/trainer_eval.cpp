@@ -55,7 +55,7 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
   std::vector<Metric> wanted;
   for (Metric m : config_.metrics)
     if (!args_.prediction_loss_only || !MetricAccumulator({m}).needs_predictions()) wanted.push_back(m);
-  MetricAccumulator acc(wanted);
+  MetricAccumulator acc(wanted, args_.prediction_loss_only ? std::vector<std::string>{} : config_.plugin_metrics);
   const bool want_preds = predictions || acc.needs_predictions();
   const int64_t n = windows.size(), bs = args_.eval_batch_size();
   // Data parallel: each rank evaluates its shard (accelerate's, with the last round topped
