@@ -313,3 +313,56 @@ TEST_CASE("data.packing trains on packed rows: the tokens seen are the documents
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Catch::Contains("data.packing packs documents for a causal LM"));
 }
+
+TEST_CASE("predict_with_generate scores the completions hftrain generate writes for each prompt",
+          "[integration][tasks][generate]") {
+  TempDir dir("predict-with-generate");
+  // Prompt-completion rows: a word, "=", and the word reversed.
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (int i = 0; i < 120; ++i) {
+    std::string w;
+    for (int k = 0; k < 3 + i % 3; ++k) w += static_cast<char>('a' + (i * 7 + k * 5) % 6);
+    rows.emplace_back(w + "=", std::string(w.rbegin(), w.rend()));
+  }
+  auto write = [&](const std::string& path, size_t from, size_t to) {
+    std::ofstream out(path);
+    for (size_t i = from; i < to; ++i) out << json{{"prompt", rows[i].first}, {"text", rows[i].second}}.dump() << "\n";
+  };
+  write(dir.str() + "/train.jsonl", 0, 100);
+  write(dir.str() + "/eval.jsonl", 100, 120);
+  const std::string data = " --set data.group_texts=false --set data.cache_dir=" + dir.str() + "/cache" +
+                           " --set 'data.train={format: jsonl, path: " + dir.str() + "/train.jsonl, prompt_field: prompt}'" +
+                           " --set 'data.eval={format: jsonl, path: " + dir.str() + "/eval.jsonl, prompt_field: prompt}'";
+  Result r = run("train --config " + write_config(dir) + data + " --set max_steps=40 --set eval_steps=40" +
+                 " --set save_steps=40 --set 'metrics=[accuracy, exact_match]' --set predict_with_generate=true 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const json ev = last_eval(dir.str() + "/out");
+  // The same completions through hftrain generate, scored here.
+  std::string prompts;
+  for (size_t i = 100; i < 120; ++i) prompts += rows[i].first + "\n";
+  std::ofstream(dir.str() + "/prompts.txt") << prompts;
+  Result g = run("generate --checkpoint " + dir.str() + "/out --input " + dir.str() + "/prompts.txt --ignore_eos" +
+                 " --max_new_tokens 5 --output " + dir.str() + "/gen.jsonl 2>&1");
+  INFO(g.output);
+  REQUIRE(g.exit_code == 0);
+  const std::vector<json> gen = read_log(dir.str() + "/gen.jsonl");
+  REQUIRE(gen.size() == 20);
+  int64_t right = 0, total = 0, exact = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    const std::string& want = rows[100 + i].second;
+    const auto ids = gen[i].at("generated_ids").get<std::vector<int64_t>>();
+    bool all = true;
+    for (size_t k = 0; k < want.size(); ++k) {
+      const bool ok = k < ids.size() && ids[k] == static_cast<unsigned char>(want[k]);
+      right += ok, all = all && ok, ++total;
+    }
+    exact += all;
+  }
+  CHECK(ev.at("eval_accuracy").get<double>() == Approx(static_cast<double>(right) / static_cast<double>(total)).epsilon(1e-12));
+  CHECK(ev.at("eval_exact_match").get<double>() == Approx(static_cast<double>(exact) / 20.0).epsilon(1e-12));
+  // Without generation the same checkpoint scores its argmax next tokens instead.
+  Result e = run("evaluate --checkpoint " + dir.str() + "/out/checkpoint-40 --set predict_with_generate=false 2>&1");
+  REQUIRE(e.exit_code == 0);
+  CHECK(read_json(dir.str() + "/out/checkpoint-40/eval_results.json").at("eval_loss") == ev.at("eval_loss"));
+}

@@ -350,6 +350,12 @@ std::vector<FieldDef> make_table() {
       backend("compile", "use_liger_kernel", Kind::kOptBool, false, "Liger kernels are Triton (Python)"),
       no_effect("eval", "eval_use_gather_object", Kind::kOptBool, false, "eval losses are gathered as tensors"),
       used("distributed", "average_tokens_across_devices", false, bind_field(&TA::average_tokens_across_devices)),
+      // Seq2SeqTrainingArguments' own fields.
+      used("seq2seq", "predict_with_generate", false, bind_field(&TA::predict_with_generate)),
+      used("seq2seq", "generation_max_length", null, bind_field(&TA::generation_max_length)),
+      backend("seq2seq", "generation_num_beams", Kind::kOptInt, null, "beam search is not part of hftrain; it decodes greedily", {1}),
+      backend("seq2seq", "generation_config", Kind::kAny, null, "generation settings come from generation_max_length"),
+      no_effect("seq2seq", "sortish_sampler", Kind::kBool, false, "it sorts encoder-decoder batches by source length, which a causal LM has not"),
       // Fields of transformers 4.49 to 5.x (tests/golden/training_args/fields_4.49_to_5.15.json).
       backend("hub", "hub_revision", Kind::kOptStr, null, kHub),
       backend("compile", "liger_kernel_config", Kind::kAny, null, "Liger kernels are Triton (Python)", {json::object()}),

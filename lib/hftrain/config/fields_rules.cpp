@@ -100,6 +100,9 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
     if (!ok) fail("{} (from {})", msg, c.where(key));
   };
   check_checkpointing_kwargs(a, c);
+  check(!a.generation_max_length || *a.generation_max_length > 0, "generation_max_length",
+        "generation_max_length must be > 0");
+
   const bool steps_log = a.logging_strategy == IntervalStrategy::kSteps;
   const bool steps_eval = a.eval_strategy == IntervalStrategy::kSteps;
   const bool steps_save = a.save_strategy == SaveStrategy::kSteps;
@@ -174,6 +177,9 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
   }
   parse_optim_args(a, c);
   resolve_sharding(a, c);
+  check(!a.predict_with_generate || a.zero_stage < 3, "predict_with_generate",
+        "predict_with_generate does not work with fully sharded data parallel (fsdp full_shard / ZeRO 3): the ranks "
+        "would generate different lengths through collective forwards");
 
   // Ranges HF does not check (accepted_by_hf.json): refused deliberately, since such a run
   // cannot be meant.

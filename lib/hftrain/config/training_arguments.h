@@ -81,6 +81,10 @@ struct TrainingArguments {
   std::string include_num_input_tokens_seen = "no";
   bool auto_find_batch_size = false;  // on out-of-memory, halve per_device_train_batch_size and start again
   bool skip_memory_metrics = true;    // false: <stage>_mem_cpu_{alloc,peaked}_delta metrics (MemoryTracker)
+  // Seq2SeqTrainingArguments' generation in evaluation: a causal LM's metrics score the
+  // completion generated from each row's prompt instead of the argmax next tokens.
+  bool predict_with_generate = false;
+  std::optional<int64_t> generation_max_length;  // new tokens at most; none: the completion's length
   bool prediction_loss_only = false;  // evaluation: the loss (and perplexity) only, no prediction metrics
   double label_smoothing_factor = 0.0;               // HF's LabelSmoother epsilon; 0: plain cross-entropy
   std::optional<double> neftune_noise_alpha;         // NEFTune's alpha; none: no noise

@@ -8,6 +8,7 @@
 #include "hftrain/core/strings.h"
 #include "hftrain/dist/process_group.h"
 #include "hftrain/dist/sharded.h"
+#include "hftrain/generate.h"
 #include "hftrain/train/metrics.h"
 
 #include <ATen/Functions.h>
@@ -37,6 +38,33 @@ std::pair<at::Tensor, at::Tensor> aligned_predictions(ModelTask task, const at::
     case ModelTask::kMaskedLM: break;
   }
   return {logits.argmax(-1), labels};
+}
+
+// predict_with_generate (Seq2SeqTrainer's) for a causal LM: each row's completion, the
+// labels after its prompt (the tokens before the first label that is not -100), generated
+// greedily from the prompt, at most generation_max_length tokens (else the completion's length);
+// returned aligned as aligned_predictions aligns a causal LM's, -1 where nothing was generated.
+at::Tensor generated_predictions(Model& model, const Batch& batch, std::optional<int64_t> max_new) {
+  const at::Tensor ids = batch.at("input_ids").cpu(), labels = batch.at("labels").cpu();
+  const auto mask_it = batch.find("attention_mask");
+  const at::Tensor mask = mask_it != batch.end() ? mask_it->second.cpu() : at::ones_like(ids);
+  const int64_t B = ids.size(0), T = ids.size(1);
+  at::Tensor preds = at::full({B, T - 1}, -1, at::kLong);
+  for (int64_t i = 0; i < B; ++i) {
+    const at::Tensor scored = labels[i].slice(0, 1).ne(-100).nonzero();
+    if (scored.numel() == 0) continue;
+    const int64_t first = scored[0][0].item<int64_t>() + 1;  // the completion's first position
+    const int64_t length = mask[i].sum().item<int64_t>();
+    const int64_t completion = labels[i].slice(0, first, length).ne(-100).sum().item<int64_t>();
+    GenerateOptions o;
+    o.max_new_tokens = max_new ? std::min(*max_new, completion) : completion;
+    const at::Tensor prompt = ids[i].slice(0, 0, first).contiguous();
+    const std::vector<int64_t> p(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + prompt.numel());
+    const std::vector<int64_t> g = generate(model, p, o);
+    for (size_t k = 0; k < g.size() && first - 1 + static_cast<int64_t>(k) < T - 1; ++k)
+      preds[i][first - 1 + static_cast<int64_t>(k)] = g[k];
+  }
+  return preds;
 }
 
 }  // namespace
@@ -84,6 +112,8 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     if (logits) logits->push_back(out.logits.detach().to(at::kFloat).cpu());
     if (!want_preds) continue;
     auto [preds, labels] = aligned_predictions(model_->task(), out.logits, batch.at("labels"));
+    if (args_.predict_with_generate && model_->task() == ModelTask::kCausalLM)
+      preds = generated_predictions(*model_, batch, args_.generation_max_length);
     preds = preds.cpu(), labels = labels.cpu();  // the metrics count on the host
     acc.add(preds, labels);
     if (predictions)
