@@ -434,3 +434,28 @@ TEST_CASE("a plugin named in the config adds a callback and a metric without reb
   CHECK(options.exit_code == 2);
   CHECK_THAT(options.output, Catch::Contains("stop_below_loss needs a number \"threshold\""));
 }
+
+TEST_CASE("include_for_metrics gives plugin metrics the inputs and losses, as HF's EvalPrediction", "[integration][flow]") {
+  TempDir dir("include-for-metrics");
+  // The eval file: 4 windows of 32 bytes, so 2 eval batches of 2 and 31 scored positions a window.
+  std::string text;
+  for (int i = 0; i < 128; ++i) text += static_cast<char>('a' + (i * 11) % 26);
+  std::ofstream(dir.str() + "/eval.txt") << text;
+  double ids = 0;
+  for (int w = 0; w < 4; ++w)
+    for (int t = 0; t < 31; ++t) ids += static_cast<unsigned char>(text[w * 32 + t]);
+  Result r = run("train --config " + write_config(dir) + " --set max_steps=2 --set eval_steps=2" +
+                 " --set per_device_eval_batch_size=2 --set 'plugins=[" + std::string(HFTRAIN_EXAMPLE_PLUGIN) + "]'" +
+                 " --set 'metrics=[mean_batch_loss, input_id_sum]' --set 'include_for_metrics=[inputs, loss]'" +
+                 " --set 'data.eval={format: text, path: " + dir.str() + "/eval.txt}' 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const std::string log = dir.str() + "/out/log.jsonl";
+  // Equal batches: the mean of the batch means is the eval loss.
+  CHECK(logged(log, "eval_mean_batch_loss").at(0) == Approx(logged(log, "eval_loss").at(0)).epsilon(1e-12));
+  CHECK(logged(log, "eval_input_id_sum").at(0) == ids);
+  Result bad = run("train --config " + write_config(dir) + " --set output_dir=" + dir.str() + "/bad" +
+                   " --set 'include_for_metrics=[logits]' 2>&1");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("include_for_metrics takes \"inputs\" and \"loss\", got \"logits\""));
+}

@@ -322,7 +322,7 @@ std::vector<FieldDef> make_table() {
       used("memory", "gradient_checkpointing", false, bind_field(&TA::gradient_checkpointing)),
       used("memory", "gradient_checkpointing_kwargs", null, bind_raw(&TA::gradient_checkpointing_kwargs)),
       renamed("eval", "include_inputs_for_metrics", Kind::kBool, false, "include_for_metrics"),
-      backend("eval", "include_for_metrics", Kind::kList, json::array(), "metrics see only logits and labels in hftrain"),
+      used("eval", "include_for_metrics", json::array(), bind_field(&TA::include_for_metrics)),
       no_effect("eval", "eval_do_concat_batches", Kind::kBool, true, "eval losses are always concatenated"),
       renamed("precision", "fp16_backend", Kind::kStr, "auto", "half_precision_backend"),
       renamed("eval", "evaluation_strategy", Kind::kAny, null, "eval_strategy"),

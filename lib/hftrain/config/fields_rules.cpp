@@ -100,6 +100,9 @@ void post_init(TrainingArguments& a, const Ctx& c, bool has_eval_dataset) {
     if (!ok) fail("{} (from {})", msg, c.where(key));
   };
   check_checkpointing_kwargs(a, c);
+  for (const std::string& v : a.include_for_metrics)
+    check(v == "inputs" || v == "loss", "include_for_metrics",
+          fmt::format("include_for_metrics takes \"inputs\" and \"loss\", got \"{}\"", v));
   check(!a.generation_max_length || *a.generation_max_length > 0, "generation_max_length",
         "generation_max_length must be > 0");
 

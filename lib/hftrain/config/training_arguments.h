@@ -86,6 +86,7 @@ struct TrainingArguments {
   bool predict_with_generate = false;
   std::optional<int64_t> generation_max_length;  // new tokens at most; none: the completion's length
   bool prediction_loss_only = false;  // evaluation: the loss (and perplexity) only, no prediction metrics
+  std::vector<std::string> include_for_metrics;  // "inputs", "loss": what plugin metrics also receive
   double label_smoothing_factor = 0.0;               // HF's LabelSmoother epsilon; 0: plain cross-entropy
   std::optional<double> neftune_noise_alpha;         // NEFTune's alpha; none: no noise
   // ---- evaluation

@@ -7,7 +7,8 @@
  *
  * which returns 0 after adding its callbacks and metrics, or nonzero when abi_version is not
  * HFTRAIN_PLUGIN_ABI (the one it was built against); hftrain refuses the plugin then. The ABI
- * changes only by a new version number, with new struct names. examples/plugin/ is a complete
+ * changes only by a new version number, with new struct names; within a version, optional
+ * function pointers may be appended to a struct, which hftrain zeroes before make() fills it. examples/plugin/ is a complete
  * plugin, built by CMake and tested. */
 #ifndef HFTRAIN_PLUGIN_H
 #define HFTRAIN_PLUGIN_H
@@ -47,6 +48,11 @@ typedef struct hftrain_metric {
   void (*add)(void* self, const int64_t* predictions, const int64_t* labels, int64_t count);
   double (*compute)(void* self);
   void (*destroy)(void* self);
+  /* Optional (NULL: not wanted), called before add() for the same batch when the config's
+   * include_for_metrics asks (HF's EvalPrediction.inputs and .losses): the input ids aligned
+   * with the predictions (count of them), and the batch's mean loss. */
+  void (*add_inputs)(void* self, const int64_t* input_ids, int64_t count);
+  void (*add_loss)(void* self, double loss);
 } hftrain_metric;
 
 /* make() builds an instance from the config entry's options (JSON text of the mapping, less

@@ -63,6 +63,12 @@ class LoadedMetric : public PluginMetric {
   }
   const std::string& name() const override { return name_; }
   void add(const int64_t* p, const int64_t* l, int64_t n) override { m_.add(m_.self, p, l, n); }
+  void add_inputs(const int64_t* ids, int64_t n) override {
+    if (m_.add_inputs) m_.add_inputs(m_.self, ids, n);
+  }
+  void add_loss(double loss) override {
+    if (m_.add_loss) m_.add_loss(m_.self, loss);
+  }
   double compute() override { return m_.compute(m_.self); }
 
  private:

@@ -20,6 +20,8 @@ class PluginMetric {
   virtual ~PluginMetric() = default;
   virtual const std::string& name() const = 0;
   virtual void add(const int64_t* predictions, const int64_t* labels, int64_t count) = 0;
+  virtual void add_inputs(const int64_t* input_ids, int64_t count) = 0;  // no-ops for a metric without them
+  virtual void add_loss(double loss) = 0;
   virtual double compute() = 0;
 };
 bool plugin_metric_known(const std::string& name);

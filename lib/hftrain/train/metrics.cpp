@@ -31,10 +31,20 @@ at::Tensor padded(const at::Tensor& t, int64_t n) {
 
 }  // namespace
 
+void MetricAccumulator::add_inputs(const at::Tensor& inputs) {
+  inputs_ = inputs.to(at::kLong).contiguous().view(-1);  // the plugins may read it until add() returns
+  for (auto& m : plugins_) m->add_inputs(inputs_.data_ptr<int64_t>(), inputs_.numel());
+}
+
+void MetricAccumulator::add_loss(double loss) {
+  for (auto& m : plugins_) m->add_loss(loss);
+}
+
 void MetricAccumulator::add(const at::Tensor& preds, const at::Tensor& labels) {
   if (!plugins_.empty()) {
     const at::Tensor p = preds.to(at::kLong).contiguous().view(-1), l = labels.to(at::kLong).contiguous().view(-1);
     for (auto& m : plugins_) m->add(p.data_ptr<int64_t>(), l.data_ptr<int64_t>(), p.numel());
+    inputs_ = at::Tensor();
   }
   at::Tensor mask = labels.ne(-100);
   at::Tensor p = preds.masked_select(mask), l = labels.masked_select(mask);

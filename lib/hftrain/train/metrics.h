@@ -30,6 +30,10 @@ class MetricAccumulator {
   bool needs_predictions() const;
   // preds, labels: (B,N) int64 aligned; labels -100 are ignored.
   void add(const at::Tensor& preds, const at::Tensor& labels);
+  // include_for_metrics: the batch's input ids aligned with preds ((B,N) int64) and its mean
+  // loss, for the plugin metrics that take them; call before add().
+  void add_inputs(const at::Tensor& inputs);
+  void add_loss(double loss);
   // {"<prefix>accuracy": ..., ...} for the metrics asked for; perplexity from `loss`.
   nlohmann::json compute(double loss, const std::string& prefix) const;
   // Sums every rank's counts into each rank's accumulator (a data parallel evaluation).
@@ -38,6 +42,7 @@ class MetricAccumulator {
  private:
   std::vector<Metric> metrics_;
   std::vector<std::unique_ptr<PluginMetric>> plugins_;  // fed every batch, computed once
+  at::Tensor inputs_;  // the batch's input ids from add_inputs(), kept alive until add()
   at::Tensor tp_, pred_count_, label_count_;  // per class, int64
   int64_t correct_ = 0, total_ = 0, rows_ = 0, exact_rows_ = 0;
 };

@@ -85,6 +85,10 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     if (!args_.prediction_loss_only || !MetricAccumulator({m}).needs_predictions()) wanted.push_back(m);
   MetricAccumulator acc(wanted, args_.prediction_loss_only ? std::vector<std::string>{} : config_.plugin_metrics);
   const bool want_preds = predictions || acc.needs_predictions();
+  // include_for_metrics (HF's EvalPrediction.inputs / .losses), for plugin metrics.
+  const auto& extra = args_.include_for_metrics;
+  const bool include_inputs = std::find(extra.begin(), extra.end(), "inputs") != extra.end();
+  const bool include_loss = std::find(extra.begin(), extra.end(), "loss") != extra.end();
   const int64_t n = windows.size(), bs = args_.eval_batch_size();
   // Data parallel: each rank evaluates its shard (accelerate's, with the last round topped
   // up from the start); the top-up rows are left out, as gather_for_metrics drops them, and
@@ -115,6 +119,12 @@ json Trainer::evaluation_loop(const LmDataset& windows, const std::string& prefi
     if (args_.predict_with_generate && model_->task() == ModelTask::kCausalLM)
       preds = generated_predictions(*model_, batch, args_.generation_max_length);
     preds = preds.cpu(), labels = labels.cpu();  // the metrics count on the host
+    if (include_inputs) {  // the ids each prediction was made at: a causal LM's position t for label t + 1
+      const at::Tensor ids = batch.at("input_ids").cpu();
+      acc.add_inputs(model_->task() == ModelTask::kCausalLM ? ids.slice(1, 0, ids.size(1) - 1)
+                     : model_->task() == ModelTask::kSequenceClassification ? ids.slice(1, 0, 1) : ids);
+    }
+    if (include_loss) acc.add_loss(host_read<double>(out.loss));
     acc.add(preds, labels);
     if (predictions)
       for (int64_t i = 0; i < preds.size(0); ++i) {
