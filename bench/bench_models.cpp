@@ -97,38 +97,13 @@ struct Result {
 // Runs `argv` in a child process and returns its peak resident memory and what the last JSON
 // line of its output says (ms, params).
 Result run_child(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (::pipe(fds) != 0) std::exit(1);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    std::_Exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[256];
-  for (ssize_t k; (k = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, k);
-  ::close(fds[0]);
-  int status = 0;
-  struct rusage ru {};
-  ::wait4(pid, &status, 0, &ru);
+  const bench::ChildResult c = bench::run_child(argv);
   Result r;
-  r.peak_mb = ru.ru_maxrss / 1024.0;
-  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  const size_t at = out.rfind('{');
-  const json j = json::parse(at == std::string::npos ? "" : out.substr(at), nullptr, false);
-  if (j.is_discarded() || !r.ok) {
-    std::fprintf(stderr, "bench_models: %s failed (status %d): %s\n", argv[0].c_str(), status, out.c_str());
-    r.ok = false;
-    return r;
-  }
-  if (j.contains("ms")) r.ms = j["ms"];
-  if (j.contains("params")) r.params = j["params"];
+  r.peak_mb = c.peak_mb;
+  r.ok = c.ok;
+  if (!r.ok) return r;
+  if (c.out.contains("ms")) r.ms = c.out["ms"];
+  if (c.out.contains("params")) r.params = c.out["params"];
   return r;
 }
 
@@ -138,29 +113,8 @@ Result spawn(size_t index, const std::string& mode, int steps) {
 
 // ---- Real-size architectures ------------------------------------------------------------
 
-struct RealCase {
-  const char* name;
-  const char* config;  // the hub's config.json
-  int64_t batch, seq;
-};
-
-const std::vector<RealCase>& real_cases() {
-  static const std::vector<RealCase> c = {
-      {"smollm2-360m", R"({"architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
-        "bos_token_id": 0, "eos_token_id": 0, "hidden_act": "silu", "hidden_size": 960, "initializer_range": 0.02,
-        "intermediate_size": 2560, "max_position_embeddings": 8192, "mlp_bias": false, "model_type": "llama",
-        "num_attention_heads": 15, "num_hidden_layers": 32, "num_key_value_heads": 5, "pretraining_tp": 1,
-        "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
-        "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 49152})", 1, 512},
-      {"qwen2.5-0.5b", R"({"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
-        "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
-        "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 24, "model_type": "qwen2",
-        "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
-        "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
-        "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})", 1, 512},
-  };
-  return c;
-}
+using bench::real_cases;
+using bench::RealCase;
 
 std::string real_dir(const RealCase& c) { return std::string("/tmp/hftrain_bench_models_") + c.name; }
 

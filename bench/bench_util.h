@@ -10,10 +10,16 @@
 #include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
+#include <nlohmann/json.hpp>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -91,6 +97,70 @@ inline std::unique_ptr<Trainer> make_trainer(const Config& c, const std::string&
   if (c.peft) lora_prepare(*model, *c.peft, c.peft->adapter);  // as run.cpp adapts it
   std::filesystem::create_directories(out);
   return std::make_unique<Trainer>(c, model, tok, std::move(ds));
+}
+
+// A child process's peak resident memory (wait4's ru_maxrss) and the last JSON object its
+// standard output printed; ok is false when it failed or printed none (its output then goes
+// to stderr).
+struct ChildResult {
+  nlohmann::json out;
+  double peak_mb = 0;
+  bool ok = false;
+};
+
+inline ChildResult run_child(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (::pipe(fds) != 0) std::exit(1);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    std::_Exit(127);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t k; (k = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(k));
+  ::close(fds[0]);
+  int status = 0;
+  struct rusage ru {};
+  ::wait4(pid, &status, 0, &ru);
+  ChildResult r;
+  r.peak_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  const size_t at = text.rfind("\n{");
+  r.out = nlohmann::json::parse(text.substr(at == std::string::npos ? 0 : at + 1), nullptr, false);
+  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && r.out.is_object();
+  if (!r.ok) std::fprintf(stderr, "%s failed (status %d): %s\n", argv[0].c_str(), status, text.c_str());
+  return r;
+}
+
+// Real-size architectures: the hub's config.json (random weights), batch x sequence.
+struct RealCase {
+  const char* name;
+  const char* config;
+  int64_t batch, seq;
+};
+
+inline const std::vector<RealCase>& real_cases() {
+  static const std::vector<RealCase> c = {
+      {"smollm2-360m", R"({"architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+        "bos_token_id": 0, "eos_token_id": 0, "hidden_act": "silu", "hidden_size": 960, "initializer_range": 0.02,
+        "intermediate_size": 2560, "max_position_embeddings": 8192, "mlp_bias": false, "model_type": "llama",
+        "num_attention_heads": 15, "num_hidden_layers": 32, "num_key_value_heads": 5, "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
+        "torch_dtype": "bfloat16", "use_cache": true, "vocab_size": 49152})", 1, 512},
+      {"qwen2.5-0.5b", R"({"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+        "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
+        "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 24, "model_type": "qwen2",
+        "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+        "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+        "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})", 1, 512},
+  };
+  return c;
 }
 
 }  // namespace hftrain::bench

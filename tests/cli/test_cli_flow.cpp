@@ -451,8 +451,8 @@ TEST_CASE("include_for_metrics gives plugin metrics the inputs and losses, as HF
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const std::string log = dir.str() + "/out/log.jsonl";
-  // Equal batches: the mean of the batch means is the eval loss.
-  CHECK(logged(log, "eval_mean_batch_loss").at(0) == Approx(logged(log, "eval_loss").at(0)).epsilon(1e-12));
+  // Equal batches: the mean of the batch means is the eval loss (float32 losses, summed in another order).
+  CHECK(logged(log, "eval_mean_batch_loss").at(0) == Approx(logged(log, "eval_loss").at(0)).epsilon(1e-6));
   CHECK(logged(log, "eval_input_id_sum").at(0) == ids);
   Result bad = run("train --config " + write_config(dir) + " --set output_dir=" + dir.str() + "/bad" +
                    " --set 'include_for_metrics=[logits]' 2>&1");

@@ -456,11 +456,13 @@ Config config_resolve(const ConfigSource& src) {
     c.stop_on_nonfinite = v.get<bool>();
   }
 
+  if (tree.contains("fused")) c.fused = fusions_from_json(tree.at("fused"), src.where("fused"));
+
   if (tree.contains("peft") && !tree.at("peft").is_null())
     c.peft = lora_config_from_json(tree.at("peft"), src.where("peft"));
 
   const bool has_eval = c.data.has_eval() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "peft", "plugins"}, [&](const std::string& key) { return src.where(key); },
+  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "fused", "peft", "plugins"}, [&](const std::string& key) { return src.where(key); },
                               has_eval);
   // Several eval sets report eval_<name>_*: a best-model metric must say which set's.
   if (!c.data.named_evals.empty() && c.args.metric_for_best_model) {
@@ -535,6 +537,7 @@ json config_to_json(const Config& c) {
   if (c.data.eval) out["data"]["eval"] = dataset(*c.data.eval);
   for (const auto& [name, d] : c.data.named_evals) out["data"]["eval"][name] = dataset(d);
   out["stop_on_nonfinite"] = c.stop_on_nonfinite;
+  out["fused"] = fusions_to_json(c.fused);
   if (c.peft) {
     // The keys as adapter_config.json has them (read back by lora_config_from_json).
     out["peft"] = c.peft->adapter_config();

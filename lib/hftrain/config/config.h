@@ -5,6 +5,7 @@
 #include "hftrain/config/fields.h"
 #include "hftrain/config/training_arguments.h"
 #include "hftrain/data/data_options.h"
+#include "hftrain/kernels/fusions.h"
 #include "hftrain/models/lora_config.h"
 #include "hftrain/models/model_options.h"
 #include "hftrain/optim/scheduler.h"
@@ -37,6 +38,8 @@ struct Config {
   // hftrain's own: a run whose weights became NaN or inf stops (exit 1) before saving them
   // over good checkpoints, naming the last good one; false saves them, as HF does.
   bool stop_on_nonfinite = true;
+  // hftrain's own: which fused CPU kernels training uses (kernels/fusions.h); all by default.
+  Fusions fused;
   // `peft:` LoRA: only the adapter trains; saves write PEFT's adapter files.
   std::optional<LoraConfig> peft;
 };

@@ -6,6 +6,7 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/kernels/attention.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/core/grad_mode.h>
@@ -78,9 +79,9 @@ class BertLayer : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& bias) {
     const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
     auto heads = [&](const at::Tensor& t) { return t.view({B, T, heads_, head_dim_}).transpose(1, 2); };
-    at::Tensor ctx = compat::attention(heads(query_->forward(x)), heads(key_->forward(x)), heads(value_->forward(x)),
-                                       bias, is_training() ? attention_dropout_ : 0.0,
-                                       1.0 / std::sqrt(static_cast<double>(head_dim_)));  // (B,H,T,D)
+    at::Tensor ctx = attention(heads(query_->forward(x)), heads(key_->forward(x)), heads(value_->forward(x)), bias,
+                               is_training() ? attention_dropout_ : 0.0,
+                               1.0 / std::sqrt(static_cast<double>(head_dim_)), /*causal=*/false);  // (B,H,T,D)
     ctx = ctx.transpose(1, 2).reshape({B, T, C});
     at::Tensor h = attn_norm_->forward(maybe_dropout(attn_dense_->forward(ctx), hidden_dropout_, is_training()).add(x));
     at::Tensor inter = at::gelu(inter_dense_->forward(h));

@@ -6,6 +6,8 @@
 #include "hftrain/core/error.h"
 #include "hftrain/core/strings.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/kernels/attention.h"
+#include "hftrain/kernels/linear_cross_entropy.h"
 #include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
 
@@ -138,7 +140,8 @@ class Gpt2Attention : public torch::nn::Module {
     auto heads = [&](const at::Tensor& t) { return t.view({B, T, n_head_, head_dim_}).transpose(1, 2); };
     at::Tensor k = heads(qkv[1]), v = heads(qkv[2]);
     if (kv.first) std::tie(k, v) = kv_append(kv, k, v);
-    at::Tensor y = compat::attention(heads(qkv[0]), k, v, bias, is_training() ? attn_pdrop_ : 0.0, scale_);  // (B,H,T,D)
+    at::Tensor y = attention(heads(qkv[0]), k, v, bias, is_training() ? attn_pdrop_ : 0.0, scale_,
+                             /*causal=*/true);  // (B,H,T,D)
     y = y.transpose(1, 2).contiguous().view({B, T, C});
     return maybe_dropout(c_proj_->forward(y), resid_pdrop_, is_training());
   }
@@ -350,8 +353,13 @@ Gpt2LMHeadModel::Gpt2LMHeadModel(const Gpt2Config& config) : Gpt2Base(config) { 
 
 ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> num_items_in_batch) {
   ModelOutput out;
-  out.logits = at::linear(hidden_states(batch), wte_->weight);  // (B,T,V), lm_head tied to wte
-  const at::Tensor labels = batch_get(batch, "labels");              // (B,T), -100 ignored
+  const at::Tensor x = hidden_states(batch);             // (B,T,C)
+  const at::Tensor labels = batch_get(batch, "labels");  // (B,T), -100 ignored
+  if (labels.defined() && fuse_lm_head_loss(x)) {        // the loss alone: no logits
+    out.loss = causal_linear_cross_entropy(x, wte_->weight, labels, num_items_in_batch);
+    return out;
+  }
+  out.logits = at::linear(x, wte_->weight);  // (B,T,V), lm_head tied to wte
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
 }

@@ -5,6 +5,8 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/kernels/attention.h"
+#include "hftrain/kernels/linear_cross_entropy.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/core/grad_mode.h>
@@ -170,8 +172,8 @@ class LlamaAttention : public torch::nn::Module {
       k = k.repeat_interleave(heads_ / kv_heads_, 1);
       v = v.repeat_interleave(heads_ / kv_heads_, 1);
     }
-    at::Tensor y = compat::attention(q, k, v, bias, is_training() ? dropout_ : 0.0,
-                                     1.0 / std::sqrt(static_cast<double>(head_dim_)));  // (B,H,T,D)
+    at::Tensor y = attention(q, k, v, bias, is_training() ? dropout_ : 0.0,
+                             1.0 / std::sqrt(static_cast<double>(head_dim_)), /*causal=*/true);  // (B,H,T,D)
     return o_proj_->forward(y.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
   }
 
@@ -424,8 +426,13 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
   x = std::static_pointer_cast<RmsNorm>(norm_)->forward(x);
 
   ModelOutput out;
-  out.logits = lm_head_ ? lm_head_->forward(x) : at::linear(x, embed_tokens_->weight);  // (B,T,V)
   const at::Tensor labels = batch_get(batch, "labels");
+  if (labels.defined() && fuse_lm_head_loss(x)) {  // the loss alone: no logits
+    out.loss = causal_linear_cross_entropy(x, lm_head_ ? lm_head_->weight : embed_tokens_->weight, labels,
+                                           num_items_in_batch);
+    return out;
+  }
+  out.logits = lm_head_ ? lm_head_->forward(x) : at::linear(x, embed_tokens_->weight);  // (B,T,V)
   if (labels.defined()) out.loss = causal_lm_loss(out.logits, labels, num_items_in_batch);
   return out;
 }

@@ -16,6 +16,7 @@
 #include "hftrain/dist/grad_reducer.h"
 #include "hftrain/dist/process_group.h"
 #include "hftrain/dist/sharded.h"
+#include "hftrain/kernels/fusions.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/optim/grad_clip.h"
 #include "hftrain/train/metrics.h"
@@ -180,6 +181,7 @@ void Trainer::training_step() {
   const bool loss_kwargs = model_->accepts_loss_kwargs();
   const bool average_tokens = pg_ && args_.average_tokens_across_devices;
   const double steps_since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
+  LossOnlyScope loss_only;  // the step reads the loss alone: a causal LM may fuse its head and loss
   for (size_t m = 0; m < window_.size(); ++m) {
     const bool last = m + 1 == window_.size();
     if (sharded_) sharded_->prepare(m == 0, last);  // stage 3 gathers the root unit for forward

@@ -41,6 +41,7 @@ class Trainer {
   ~Trainer();
 
   CallbackHandler& callbacks() { return callbacks_; }
+  Model& model() { return *model_; }
   const TrainerState& state() const { return state_; }
   // For evaluating a checkpoint: logs then carry its epoch and step.
   void set_state(TrainerState state) { state_ = std::move(state); }

@@ -10,6 +10,7 @@
 #include "hftrain/dist/grad_reducer.h"
 #include "hftrain/dist/process_group.h"
 #include "hftrain/dist/sharded.h"
+#include "hftrain/kernels/fusions.h"
 #include "hftrain/optim/optimizer_factory.h"
 
 #include <ATen/Functions.h>
@@ -30,6 +31,7 @@ Trainer::Trainer(Config config, std::shared_ptr<Model> model, std::shared_ptr<co
       pg_(pg && pg->world_size() > 1 ? std::move(pg) : nullptr) {
   memory_ = MemoryTracker(!args_.skip_memory_metrics);
   memory_.start("init");
+  fusions() = config_.fused;
   // HF's args.device: the model moves there now, each batch as it is loaded.
   device_ = training_device(args_.use_cpu, pg_ ? pg_->local_rank() : 0);
   HFT_CHECK(!(pg_ && device_.is_cuda()),
