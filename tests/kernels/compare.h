@@ -1,6 +1,8 @@
 // How the fused kernels' tests compare a result with the unfused path's.
 #pragma once
 
+#include <ATen/Functions.h>
+#include <ATen/TensorOperators.h>
 #include <ATen/core/Tensor.h>
 
 #include <algorithm>

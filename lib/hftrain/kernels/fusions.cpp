@@ -17,6 +17,7 @@ struct Switch {
 const Switch kSwitches[] = {
     {"lm_head_loss", &Fusions::lm_head_loss},
     {"attention", &Fusions::attention},
+    {"adamw", &Fusions::adamw},
 };
 
 thread_local bool t_loss_only = false;

@@ -18,7 +18,12 @@ struct Fusions {
   // Attention by blocks of query rows (kernels/attention.h): no (B,H,T,T) matrices kept, and
   // the masked half of a causal model's skipped (training forwards without dropout).
   bool attention = true;
-  bool operator==(const Fusions& o) const { return lm_head_loss == o.lm_head_loss && attention == o.attention; }
+  // AdamW (adamw_torch, without amsgrad) in one pass over parameter, gradient and moments, on
+  // every core (kernels/adamw_update.h).
+  bool adamw = true;
+  bool operator==(const Fusions& o) const {
+    return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw;
+  }
 };
 
 // The switches in force (all on by default).

@@ -2,6 +2,8 @@
 
 #include "hftrain/core/error.h"
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/kernels/adamw_update.h"
+#include "hftrain/kernels/fusions.h"
 #include "hftrain/optim/state_dict_util.h"
 
 #include <ATen/core/grad_mode.h>
@@ -68,6 +70,7 @@ void AdamW::step() {
       if (options_.amsgrad) vmax.push_back(s.max_exp_avg_sq);
     }
     if (params.empty()) continue;
+    if (one_pass_step(g, params, grads, m, v, step_size, bc2_sqrt)) continue;
     // In chunks of about 64 MiB of parameters: the square-root temporaries then stay that
     // small (a step over all parameters at once would hold a fourth copy of the model, as
     // Python's per-parameter loop does not). The arithmetic is elementwise, so chunking
@@ -101,6 +104,22 @@ void AdamW::step() {
       begin = end;
     }
   }
+}
+
+// The fusion `adamw`: every parameter in one pass (kernels/adamw_update.h), where all of the
+// group's are float32 on the CPU and amsgrad is off; false leaves the step to the foreach path.
+bool AdamW::one_pass_step(const ParamGroup& g, const std::vector<at::Tensor>& params,
+                          const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& m,
+                          const std::vector<at::Tensor>& v, const std::vector<at::Scalar>& step_size,
+                          const std::vector<at::Scalar>& bc2_sqrt) const {
+  if (!fusions().adamw || options_.amsgrad) return false;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!adamw_update_applies(params[i], grads[i]) || !m[i].is_contiguous() || !v[i].is_contiguous()) return false;
+  std::vector<AdamWUpdate> updates;
+  for (size_t i = 0; i < params.size(); ++i)
+    updates.push_back({params[i], grads[i], m[i], v[i], -step_size[i].toDouble(), bc2_sqrt[i].toDouble()});
+  adamw_update(updates, g.lr, g.weight_decay, options_.beta1, options_.beta2, options_.eps);
+  return true;
 }
 
 // torch's _fused_adamw: the step tensors are incremented, then one kernel updates every

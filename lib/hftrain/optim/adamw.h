@@ -34,6 +34,9 @@ class AdamW : public Optimizer {
   };
   void init_state(State& s, const at::Tensor& p) const;
   void fused_step(ParamGroup& g, std::vector<State>& state);
+  bool one_pass_step(const ParamGroup& g, const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                     const std::vector<at::Tensor>& m, const std::vector<at::Tensor>& v,
+                     const std::vector<at::Scalar>& step_size, const std::vector<at::Scalar>& bc2_sqrt) const;
   AdamWOptions options_;
   std::vector<std::vector<State>> state_;  // [group][param]
 };
