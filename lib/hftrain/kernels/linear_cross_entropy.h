@@ -12,9 +12,10 @@
 
 namespace hftrain {
 
-// Whether a causal LM's forward takes the fused path for these last hidden states: the
-// fusion is on, the caller reads only the loss (LossOnlyScope), and they are on the CPU.
-bool fuse_lm_head_loss(const at::Tensor& hidden);
+// Whether a causal LM's forward takes the fused path for these last hidden states and head
+// weight (V,d): the fusion is on, the caller reads only the loss (LossOnlyScope), they are on
+// the CPU, and the vocabulary is at least 4 x the width (the logits then dwarf the hidden states).
+bool fuse_lm_head_loss(const at::Tensor& hidden, const at::Tensor& weight);
 
 // hidden (N,d) of any float dtype, weight (V,d) (the head's, or the tied embedding), labels
 // (N) int64 with -100 ignored. The float32 0-d loss: the summed cross-entropy of the labelled

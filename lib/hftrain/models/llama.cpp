@@ -427,9 +427,9 @@ ModelOutput LlamaForCausalLM::forward(const Batch& batch, std::optional<double> 
 
   ModelOutput out;
   const at::Tensor labels = batch_get(batch, "labels");
-  if (labels.defined() && fuse_lm_head_loss(x)) {  // the loss alone: no logits
-    out.loss = causal_linear_cross_entropy(x, lm_head_ ? lm_head_->weight : embed_tokens_->weight, labels,
-                                           num_items_in_batch);
+  const at::Tensor& head = lm_head_ ? lm_head_->weight : embed_tokens_->weight;  // (V,d)
+  if (labels.defined() && fuse_lm_head_loss(x, head)) {                          // the loss alone: no logits
+    out.loss = causal_linear_cross_entropy(x, head, labels, num_items_in_batch);
     return out;
   }
   out.logits = lm_head_ ? lm_head_->forward(x) : at::linear(x, embed_tokens_->weight);  // (B,T,V)
