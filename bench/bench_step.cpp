@@ -84,23 +84,10 @@ StepCase real_case() {
 // `overrides`: config keys set over the case's (fused, bf16).
 Config step_config(const StepCase& s, int64_t steps, const json& overrides, const std::string& out) {
   ConfigSource src;
-  config_merge_text(src, fmt::format(R"(output_dir: {}
-overwrite_output_dir: true
-max_steps: {}
-per_device_train_batch_size: {}
-learning_rate: 1.0e-3
-weight_decay: 0.01
-lr_scheduler_type: cosine
-warmup_steps: 2
-logging_steps: {}
-save_strategy: "no"
-metrics: []
-model: {}
-data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generated, num_bytes: {}}}}}
-)",
-                                     out, steps, s.batch, steps, s.model.dump(), s.seq,
-                                     std::max<int64_t>(2000000, s.batch * s.seq * (steps + 4))),
-                     "bench");
+  config_merge_text(src,
+                    bench::step_config_yaml(out, steps, s.batch, s.model.dump(), s.seq,
+                                            std::max<int64_t>(2000000, s.batch * s.seq * (steps + 4))),
+                    "bench");
   config_merge_json(src, overrides, "bench");
   return config_resolve(src);
 }

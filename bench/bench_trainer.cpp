@@ -50,24 +50,12 @@ struct Size {
 };
 
 Config make_config(const Size& s, int64_t steps, const std::string& out) {
+  const json model = {{"type", "gpt2"},
+                      {"config",
+                       {{"vocab_size", 256}, {"n_positions", s.seq}, {"n_embd", s.width}, {"n_layer", s.layers},
+                        {"n_head", s.heads}, {"resid_pdrop", 0.0}, {"embd_pdrop", 0.0}, {"attn_pdrop", 0.0}}}};
   ConfigSource src;
-  config_merge_text(src, fmt::format(R"(output_dir: {}
-overwrite_output_dir: true
-max_steps: {}
-per_device_train_batch_size: {}
-learning_rate: 1.0e-3
-weight_decay: 0.01
-lr_scheduler_type: cosine
-warmup_steps: 2
-logging_steps: {}
-save_strategy: "no"
-metrics: []
-model: {{type: gpt2, config: {{vocab_size: 256, n_positions: {}, n_embd: {}, n_layer: {}, n_head: {},
-         resid_pdrop: 0.0, embd_pdrop: 0.0, attn_pdrop: 0.0}}}}
-data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generated, num_bytes: 2000000}}}}
-)",
-                                     out, steps, s.batch, steps, s.seq, s.width, s.layers, s.heads, s.seq),
-                     "bench");
+  config_merge_text(src, bench::step_config_yaml(out, steps, s.batch, model.dump(), s.seq, 2000000), "bench");
   return config_resolve(src);
 }
 

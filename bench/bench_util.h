@@ -10,6 +10,7 @@
 #include "hftrain/train/trainer.h"
 
 #include <ATen/Functions.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -97,6 +98,29 @@ inline std::unique_ptr<Trainer> make_trainer(const Config& c, const std::string&
   if (c.peft) lora_prepare(*model, *c.peft, c.peft->adapter);  // as run.cpp adapts it
   std::filesystem::create_directories(out);
   return std::make_unique<Trainer>(c, model, tok, std::move(ds));
+}
+
+// The benches' training config: `steps` optimizer steps of AdamW (lr 1e-3, weight decay 0.01,
+// cosine with 2 warm-up steps) at `batch` windows of `block_size` tokens of the built-in
+// generated text (`num_bytes` of it), one log at the end, no saves, no metrics, the model
+// section `model` (JSON), into `out`.
+inline std::string step_config_yaml(const std::string& out, int64_t steps, int64_t batch, const std::string& model,
+                                    int64_t block_size, int64_t num_bytes) {
+  return fmt::format(R"(output_dir: {}
+overwrite_output_dir: true
+max_steps: {}
+per_device_train_batch_size: {}
+learning_rate: 1.0e-3
+weight_decay: 0.01
+lr_scheduler_type: cosine
+warmup_steps: 2
+logging_steps: {}
+save_strategy: "no"
+metrics: []
+model: {}
+data: {{block_size: {}, validation_split_percentage: 0, train: {{format: generated, num_bytes: {}}}}}
+)",
+                     out, steps, batch, steps, model, block_size, num_bytes);
 }
 
 // A child process's peak resident memory (wait4's ru_maxrss) and the last JSON object its

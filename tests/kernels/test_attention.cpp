@@ -18,8 +18,8 @@
 #include <map>
 #include <string>
 
-using hftrain::test::golden;
-using hftrain::test::grad_close;
+using hftrain::test::check_same_training;
+using hftrain::test::training_pass;
 using hftrain::test::rel_diff;
 
 TEST_CASE("blocked attention equals the eager attention, forward and backward, for every mask the models make",
@@ -76,35 +76,10 @@ TEST_CASE("in training, blocked attention gives every family the eager loss and 
     for (const hftrain::Batch* batch : {&padded, &packed}) {
       if (batch == &packed && std::string(name) == "bert-mlm") continue;  // packing is for causal LMs
       INFO(name << (batch == &packed ? ", packed" : ", padded"));
-      hftrain::ModelOptions opts;
-      opts.pretrained = golden(std::string("models/") + name);
-      std::map<std::string, at::Tensor> grads;
-      double eager = 0;
-      for (bool fused : {false, true}) {
-        std::shared_ptr<hftrain::Model> model = hftrain::model_create(opts);
-        model->train();  // the golden models have no dropout
-        hftrain::fusions().attention = fused;
-        hftrain::fusions().lm_head_loss = false;
-        hftrain::ModelOutput out;
-        {
-          hftrain::LossOnlyScope loss_only;
-          out = model->forward(*batch, std::nullopt);
-        }
-        hftrain::fusions() = hftrain::Fusions{};
-        out.loss.backward();
-        if (!fused) {
-          eager = out.loss.item<double>();
-          for (const auto& p : model->named_parameters())
-            if (p.value().grad().defined()) grads[p.key()] = p.value().grad().clone();
-          continue;
-        }
-        CHECK(out.loss.item<double>() == Approx(eager).epsilon(1e-6));
-        for (const auto& p : model->named_parameters()) {
-          INFO(p.key());
-          REQUIRE(p.value().grad().defined() == static_cast<bool>(grads.count(p.key())));
-          if (grads.count(p.key())) CHECK(grad_close(p.value().grad(), grads.at(p.key())));
-        }
-      }
+      hftrain::Fusions eager, blocked;
+      eager.attention = eager.lm_head_loss = blocked.lm_head_loss = false;
+      check_same_training(training_pass(name, *batch, std::nullopt, blocked),
+                          training_pass(name, *batch, std::nullopt, eager));
     }
   }
 }
