@@ -274,8 +274,9 @@ int main(int argc, char** argv) {
   json summary = {{"bench", "step"}, {"steps", steps}, {"rounds", rounds}};
 
   // 1. The ceiling.
-  std::printf("matrix multiply through LibTorch's at::mm (OpenBLAS for float32), %d LibTorch thread(s); "
-              "GFLOP/s, median of calls over 1 s\n", at::get_num_threads());
+  std::printf("matrix multiply through LibTorch's at::mm (OpenBLAS for float32, its %s kernels), %d LibTorch "
+              "thread(s); GFLOP/s, median of calls over 1 s\n", compat::blas_kernels().c_str(), at::get_num_threads());
+  summary["blas_kernels"] = compat::blas_kernels();
   double ceiling = 0;
   for (int64_t n : {512, 1024, 2048}) {
     const double f = gemm_flops(n, n, n, at::kFloat, 1.0);

@@ -6,6 +6,7 @@
 //   hftrain generate --checkpoint DIR --prompt TEXT | --input FILE [--max_new_tokens N] [--do_sample] ...
 //   hftrain config   [--config FILE] [--set key=value ...]
 //   hftrain tokenize --tokenizer PATH --input PATH --output FILE
+//   hftrain env
 // Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 runtime failure.
 #include "hftrain/core/error.h"
 #include "hftrain/core/log.h"
@@ -52,7 +53,7 @@ void add_hf_style(const std::vector<std::string>& extras, std::vector<std::strin
 std::optional<std::string> opt(const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); }
 
 int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CLI::App* predict, CLI::App* config,
-        CLI::App* tokenize, CLI::App* generate, Options o) {
+        CLI::App* tokenize, CLI::App* generate, CLI::App* env, Options o) {
   using namespace hftrain;
   for (CLI::App* sub : {train, resume, evaluate, predict, config})
     if (sub->parsed()) add_hf_style(sub->remaining(), o.sets);
@@ -75,6 +76,8 @@ int run(CLI::App& app, CLI::App* train, CLI::App* resume, CLI::App* evaluate, CL
     std::printf("%s", config_describe(resolved, &src).c_str());
   } else if (generate->parsed()) {
     run_generate(config_resolve(config_source_from_checkpoint(o.checkpoint, o.sets)), o.checkpoint, o.generate);
+  } else if (env->parsed()) {
+    std::printf("%s", compat::describe_host().c_str());
   } else if (tokenize->parsed()) {
     run_tokenize(o.tokenize);
   }
@@ -141,6 +144,8 @@ int main(int argc, char** argv) {
   tokenize->add_flag("--regex-only", t.regex_only,
                      "run GPT-2's and Llama 3's split regexes through Oniguruma, not hftrain's scanners (to check them)");
 
+  CLI::App* env = app.add_subcommand("env", "print the versions, the CPU, the BLAS kernels and the threads in use");
+
   for (CLI::App* sub : {train, resume, evaluate, predict, config}) sub->allow_extras();  // HF-style --key value
   try {
     app.parse(argc, argv);
@@ -152,7 +157,7 @@ int main(int argc, char** argv) {
   hftrain::preemption_install();
   try {
     hftrain::install_cpu_memory_limit_from_env();
-    return run(app, train, resume, evaluate, predict, config, tokenize, generate, o);
+    return run(app, train, resume, evaluate, predict, config, tokenize, generate, env, o);
   } catch (const hftrain::Interrupted& e) {
     if (!hftrain::process_is_replica()) std::fprintf(stderr, "hftrain: %s\n", e.what());  // once per run
     return e.exit_code();

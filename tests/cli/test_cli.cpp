@@ -296,3 +296,26 @@ TEST_CASE("hftrain --version and --help exit 0, an unknown command exits 2", "[i
   CHECK(run("--help").exit_code == 0);
   CHECK(run("trian").exit_code == 2);
 }
+
+TEST_CASE("hftrain env names the OpenBLAS kernels Python's torch gets, and a pinned OPENBLAS_CORETYPE",
+          "[integration][python]") {
+  // Python's torch loads the same OpenBLAS: its own report of the kernel set is the reference.
+  const std::string ask = std::string(HFTRAIN_PYTHON) +
+                          " -c \"import ctypes, torch; f = ctypes.CDLL('libopenblas.so.0').openblas_get_corename; "
+                          "f.restype = ctypes.c_char_p; print(f().decode())\"";
+  Result py = run_command("env -u OPENBLAS_CORETYPE " + ask);
+  INFO(py.output);
+  REQUIRE(py.exit_code == 0);
+  std::string kernels = py.output;
+  kernels.erase(kernels.find_last_not_of(" \n") + 1);
+  kernels = kernels.substr(kernels.find_last_of('\n') + 1);  // its last line
+  Result own = run_command("env -u OPENBLAS_CORETYPE " + std::string(HFTRAIN_BIN) + " env");
+  INFO(own.output);
+  REQUIRE(own.exit_code == 0);
+  CHECK_THAT(own.output, Catch::Contains("- BLAS: OpenBLAS, " + kernels + " kernels\n"));
+  CHECK_THAT(own.output, Catch::Contains("- LibTorch version: "));
+
+  Result pinned = run_command("OPENBLAS_CORETYPE=Haswell " + std::string(HFTRAIN_BIN) + " env");
+  INFO(pinned.output);
+  CHECK_THAT(pinned.output, Catch::Contains("- BLAS: OpenBLAS, Haswell kernels (OPENBLAS_CORETYPE=Haswell)"));
+}

@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <dlfcn.h>
+#include <torch/version.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -14,7 +15,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <string>
 #include <thread>
 
 namespace hftrain::compat {
@@ -58,12 +61,17 @@ void set_tf32(bool on) {
   at::globalContext().setAllowTF32CuDNN(on);
 }
 
-void set_default_threads() {
-  if (std::getenv("OMP_NUM_THREADS")) return;  // the user's choice wins (OpenBLAS reads it too)
+int process_cores() {
+  if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && std::atoi(omp) > 0) return std::atoi(omp);
   int cores = static_cast<int>(std::thread::hardware_concurrency());
   // The processes of a data parallel run on this machine share its cores.
   if (const char* local = std::getenv("LOCAL_WORLD_SIZE"); local && std::atoi(local) > 1) cores /= std::atoi(local);
-  cores = std::max(cores, 1);
+  return std::max(cores, 1);
+}
+
+void set_default_threads() {
+  if (std::getenv("OMP_NUM_THREADS")) return;  // the user's choice wins (OpenBLAS reads it too)
+  const int cores = process_cores();
   // Debian's OpenBLAS (pthreads) runs matrix products on a thread pool of its own, beside
   // LibTorch's OpenMP pool; with both as wide as the machine, their spinning threads take the
   // cores from each other (bench_trainer's steps up to 2.3x slower). So when BLAS has its
@@ -139,6 +147,63 @@ AutocastGuard::~AutocastGuard() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   autocast_enable(device_, was_enabled_);
   autocast_set_dtype(device_, was_dtype_);
+}
+
+namespace {
+
+// /proc/cpuinfo's first "key : value" for `key` ("" off Linux or where absent).
+std::string cpuinfo(const std::string& key) {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string k = line.substr(0, colon);
+    k.erase(k.find_last_not_of(" \t") + 1);
+    if (k == key) return line.substr(std::min(line.size(), colon + 2));
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string blas_kernels() {
+  using CoreName = char* (*)();
+  auto corename = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "gotoblas_corename"));
+  return corename ? corename() : "";
+}
+
+std::string describe_host() {
+  std::string out = std::string("- hftrain version: ") + HFTRAIN_VERSION + "\n";
+  out += std::string("- LibTorch version: ") + TORCH_VERSION + "\n";
+  out += std::string("- CUDA available: ") + (at::hasCUDA() ? "yes" : "no") + "\n";
+  const std::string model = cpuinfo("model name");
+  out += "- CPU: " + (model.empty() ? std::string("unknown") : model) + ", " +
+         std::to_string(std::thread::hardware_concurrency()) + " logical cores; flags:";
+  const std::string flags = " " + cpuinfo("flags") + " ";
+  for (const char* f : {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"})
+    if (flags.find(std::string(" ") + f + " ") != std::string::npos) out += std::string(" ") + f;
+  out += "\n";
+  const std::string kernels = blas_kernels();
+  out += "- BLAS: ";
+  if (kernels.empty()) {
+    out += "not a DYNAMIC_ARCH OpenBLAS (kernels not reported)";
+  } else {
+    out += "OpenBLAS, " + kernels + " kernels";
+    if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) {
+      out += std::string(" (OPENBLAS_CORETYPE=") + forced + ")";
+      // An AVX2 kernel set pinned on an AVX-512 CPU: float32 matmuls run at about 0.7x of what
+      // OpenBLAS would pick itself (bench_step on a Zen 5).
+      const bool avx2_set = kernels == "Haswell" || kernels == "Zen" || kernels == "Sandybridge";
+      if (avx2_set && flags.find(" avx512f ") != std::string::npos)
+        out += "; this CPU has AVX-512, for which OpenBLAS has faster kernels: unset OPENBLAS_CORETYPE to use them";
+    }
+  }
+  out += "\n";
+  out += "- threads: LibTorch intra-op " + std::to_string(at::get_num_threads());
+  using GetThreads = int (*)();
+  if (auto blas_threads = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads")))
+    out += ", OpenBLAS " + std::to_string(blas_threads());
+  return out + "\n";
 }
 
 void configure_host() {

@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <optional>
+#include <string>
 
 namespace c10d {
 struct TCPStoreOptions;
@@ -28,6 +29,10 @@ constexpr bool kHasSdpa = HFTRAIN_TORCH_AT_LEAST(2, 0);
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double dropout_p, double scale);
 
+// This process's share of the cores: all of them, divided among the processes of a data
+// parallel run on this machine (LOCAL_WORLD_SIZE); OMP_NUM_THREADS where the user set it.
+int process_cores();
+
 // Threads for this process: all cores (the processes of a data parallel run on one machine,
 // LOCAL_WORLD_SIZE, split them), unless OMP_NUM_THREADS says otherwise. With a pthreads
 // OpenBLAS, its pool gets the cores and LibTorch's intra-op pool one thread (see the .cpp).
@@ -41,6 +46,14 @@ void keep_freed_memory();
 // not be needed again in the same shapes (after the first backward: its activations and
 // temporaries, before the optimizer's state is made). Off glibc, nothing.
 void return_freed_memory();
+
+// The name of the kernel set OpenBLAS dispatches to ("Haswell", "SkylakeX", ...), or "" when
+// the BLAS is not a DYNAMIC_ARCH OpenBLAS.
+std::string blas_kernels();
+
+// `hftrain env`: versions, the CPU, the BLAS kernels and the thread counts, as "- key: value"
+// lines (after configure_host()).
+std::string describe_host();
 
 // What every hftrain process does first: set_default_threads() and keep_freed_memory().
 void configure_host();

@@ -1,11 +1,9 @@
 #include "hftrain/kernels/adamw_update.h"
 
-#include <ATen/Parallel.h>
+#include "hftrain/kernels/cpu_threads.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <thread>
 
 namespace hftrain {
 
@@ -50,22 +48,16 @@ void adamw_update(const std::vector<AdamWUpdate>& updates, double lr, double wei
                   double eps) {
   const Scalars s{static_cast<float>(1 - lr * weight_decay), static_cast<float>(beta1), static_cast<float>(1 - beta1),
                   static_cast<float>(beta2), static_cast<float>(1 - beta2), static_cast<float>(eps)};
-  // The work as (update, begin) chunks, taken in turn by one thread per core.
+  // The work as (update, begin) chunks, taken in turn by the threads (cpu_threads.h).
   std::vector<std::pair<size_t, int64_t>> chunks;
   for (size_t u = 0; u < updates.size(); ++u)
     for (int64_t b = 0; b < updates[u].param.numel(); b += kChunk) chunks.emplace_back(u, b);
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t c; (c = next.fetch_add(1)) < chunks.size();) {
+  cpu_parallel_for(static_cast<int64_t>(chunks.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
       const AdamWUpdate& u = updates[chunks[c].first];
       update_range(u, s, chunks[c].second, std::min(chunks[c].second + kChunk, u.param.numel()));
     }
-  };
-  const size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), chunks.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  });
 }
 
 }  // namespace hftrain

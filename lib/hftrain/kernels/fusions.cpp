@@ -18,6 +18,7 @@ const Switch kSwitches[] = {
     {"lm_head_loss", &Fusions::lm_head_loss},
     {"attention", &Fusions::attention},
     {"adamw", &Fusions::adamw},
+    {"gelu", &Fusions::gelu},
 };
 
 thread_local bool t_loss_only = false;

@@ -21,8 +21,11 @@ struct Fusions {
   // AdamW (adamw_torch, without amsgrad) in one pass over parameter, gradient and moments, on
   // every core (kernels/adamw_update.h).
   bool adamw = true;
+  // The tanh GELU (gelu_new, gelu_pytorch_tanh) in one pass each way on every core, with a
+  // vectorized tanh (kernels/gelu_tanh.h; training forwards).
+  bool gelu = true;
   bool operator==(const Fusions& o) const {
-    return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw;
+    return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw && gelu == o.gelu;
   }
 };
 

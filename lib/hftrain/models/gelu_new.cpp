@@ -1,5 +1,8 @@
 #include "hftrain/models/gelu_new.h"
 
+#include "hftrain/kernels/fusions.h"
+#include "hftrain/kernels/gelu_tanh.h"
+
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -66,13 +69,46 @@ class GeluNewFn : public torch::autograd::Function<GeluNewFn> {
   }
 };
 
+// The fused kernel (kernels/gelu_tanh.h): one pass each way on every core, keeping only the
+// input for backward.
+class GeluTanhFusedFn : public torch::autograd::Function<GeluTanhFusedFn> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input) {
+    at::Tensor x = input.contiguous();
+    at::Tensor y = at::empty_like(x);
+    gelu_tanh_forward(x.data_ptr<float>(), y.data_ptr<float>(), x.numel());
+    ctx->save_for_backward({x});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    at::Tensor g = grads[0].contiguous();
+    at::Tensor dx = at::empty_like(x);
+    gelu_tanh_backward(x.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(), x.numel());
+    return {dx};
+  }
+};
+
+// In the Trainer's training forwards (as the other fusions), float32 on the CPU.
+bool fused_applies(const at::Tensor& x) {
+  return fusions().gelu && loss_only() && x.device().is_cpu() && x.scalar_type() == at::kFloat;
+}
+
 }  // namespace
+
+at::Tensor gelu_tanh_fused(const at::Tensor& x) { return GeluTanhFusedFn::apply(x); }
+
+at::Tensor gelu_pytorch_tanh(const at::Tensor& x) {
+  return fused_applies(x) ? GeluTanhFusedFn::apply(x) : at::gelu(x, "tanh");
+}
 
 at::Tensor gelu_new_reference(const at::Tensor& x) {
   return x.mul(0.5).mul(at::tanh(x.add(at::pow(x, 3.0).mul(0.044715)).mul(std::sqrt(2.0 / M_PI))).add(1.0));
 }
 
 at::Tensor gelu_new(const at::Tensor& x) {
+  if (fused_applies(x)) return GeluTanhFusedFn::apply(x);
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) return gelu_new_reference(x);
   return GeluNewFn::apply(x);
 }

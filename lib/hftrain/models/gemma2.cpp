@@ -5,6 +5,7 @@
 #include "hftrain/models/gemma2.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/ATen.h>
@@ -120,7 +121,7 @@ class Gemma2Mlp : public torch::nn::Module {
   }
   // GeGLU: down(gelu_tanh(gate(x)) * up(x))
   at::Tensor forward(const at::Tensor& x) {
-    return down_proj_->forward(at::gelu(gate_proj_->forward(x), "tanh").mul(up_proj_->forward(x)));
+    return down_proj_->forward(gelu_pytorch_tanh(gate_proj_->forward(x)).mul(up_proj_->forward(x)));
   }
 
  private:

@@ -92,7 +92,7 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
     case Activation::kGelu:
       return at::gelu(x);
     case Activation::kGeluPytorchTanh:
-      return at::gelu(x, "tanh");
+      return gelu_pytorch_tanh(x);
     case Activation::kRelu:
       return at::relu(x);
   }
