@@ -1,5 +1,6 @@
 #include "hftrain/config/config.h"
-#include "hftrain/plugin/plugins.h"
+
+#include "hftrain/config/config_keys.h"
 
 #include "hftrain/config/fields.h"
 #include "hftrain/config/json_value.h"
@@ -308,29 +309,13 @@ void config_merge_set(ConfigSource& src, const std::string& assignment) {
   note_origin(value, key, "--set " + key, src.origin);
 }
 
-const NameTable<Metric>& metric_names() {
-  static const NameTable<Metric> t = {
-      {"perplexity", Metric::kPerplexity},         {"accuracy", Metric::kAccuracy},
-      {"precision_macro", Metric::kPrecisionMacro}, {"recall_macro", Metric::kRecallMacro},
-      {"f1_macro", Metric::kF1Macro},               {"precision_micro", Metric::kPrecisionMicro},
-      {"recall_micro", Metric::kRecallMicro},       {"f1_micro", Metric::kF1Micro},
-      {"exact_match", Metric::kExactMatch}};
-  return t;
-}
-
 Config config_resolve(const ConfigSource& src) {
   Config c;
   static const json kEmpty = json::object();
   const json& tree = src.tree.is_object() ? src.tree : kEmpty;
   static const json kNull;
   // Plugins first: their callbacks and metrics are names the sections below may use.
-  if (tree.contains("plugins") && !tree.at("plugins").is_null()) {
-    const json& list = tree.at("plugins");
-    HFT_CHECK(list.is_array() && std::all_of(list.begin(), list.end(), [](const json& p) { return p.is_string(); }),
-              "key \"plugins\" must be a list of shared library paths (from {})", src.where("plugins"));
-    for (const json& p : list) c.plugins.push_back(p.get<std::string>());
-    plugins_load(c.plugins, src.where("plugins"));
-  }
+  read_plugins(src, tree, c);
   Section model(src, tree.contains("model") ? tree.at("model") : kNull, "model");
   model.choice("task", c.model.task, kTasks);
   model.field("type", c.model.type).field("pretrained", c.model.pretrained).on("config", [&](const json& v) {
@@ -406,64 +391,12 @@ Config config_resolve(const ConfigSource& src) {
             "data.validation_split_percentage must be in [0, 100), got {} (from {})",
             c.data.validation_split_percentage, src.where("data.validation_split_percentage"));
 
-  if (tree.contains("callbacks") && !tree.at("callbacks").is_null()) {
-    const json& list = tree.at("callbacks");
-    HFT_CHECK(list.is_array(), "key \"callbacks\" must be a list of names or {{name: ..., options}} (from {})",
-              src.where("callbacks"));
-    for (size_t i = 0; i < list.size(); ++i) {
-      const std::string path = "callbacks[" + std::to_string(i) + "]";
-      CallbackSpec spec;
-      spec.where = src.where(path);
-      if (list[i].is_string()) {
-        spec.name = list[i].get<std::string>();
-      } else {
-        HFT_CHECK(list[i].is_object() && list[i].contains("name") && list[i]["name"].is_string(),
-                  "{} must be a callback name or a mapping with \"name\" (from {})", path, spec.where);
-        spec.name = list[i]["name"].get<std::string>();
-        spec.options = list[i];
-        spec.options.erase("name");
-      }
-      c.callbacks.push_back(spec);
-    }
-  }
-
-  if (tree.contains("metrics") && !tree.at("metrics").is_null()) {
-    const json& list = tree.at("metrics");
-    HFT_CHECK(list.is_array(), "key \"metrics\" must be a list of metric names (from {})", src.where("metrics"));
-    c.metrics.clear();
-    std::vector<std::string> known;
-    for (const auto& [n, _] : metric_names()) known.push_back(n);
-    for (const std::string& n : plugin_metric_names()) known.push_back(n);
-    for (size_t i = 0; i < list.size(); ++i) {
-      const std::string path = "metrics[" + std::to_string(i) + "]";
-      HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, show(list[i]), src.where(path));
-      const std::string name = list[i].get<std::string>();
-      if (name == "loss") continue;  // always computed, as HF's eval_loss
-      if (plugin_metric_known(name)) {
-        c.plugin_metrics.push_back(name);
-        continue;
-      }
-      auto it = std::find_if(metric_names().begin(), metric_names().end(), [&](const auto& e) { return e.first == name; });
-      HFT_CHECK(it != metric_names().end(), "{} (from {})", unknown_name_message("metric", name, known), src.where(path));
-      c.metrics.push_back(it->second);
-    }
-  }
-
-  if (tree.contains("stop_on_nonfinite")) {
-    const json& v = tree.at("stop_on_nonfinite");
-    HFT_CHECK(v.is_boolean(), "stop_on_nonfinite must be true or false, got {} (from {})", show(v),
-              src.where("stop_on_nonfinite"));
-    c.stop_on_nonfinite = v.get<bool>();
-  }
-
-  if (tree.contains("fused")) c.fused = fusions_from_json(tree.at("fused"), src.where("fused"));
-
-  if (tree.contains("peft") && !tree.at("peft").is_null())
-    c.peft = lora_config_from_json(tree.at("peft"), src.where("peft"));
+  read_own_keys(src, tree, c);
 
   const bool has_eval = c.data.has_eval() || c.data.validation_split_percentage > 0;
-  c.args = training_args_read(tree, {"model", "data", "callbacks", "metrics", "stop_on_nonfinite", "fused", "peft", "plugins"}, [&](const std::string& key) { return src.where(key); },
-                              has_eval);
+  std::vector<std::string> not_arguments = own_top_level_keys();
+  not_arguments.insert(not_arguments.end(), {"model", "data"});
+  c.args = training_args_read(tree, not_arguments, [&](const std::string& key) { return src.where(key); }, has_eval);
   // Several eval sets report eval_<name>_*: a best-model metric must say which set's.
   if (!c.data.named_evals.empty() && c.args.metric_for_best_model) {
     std::string m = *c.args.metric_for_best_model;
