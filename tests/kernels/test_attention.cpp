@@ -6,6 +6,7 @@
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/data/collator.h"
 #include "hftrain/kernels/attention.h"
+#include "hftrain/kernels/batched_gemm.h"
 #include "hftrain/kernels/fusions.h"
 #include "hftrain/models/hf_model_dir.h"
 #include "hftrain/models/layers.h"
@@ -82,4 +83,28 @@ TEST_CASE("in training, blocked attention gives every family the eager loss and 
                           training_pass(name, *batch, std::nullopt, eager));
     }
   }
+}
+
+TEST_CASE("batched_gemm writes alpha a b + beta c into views, as at::bmm computes it", "[unit][kernels]") {
+  at::manual_seed(3);
+  const at::Tensor big_a = at::randn({3, 40, 24}), big_b = at::randn({3, 24, 50});
+  // Row-major, a transposed view, and narrowed slices of larger tensors, as attention passes them.
+  const at::Tensor a_row = big_a.narrow(1, 5, 17), a_col = at::randn({3, 24, 17}).transpose(1, 2);
+  const at::Tensor b_row = big_b.narrow(2, 0, 31), b_col = at::randn({3, 31, 24}).transpose(1, 2);
+  for (const at::Tensor* a : {&a_row, &a_col})
+    for (const at::Tensor* b : {&b_row, &b_col})
+      for (float beta : {0.0f, 1.0f}) {
+        INFO("a " << (a == &a_row ? "row" : "col") << ", b " << (b == &b_row ? "row" : "col") << ", beta " << beta);
+        at::Tensor host = at::randn({3, 30, 40});
+        const at::Tensor before = host.clone();
+        at::Tensor c = host.narrow(1, 7, 17).narrow(2, 4, 31);
+        const at::Tensor expected = c.clone().mul_(beta).add_(at::bmm(*a, *b), 0.5);
+        hftrain::batched_gemm(*a, *b, c, 0.5f, beta);
+        CHECK(rel_diff(c, expected) < 1e-6);
+        // Nothing outside the view is touched.
+        at::Tensor outside = host.clone(), outside_before = before.clone();
+        outside.narrow(1, 7, 17).narrow(2, 4, 31).zero_();
+        outside_before.narrow(1, 7, 17).narrow(2, 4, 31).zero_();
+        CHECK(at::equal(outside, outside_before));
+      }
 }

@@ -1,6 +1,7 @@
 #include "hftrain/kernels/attention.h"
 
 #include "hftrain/core/torch_compat.h"
+#include "hftrain/kernels/batched_gemm.h"
 #include "hftrain/kernels/fusions.h"
 
 #include <ATen/Functions.h>
@@ -23,10 +24,15 @@ constexpr int64_t kDefaultBlock = 64;
 at::Tensor block_scores(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& bias, int64_t B, int64_t H,
                         int64_t a, int64_t rows, int64_t kend, double scale) {
   const at::Tensor qb = qf.narrow(1, a, rows), kt = kf.narrow(1, 0, kend).transpose(1, 2);
-  if (bias.numel() == 0) return at::bmm(qb, kt).mul_(scale);
-  const at::Tensor b = bias.size(2) == 1 ? bias : bias.narrow(2, a, rows);  // (.., 1, S): the same for every query
-  at::Tensor s = b.narrow(3, 0, kend).expand({B, H, rows, kend}).contiguous();
-  return s.view({B * H, rows, kend}).baddbmm_(qb, kt, 1.0, scale);
+  at::Tensor s;
+  if (bias.numel() == 0) {
+    s = at::empty({B * H, rows, kend}, qf.options());
+  } else {
+    const at::Tensor b = bias.size(2) == 1 ? bias : bias.narrow(2, a, rows);  // (.., 1, S): the same for every query
+    s = b.narrow(3, 0, kend).expand({B, H, rows, kend}).contiguous().view({B * H, rows, kend});
+  }
+  batched_gemm(qb, kt, s, static_cast<float>(scale), bias.numel() == 0 ? 0.0f : 1.0f);
+  return s;
 }
 
 class BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn> {
@@ -40,7 +46,8 @@ class BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn> 
     for (int64_t a = 0; a < T; a += block) {
       const int64_t rows = std::min(block, T - a), kend = causal ? std::min(a + rows, S) : S;
       const at::Tensor p = at::softmax(block_scores(qf, kf, bias, B, H, a, rows, kend, scale), -1);
-      out.narrow(1, a, rows).copy_(at::bmm(p, vf.narrow(1, 0, kend)));
+      at::Tensor out_rows = out.narrow(1, a, rows);
+      batched_gemm(p, vf.narrow(1, 0, kend), out_rows, 1.0f, 0.0f);
     }
     ctx->save_for_backward({qf, kf, vf, bias});
     ctx->saved_data["shape"] = std::vector<int64_t>{B, H, T, D, S};
@@ -66,10 +73,13 @@ class BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn> 
       const int64_t rows = std::min(block, T - a), kend = causal ? std::min(a + rows, S) : S;
       const at::Tensor p = at::softmax(block_scores(qf, kf, bias, B, H, a, rows, kend, scale), -1);
       const at::Tensor dob = dout.narrow(1, a, rows), kb = kf.narrow(1, 0, kend), vb = vf.narrow(1, 0, kend);
-      dv.narrow(1, 0, kend).add_(at::bmm(p.transpose(1, 2), dob));
-      const at::Tensor ds = at::_softmax_backward_data(at::bmm(dob, vb.transpose(1, 2)), p, -1, p.scalar_type());
-      dq.narrow(1, a, rows).copy_(at::bmm(ds, kb).mul_(scale));
-      dk.narrow(1, 0, kend).add_(at::bmm(ds.transpose(1, 2), qf.narrow(1, a, rows)), scale);
+      at::Tensor dv_keys = dv.narrow(1, 0, kend), dk_keys = dk.narrow(1, 0, kend), dq_rows = dq.narrow(1, a, rows);
+      batched_gemm(p.transpose(1, 2), dob, dv_keys, 1.0f, 1.0f);
+      at::Tensor dp = at::empty_like(p);
+      batched_gemm(dob, vb.transpose(1, 2), dp, 1.0f, 0.0f);
+      const at::Tensor ds = at::_softmax_backward_data(dp, p, -1, p.scalar_type());
+      batched_gemm(ds, kb, dq_rows, static_cast<float>(scale), 0.0f);
+      batched_gemm(ds.transpose(1, 2), qf.narrow(1, a, rows), dk_keys, static_cast<float>(scale), 1.0f);
     }
     return {dq.view({B, H, T, D}), dk.view({B, H, S, D}), dv.view({B, H, S, D}),
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
