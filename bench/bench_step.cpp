@@ -51,14 +51,6 @@ double gemm_flops(int64_t m, int64_t k, int64_t n, at::ScalarType t, double seco
   return 2.0 * static_cast<double>(m * k * n) / median(times);
 }
 
-bool cpu_has(const std::string& flag) {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("flags", 0) == 0) return (line + " ").find(" " + flag + " ") != std::string::npos;
-  return false;
-}
-
 // ---- 2. and 3. The step, in a child process --------------------------------------------------
 
 struct StepCase {
@@ -287,7 +279,7 @@ int main(int argc, char** argv) {
   const double bf16 = gemm_flops(512, 512, 512, at::kBFloat16, 1.0);
   const char* flags[] = {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"};
   std::string have;
-  for (const char* f : flags) have += std::string(" ") + f + (cpu_has(f) ? " yes," : " no,");
+  for (const char* f : flags) have += std::string(" ") + f + (compat::cpu_has_flag(f) ? " yes," : " no,");
   std::printf("  bfloat16 512^3 %8.1f (%.2fx float32's 512^3); CPU flags:%s\n", bf16 / 1e9,
               bf16 / (summary["gemm_float32_gflops"]["512"].get<double>() * 1e9), have.c_str());
   summary["gemm_bfloat16_512_gflops"] = bf16 / 1e9;

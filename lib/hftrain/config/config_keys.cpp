@@ -12,12 +12,6 @@ namespace hftrain {
 
 using json = nlohmann::json;
 
-namespace {
-
-std::string shown(const json& v) { return clip(v.dump()); }
-
-}  // namespace
-
 const std::vector<std::string>& own_top_level_keys() {
   static const std::vector<std::string> keys = {"plugins", "callbacks", "metrics", "stop_on_nonfinite", "fused", "peft"};
   return keys;
@@ -74,7 +68,7 @@ void read_own_keys(const ConfigSource& src, const json& tree, Config& c) {
     for (const std::string& n : plugin_metric_names()) known.push_back(n);
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string path = "metrics[" + std::to_string(i) + "]";
-      HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, shown(list[i]), src.where(path));
+      HFT_CHECK(list[i].is_string(), "{} must be a metric name, got {} (from {})", path, clip(list[i].dump()), src.where(path));
       const std::string name = list[i].get<std::string>();
       if (name == "loss") continue;  // always computed, as HF's eval_loss
       if (plugin_metric_known(name)) {
@@ -89,7 +83,7 @@ void read_own_keys(const ConfigSource& src, const json& tree, Config& c) {
 
   if (tree.contains("stop_on_nonfinite")) {
     const json& v = tree.at("stop_on_nonfinite");
-    HFT_CHECK(v.is_boolean(), "stop_on_nonfinite must be true or false, got {} (from {})", shown(v),
+    HFT_CHECK(v.is_boolean(), "stop_on_nonfinite must be true or false, got {} (from {})", clip(v.dump()),
               src.where("stop_on_nonfinite"));
     c.stop_on_nonfinite = v.get<bool>();
   }

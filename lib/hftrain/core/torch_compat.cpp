@@ -166,6 +166,10 @@ std::string cpuinfo(const std::string& key) {
 
 }  // namespace
 
+bool cpu_has_flag(const std::string& flag) {
+  return (" " + cpuinfo("flags") + " ").find(" " + flag + " ") != std::string::npos;
+}
+
 std::string blas_kernels() {
   using CoreName = char* (*)();
   auto corename = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "gotoblas_corename"));
@@ -179,9 +183,8 @@ std::string describe_host() {
   const std::string model = cpuinfo("model name");
   out += "- CPU: " + (model.empty() ? std::string("unknown") : model) + ", " +
          std::to_string(std::thread::hardware_concurrency()) + " logical cores; flags:";
-  const std::string flags = " " + cpuinfo("flags") + " ";
   for (const char* f : {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"})
-    if (flags.find(std::string(" ") + f + " ") != std::string::npos) out += std::string(" ") + f;
+    if (cpu_has_flag(f)) out += std::string(" ") + f;
   out += "\n";
   const std::string kernels = blas_kernels();
   out += "- BLAS: ";
@@ -194,7 +197,7 @@ std::string describe_host() {
       // An AVX2 kernel set pinned on an AVX-512 CPU: float32 matmuls run at about 0.7x of what
       // OpenBLAS would pick itself (bench_step on a Zen 5).
       const bool avx2_set = kernels == "Haswell" || kernels == "Zen" || kernels == "Sandybridge";
-      if (avx2_set && flags.find(" avx512f ") != std::string::npos)
+      if (avx2_set && cpu_has_flag("avx512f"))
         out += "; this CPU has AVX-512, for which OpenBLAS has faster kernels: unset OPENBLAS_CORETYPE to use them";
     }
   }

@@ -47,6 +47,9 @@ void keep_freed_memory();
 // temporaries, before the optimizer's state is made). Off glibc, nothing.
 void return_freed_memory();
 
+// Whether /proc/cpuinfo lists this CPU flag ("avx512f", "avx512_bf16", ...); false off Linux.
+bool cpu_has_flag(const std::string& flag);
+
 // The name of the kernel set OpenBLAS dispatches to ("Haswell", "SkylakeX", ...), or "" when
 // the BLAS is not a DYNAMIC_ARCH OpenBLAS.
 std::string blas_kernels();

@@ -28,12 +28,11 @@ struct Operand {
   int ld;
   bool ok;
 };
+// (Both dimensions are above 1 here, so at most one of the two strides is 1.)
 Operand as_transposed(const at::Tensor& x) {
   const int64_t rows = x.size(1), cols = x.size(2);
-  if (x.stride(2) == 1 && x.stride(1) >= std::max<int64_t>(cols, 1) && x.stride(1) <= INT_MAX)
-    return {'N', static_cast<int>(std::max<int64_t>(x.stride(1), 1)), true};
-  if (x.stride(1) == 1 && x.stride(2) >= std::max<int64_t>(rows, 1) && x.stride(2) <= INT_MAX)
-    return {'T', static_cast<int>(std::max<int64_t>(x.stride(2), 1)), true};
+  if (x.stride(2) == 1 && x.stride(1) >= cols && x.stride(1) <= INT_MAX) return {'N', static_cast<int>(x.stride(1)), true};
+  if (x.stride(1) == 1 && x.stride(2) >= rows && x.stride(2) <= INT_MAX) return {'T', static_cast<int>(x.stride(2)), true};
   return {'?', 0, false};
 }
 

@@ -10,7 +10,6 @@
 #include <exception>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace hftrain {
 
@@ -22,9 +21,8 @@ thread_local bool t_inside = false;  // this thread is running a chunk
 // at exit the workers are blocked on the condition variable.
 class Pool {
  public:
-  explicit Pool(int threads) : pid_(::getpid()) {
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { loop(); });
-    for (std::thread& t : workers_) t.detach();
+  explicit Pool(int threads) : pid_(::getpid()), workers_(static_cast<size_t>(threads - 1)) {
+    for (size_t i = 0; i < workers_; ++i) std::thread([this] { loop(); }).detach();
   }
   pid_t pid() const { return pid_; }
 
@@ -37,7 +35,7 @@ class Pool {
       next_.store(0);
       failed_.store(false);
       error_ = nullptr;
-      busy_ = workers_.size();
+      busy_ = workers_;
       ++generation_;
     }
     wake_.notify_all();
@@ -83,7 +81,7 @@ class Pool {
   }
 
   const pid_t pid_;
-  std::vector<std::thread> workers_;
+  const size_t workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
   uint64_t generation_ = 0;

@@ -17,10 +17,6 @@ namespace {
 
 constexpr int64_t kGeluGrain = 16384;  // elements a thread takes at a time (64 KiB of each array)
 
-// The float constants the formula multiplies by (as ATen casts the doubles).
-const float kGeluCube = static_cast<float>(0.044715);
-const float kGeluScale = static_cast<float>(0.79788456080286535588);  // sqrt(2/pi)
-
 // e^x for x in [0, 20]: x = n ln2 + r, |r| <= ln2/2; e^r by its Taylor series to r^7
 // (truncation < 1.2e-8 relative), times 2^n built in the exponent bits.
 __attribute__((always_inline)) inline float exp_nonnegative(float x) {

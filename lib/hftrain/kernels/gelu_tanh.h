@@ -14,6 +14,10 @@
 
 namespace hftrain {
 
+// The float constants the formula multiplies by (as ATen casts the doubles 0.044715 and sqrt(2/pi)).
+inline constexpr float kGeluCube = static_cast<float>(0.044715);
+inline constexpr float kGeluScale = static_cast<float>(0.79788456080286535588);
+
 float tanh_vectorizable(float u);  // one element, for tests
 
 // y = gelu(x); n elements.

@@ -13,9 +13,6 @@ namespace hftrain {
 
 namespace {
 
-// The float constants ATen multiplies by when Python (or C++) passes these doubles.
-const float kCube = static_cast<float>(0.044715);
-const float kScale = static_cast<float>(std::sqrt(2.0 / M_PI));
 constexpr int64_t kGrain = 32768;
 
 // u = sqrt(2/pi) * (x + 0.044715 * x^3), as ATen's pow (x*x*x), mul, add, mul compute it.
@@ -27,7 +24,7 @@ at::Tensor inner(const at::Tensor& x) {
     for (int64_t i = b; i < e; ++i) {
       const float v = px[i];
       const float cube = v * v * v;
-      pu[i] = (v + cube * kCube) * kScale;
+      pu[i] = (v + cube * kGeluCube) * kGeluScale;
     }
   });
   return u;
@@ -61,7 +58,7 @@ class GeluNewFn : public torch::autograd::Function<GeluNewFn> {
     at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float v = px[i], th = pt[i];
-        const float du = kScale * (1.0f + 3.0f * kCube * v * v);
+        const float du = kGeluScale * (1.0f + 3.0f * kGeluCube * v * v);
         pdx[i] = pg[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
       }
     });

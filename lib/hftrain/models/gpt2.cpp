@@ -355,7 +355,7 @@ ModelOutput Gpt2LMHeadModel::forward(const Batch& batch, std::optional<double> n
   ModelOutput out;
   const at::Tensor x = hidden_states(batch);             // (B,T,C)
   const at::Tensor labels = batch_get(batch, "labels");  // (B,T), -100 ignored
-  if (labels.defined() && fuse_lm_head_loss(x, wte_->weight)) {        // the loss alone: no logits
+  if (labels.defined() && fuse_lm_head_loss(x, wte_->weight)) {  // the loss alone: no logits
     out.loss = causal_linear_cross_entropy(x, wte_->weight, labels, num_items_in_batch);
     return out;
   }
