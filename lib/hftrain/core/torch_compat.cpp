@@ -85,6 +85,35 @@ void set_default_threads() {
   if (blas_pool && !std::getenv("OPENBLAS_NUM_THREADS")) blas_threads(cores);
 }
 
+namespace {
+bool g_blas_workers_sleep = false;  // set by blas_workers_sleep_between_products()
+}  // namespace
+
+void blas_workers_sleep_between_products() {
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return;  // the user's choice wins
+  // OpenBLAS's pool threads spin (sched_yield) for 2^28 cycles, about a tenth of a second,
+  // after each product before they sleep. Between the products of a training step there is
+  // never that long, so they would hold every core but the caller's for the whole step, and the
+  // fused kernels' threads (kernels/cpu_threads.h) would get half a core each. With
+  // OPENBLAS_THREAD_TIMEOUT at its minimum (4: 16 cycles) they sleep as soon as a product ends
+  // and are woken by the next (bench_step: the small GPT-2's step 0.88x). OpenBLAS reads the
+  // variable when it starts its pool, which it did when it was loaded: so it is set, read,
+  // and the pool started again (nothing runs on it yet), then unset so that child processes
+  // (Python baselines among them) start as they would have.
+  using Fn = void (*)();
+  using IntFn = int (*)();
+  auto read_env = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_read_env"));
+  auto shutdown = reinterpret_cast<IntFn>(::dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
+  auto init = reinterpret_cast<IntFn>(::dlsym(RTLD_DEFAULT, "blas_thread_init"));
+  if (!read_env || !shutdown || !init) return;
+  ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+  read_env();
+  shutdown();
+  init();
+  ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
+  g_blas_workers_sleep = true;
+}
+
 void keep_freed_memory() {
 #if defined(__GLIBC__)
   // The user's malloc settings win.
@@ -206,10 +235,12 @@ std::string describe_host() {
   using GetThreads = int (*)();
   if (auto blas_threads = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads")))
     out += ", OpenBLAS " + std::to_string(blas_threads());
+  if (g_blas_workers_sleep) out += " (its workers sleep as soon as a product ends, as with OPENBLAS_THREAD_TIMEOUT=4)";
   return out + "\n";
 }
 
 void configure_host() {
+  blas_workers_sleep_between_products();
   set_default_threads();
   keep_freed_memory();
 }

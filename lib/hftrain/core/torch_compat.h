@@ -38,6 +38,11 @@ int process_cores();
 // OpenBLAS, its pool gets the cores and LibTorch's intra-op pool one thread (see the .cpp).
 void set_default_threads();
 
+// OpenBLAS's pool threads sleep as soon as a product ends instead of spinning for a tenth of a
+// second, so the cores are free for the work between products (see the .cpp), unless the user
+// set OPENBLAS_THREAD_TIMEOUT. Does nothing with another BLAS.
+void blas_workers_sleep_between_products();
+
 // Freed tensor memory stays in the process for the next step instead of going back to the
 // kernel (glibc malloc's thresholds; see the .cpp), unless the user set glibc's malloc
 // tunables. Off glibc, nothing.
@@ -58,7 +63,8 @@ std::string blas_kernels();
 // lines (after configure_host()).
 std::string describe_host();
 
-// What every hftrain process does first: set_default_threads() and keep_freed_memory().
+// What every hftrain process does first: blas_workers_sleep_between_products(),
+// set_default_threads() and keep_freed_memory().
 void configure_host();
 
 // torch.autocast(device_type, dtype) for a scope: eligible ops (matmuls, linear layers) run in

@@ -15,8 +15,9 @@ struct Fusions {
   // The LM head and its cross-entropy over row chunks, without the (tokens x vocab) float32
   // logits, their log-softmax and their gradient (training forwards of causal LMs).
   bool lm_head_loss = true;
-  // Attention by blocks of query rows (kernels/attention.h): no (B,H,T,T) matrices kept, and
-  // the masked half of a causal model's skipped (training forwards without dropout).
+  // Attention by blocks of query rows (kernels/attention.h): no (B,H,T,T) matrices kept, the
+  // masked half of a causal model's skipped, the heads side by side on every core, and no
+  // copies to split or merge them (training forwards without dropout).
   bool attention = true;
   // AdamW (adamw_torch, without amsgrad) in one pass over parameter, gradient and moments, on
   // every core (kernels/adamw_update.h).

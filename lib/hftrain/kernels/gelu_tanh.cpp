@@ -1,10 +1,10 @@
 #include "hftrain/kernels/gelu_tanh.h"
 
 #include "hftrain/kernels/cpu_threads.h"
+#include "hftrain/kernels/vec_exp.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 // Every function here is compiled without contraction into fused multiply-adds, so that the
 // clones for different instruction sets give the same results.
@@ -16,28 +16,6 @@ namespace hftrain {
 namespace {
 
 constexpr int64_t kGeluGrain = 16384;  // elements a thread takes at a time (64 KiB of each array)
-
-// e^x for x in [0, 20]: x = n ln2 + r, |r| <= ln2/2; e^r by its Taylor series to r^7
-// (truncation < 1.2e-8 relative), times 2^n built in the exponent bits.
-__attribute__((always_inline)) inline float exp_nonnegative(float x) {
-  const float kLog2e = 1.44269504088896341f;
-  const float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
-  const float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // ln 2 = hi + lo, hi exact in 9 bits
-  const float n = (x * kLog2e + kRound) - kRound;
-  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
 
 // tanh: below |u| = 0.625 its Taylor series to u^23 (truncation < 3e-10 relative); above,
 // 1 - 2 / (e^{2|u|} + 1) with the sign of u, where tanh >= 0.55 so the subtraction loses
@@ -57,7 +35,7 @@ __attribute__((always_inline)) inline float tanh_inline(float u) {
   p = p * z + 1.3333333333333333e-01f;
   p = p * z + -3.333333333333333e-01f;
   const float small = __builtin_copysignf(u + u * (z * p), u);  // keeps -0's sign
-  const float e = exp_nonnegative(2.0f * (a > 10.0f ? 10.0f : a));
+  const float e = exp_in_range(2.0f * (a > 10.0f ? 10.0f : a));
   const float large = __builtin_copysignf(1.0f - 2.0f / (e + 1.0f), u);
   return a < 0.625f ? small : large;
 }
