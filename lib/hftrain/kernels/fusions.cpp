@@ -19,6 +19,7 @@ const Switch kSwitches[] = {
     {"attention", &Fusions::attention},
     {"adamw", &Fusions::adamw},
     {"gelu", &Fusions::gelu},
+    {"linear", &Fusions::linear},
 };
 
 thread_local bool t_loss_only = false;

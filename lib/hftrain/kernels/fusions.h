@@ -25,8 +25,12 @@ struct Fusions {
   // The tanh GELU (gelu_new, gelu_pytorch_tanh) in one pass each way on every core, with a
   // vectorized tanh (kernels/gelu_tanh.h; training forwards).
   bool gelu = true;
+  // A linear layer's backward products (input and weight gradients) side by side, one per core,
+  // on two-core hosts (kernels/linear.h; training forwards).
+  bool linear = true;
   bool operator==(const Fusions& o) const {
-    return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw && gelu == o.gelu;
+    return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw && gelu == o.gelu &&
+           linear == o.linear;
   }
 };
 

@@ -7,6 +7,7 @@
 #include "hftrain/core/strings.h"
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/kernels/attention.h"
+#include "hftrain/kernels/linear.h"
 #include "hftrain/kernels/linear_cross_entropy.h"
 #include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
@@ -109,9 +110,7 @@ class Conv1D : public torch::nn::Module, public LoraHost {
   }
   // x (..., nx) -> (..., nf)
   at::Tensor forward(const at::Tensor& x) {
-    std::vector<int64_t> size_out = x.sizes().vec();
-    size_out.back() = weight.size(1);
-    return add_lora(x, at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(size_out), is_training());
+    return add_lora(x, linear_layer(x, weight, bias, /*weight_in_out=*/true), is_training());
   }
   std::pair<int64_t, int64_t> lora_shape() const override { return {weight.size(1), weight.size(0)}; }
   at::Tensor& lora_base_weight() override { return weight; }

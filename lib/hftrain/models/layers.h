@@ -2,6 +2,7 @@
 // additive attention mask, dropout, and ForCausalLMLoss.
 #pragma once
 
+#include "hftrain/kernels/linear.h"
 #include "hftrain/models/lora.h"
 
 #include <ATen/core/Tensor.h>
@@ -24,7 +25,9 @@ namespace hftrain {
 class LinearImpl : public torch::nn::LinearImpl, public LoraHost {
  public:
   using torch::nn::LinearImpl::LinearImpl;
-  at::Tensor forward(const at::Tensor& x) { return add_lora(x, torch::nn::LinearImpl::forward(x), is_training()); }
+  at::Tensor forward(const at::Tensor& x) {
+    return add_lora(x, linear_layer(x, weight, bias, /*weight_in_out=*/false), is_training());
+  }
   std::pair<int64_t, int64_t> lora_shape() const override { return {weight.size(0), weight.size(1)}; }
   at::Tensor& lora_base_weight() override { return weight; }
 };
