@@ -2,6 +2,7 @@
 // and addmm (what nn.Linear and transformers' Conv1D compute): the same output, the same
 // gradients within float rounding, and only the gradients asked for.
 #include "hftrain/builtins.h"
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/kernels/fusions.h"
 #include "hftrain/kernels/linear.h"
 #include "compare.h"
@@ -68,4 +69,22 @@ TEST_CASE("in training, the side-by-side linear layers give GPT-2 and Llama the 
     plain.linear = false;
     check_same_training(training_pass(name, batch, std::nullopt, fused), training_pass(name, batch, std::nullopt, plain));
   }
+}
+
+TEST_CASE("under bf16 autocast a linear layer is autocast's, fused or not", "[unit][kernels]") {
+  at::manual_seed(13);
+  const at::Tensor x0 = at::randn({4, 16}), w0 = at::randn({8, 16}), b0 = at::randn({8});
+  at::Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_(), b = b0.clone().requires_grad_();
+  at::Tensor ref;
+  {
+    hftrain::compat::AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16);
+    ref = at::linear(x0, w0, b0);
+    hftrain::LossOnlyScope training;
+    const at::Tensor out = hftrain::linear_layer(x, w, b, false);
+    CHECK(out.scalar_type() == at::kBFloat16);
+    CHECK(at::equal(out, ref));
+    out.sum().backward();
+  }
+  CHECK(w.grad().scalar_type() == at::kFloat);
+  CHECK(x.grad().defined());
 }

@@ -160,6 +160,8 @@ void autocast_set_dtype(c10::DeviceType d, at::ScalarType t) {
 }  // namespace
 #endif
 
+bool cpu_autocast_enabled() { return autocast_enabled(c10::DeviceType::CPU); }
+
 AutocastGuard::AutocastGuard(c10::DeviceType device, at::ScalarType dtype) : device_(device) {
   if (dtype == at::kFloat) return;
   active_ = true;

@@ -67,6 +67,10 @@ std::string describe_host();
 // set_default_threads() and keep_freed_memory().
 void configure_host();
 
+// Whether autocast is on for the CPU here (a kernel of hftrain's own that runs float32
+// products itself must then leave them to ATen, which autocast recasts).
+bool cpu_autocast_enabled();
+
 // torch.autocast(device_type, dtype) for a scope: eligible ops (matmuls, linear layers) run in
 // `dtype`, the rest as autocast's lists say. Disabled (no effect) when dtype is float32.
 // LibTorch 2.4 names the switches per device type; earlier versions per device.

@@ -1,5 +1,6 @@
 #include "hftrain/kernels/linear.h"
 
+#include "hftrain/core/torch_compat.h"
 #include "hftrain/kernels/blas.h"
 #include "hftrain/kernels/cpu_threads.h"
 #include "hftrain/kernels/fusions.h"
@@ -73,7 +74,8 @@ at::Tensor linear_side_by_side(const at::Tensor& x, const at::Tensor& weight, co
 }
 
 at::Tensor linear_layer(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool weight_in_out) {
-  const bool fused = fusions().linear && loss_only() && cpu_threads() == 2 && x.device().is_cpu() &&
+  const bool fused = fusions().linear && loss_only() && cpu_threads() == 2 && !compat::cpu_autocast_enabled() &&
+                     x.device().is_cpu() &&
                      x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && weight.requires_grad() &&
                      (!bias.defined() || bias.scalar_type() == at::kFloat);
   if (fused) return linear_side_by_side(x, weight, bias, weight_in_out);

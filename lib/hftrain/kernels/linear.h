@@ -9,7 +9,7 @@
 // thread, so the results are those of the sequential path.
 //
 // Applies on exactly two cores (cpu_threads() == 2) with OpenBLAS, float32 CPU tensors, in
-// training forwards (LossOnlyScope) with the `linear` fusion on, and when both gradients are
+// training forwards (LossOnlyScope) with the `linear` fusion on, without autocast (bf16), and when both gradients are
 // wanted (a frozen weight, as under LoRA, leaves one product); elsewhere the plain ATen ops.
 // With more cores, one product split across all of them does better than two on one each.
 #pragma once
