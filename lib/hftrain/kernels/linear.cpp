@@ -6,6 +6,7 @@
 #include "hftrain/kernels/fusions.h"
 
 #include <ATen/Functions.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace hftrain {
@@ -42,11 +43,22 @@ class SideBySideLinearFn : public torch::autograd::Function<SideBySideLinearFn> 
     const at::Tensor g = grads[0].reshape({x2.size(0), -1});  // (N, out)
     const bool want_x = ctx->needs_input_grad(0), want_w = ctx->needs_input_grad(1),
                want_b = has_bias && ctx->needs_input_grad(2);
-    at::Tensor dx, dw, db;
-    const auto input_grad = [&] { dx = at::mm(g, in_out ? weight.t() : weight).view(ctx->saved_data["x_sizes"].toIntVector()); };
+    // The results are allocated here, on the calling thread: a tensor allocated on a worker
+    // would come from that thread's malloc arena, which keeps its own freed memory (the
+    // process's peak grew by 26 MB on the small GPT-2 that way).
+    const auto opts = g.options();
+    at::Tensor dx = want_x ? at::empty({x2.size(0), x2.size(1)}, opts) : at::Tensor();
+    at::Tensor dw = want_w ? at::empty(weight.sizes(), opts) : at::Tensor();
+    at::Tensor db = want_b ? at::empty({g.size(1)}, opts) : at::Tensor();
+    // Grad mode is per thread: a worker's is on, and out= products refuse to run under it.
+    const auto input_grad = [&] {
+      at::NoGradGuard no_grad;
+      at::mm_out(dx, g, in_out ? weight.t() : weight);
+    };
     const auto weight_grads = [&] {
-      if (want_w) dw = in_out ? at::mm(x2.t(), g) : at::mm(g.t(), x2);
-      if (want_b) db = g.sum(0);
+      at::NoGradGuard no_grad;
+      if (want_w) in_out ? at::mm_out(dw, x2.t(), g) : at::mm_out(dw, g.t(), x2);
+      if (want_b) at::sum_out(db, g, {0});
     };
     if (want_x && (want_w || want_b)) {
       BlasOnOneThread one;
@@ -60,6 +72,7 @@ class SideBySideLinearFn : public torch::autograd::Function<SideBySideLinearFn> 
       if (want_x) input_grad();
       weight_grads();
     }
+    if (want_x) dx = dx.view(ctx->saved_data["x_sizes"].toIntVector());
     return {dx, dw, db, at::Tensor()};
   }
 };
