@@ -4,6 +4,7 @@
 #include "hftrain/kernels/blas.h"
 #include "hftrain/kernels/cpu_threads.h"
 #include "hftrain/kernels/fusions.h"
+#include "hftrain/kernels/vec_dot.h"
 #include "hftrain/kernels/vec_exp.h"
 
 #include <ATen/Functions.h>
@@ -65,18 +66,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void probabilities_
 __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_grad_row(const float* p, float* dp,
                                                                                      int64_t n, float delta) {
   for (int64_t i = 0; i < n; ++i) dp[i] = p[i] * (dp[i] - delta);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) float dot_row(const float* a, const float* b,
-                                                                          int64_t n) {
-  float lane[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) lane[j] += a[i + j] * b[i + j];
-  float sum = 0.0f;
-  for (; i < n; ++i) sum += a[i] * b[i];
-  for (float l : lane) sum += l;
-  return sum;
 }
 
 // One head's matrices: a row-major (rows, D) matrix at `p` with row stride `ld`.
@@ -171,7 +160,7 @@ void backward_head(const Problem& pb, int64_t b, int64_t h, const Rows& out, con
     gemm_rows('T', 'N', kend, pb.D, rows, 1.0f, p, kend, dout.row(a), dout.ld, 1.0f, dv.p, dv.ld);
     gemm_rows('N', 'T', rows, kend, pb.D, 1.0f, dout.row(a), dout.ld, v.p, v.ld, 0.0f, ds, kend);
     for (int64_t i = 0; i < rows; ++i)
-      softmax_grad_row(p + i * kend, ds + i * kend, kend, dot_row(dout.row(a + i), out.row(a + i), pb.D));
+      softmax_grad_row(p + i * kend, ds + i * kend, kend, dot_product(dout.row(a + i), out.row(a + i), pb.D));
     gemm_rows('N', 'N', rows, pb.D, kend, pb.scale, ds, kend, k.p, k.ld, 0.0f, dq.row(a), dq.ld);
     gemm_rows('T', 'N', kend, pb.D, rows, pb.scale, ds, kend, q.row(a), q.ld, 1.0f, dk.p, dk.ld);
   }

@@ -20,6 +20,7 @@ const Switch kSwitches[] = {
     {"adamw", &Fusions::adamw},
     {"gelu", &Fusions::gelu},
     {"linear", &Fusions::linear},
+    {"norm", &Fusions::norm},
 };
 
 thread_local bool t_loss_only = false;

@@ -28,9 +28,12 @@ struct Fusions {
   // A linear layer's backward products (input and weight gradients) side by side, one per core,
   // on two-core hosts (kernels/linear.h; training forwards).
   bool linear = true;
+  // RMSNorm (the Llama family's, Gemma 2's) in one pass each way on every core
+  // (kernels/rms_norm.h; training forwards).
+  bool norm = true;
   bool operator==(const Fusions& o) const {
     return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw && gelu == o.gelu &&
-           linear == o.linear;
+           linear == o.linear && norm == o.norm;
   }
 };
 

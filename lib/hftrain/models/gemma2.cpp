@@ -5,6 +5,7 @@
 #include "hftrain/models/gemma2.h"
 
 #include "hftrain/core/error.h"
+#include "hftrain/kernels/rms_norm.h"
 #include "hftrain/models/gelu_new.h"
 #include "hftrain/models/layers.h"
 
@@ -52,6 +53,7 @@ class Gemma2RmsNorm : public torch::nn::Module {
  public:
   Gemma2RmsNorm(int64_t size, double eps) : eps_(eps) { weight = register_parameter("weight", at::zeros({size})); }
   at::Tensor forward(const at::Tensor& x) {
+    if (at::Tensor fused = rms_norm_fused_or_undefined(x, weight, eps_, 1.0); fused.defined()) return fused;
     const at::Tensor h = x.to(at::kFloat);
     const at::Tensor normed = h.mul(at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true).add(eps_)));
     return normed.mul(weight.to(at::kFloat).add(1.0)).to(x.scalar_type());

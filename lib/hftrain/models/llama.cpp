@@ -7,6 +7,7 @@
 #include "hftrain/core/torch_compat.h"
 #include "hftrain/kernels/attention.h"
 #include "hftrain/kernels/linear_cross_entropy.h"
+#include "hftrain/kernels/rms_norm.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/core/grad_mode.h>
@@ -113,6 +114,7 @@ at::Tensor rope_inv_freq(const LlamaConfig& c) {
 
 // LlamaRMSNorm: float32 x * rsqrt(mean(x^2) + eps), cast back, times weight.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (at::Tensor fused = rms_norm_fused_or_undefined(x, weight, eps, 0.0); fused.defined()) return fused;
   at::Tensor h = x.to(at::kFloat);
   h = h.mul(at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true).add(eps)));
   return weight.mul(h.to(x.scalar_type()));
