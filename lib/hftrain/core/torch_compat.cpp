@@ -90,7 +90,8 @@ bool g_blas_workers_sleep = false;  // set by blas_workers_sleep_between_product
 }  // namespace
 
 void blas_workers_sleep_between_products() {
-  if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return;  // the user's choice wins
+  // Once per process: the variable is unset again below, so a second call would not see it.
+  if (g_blas_workers_sleep || std::getenv("OPENBLAS_THREAD_TIMEOUT")) return;  // the user's choice wins
   // OpenBLAS's pool threads spin (sched_yield) for 2^28 cycles, about a tenth of a second,
   // after each product before they sleep. Between the products of a training step there is
   // never that long, so they would hold every core but the caller's for the whole step, and the
