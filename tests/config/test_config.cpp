@@ -99,13 +99,13 @@ TEST_CASE("fused: true, false or a mapping of the fusions; anything else names t
   CHECK(resolve_yaml("output_dir: out\n").fused == hftrain::Fusions{});  // all on by default
   const hftrain::Config off = resolve_yaml("fused: false\n");
   CHECK((!off.fused.lm_head_loss && !off.fused.attention && !off.fused.adamw && !off.fused.gelu && !off.fused.linear &&
-         !off.fused.norm));
+         !off.fused.norm && !off.fused.swiglu));
   const hftrain::Config some = resolve_yaml("fused:\n  attention: false\n");
   CHECK((some.fused.lm_head_loss && !some.fused.attention && some.fused.adamw && some.fused.gelu && some.fused.linear &&
-         some.fused.norm));
+         some.fused.norm && some.fused.swiglu));
   CHECK(hftrain::config_to_json(some)["fused"] ==
         json{{"lm_head_loss", true}, {"attention", false}, {"adamw", true}, {"gelu", true}, {"linear", true},
-             {"norm", true}});
+             {"norm", true}, {"swiglu", true}});
   CHECK_THAT(user_error("fused:\n  atention: false\n"),
              Catch::Contains("unknown fusion \"atention\"") && Catch::Contains("did you mean \"attention\""));
   CHECK_THAT(user_error("fused:\n  attention: 1\n"), Catch::Contains("fused.attention must be true or false, got 1"));

@@ -21,6 +21,7 @@ const Switch kSwitches[] = {
     {"gelu", &Fusions::gelu},
     {"linear", &Fusions::linear},
     {"norm", &Fusions::norm},
+    {"swiglu", &Fusions::swiglu},
 };
 
 thread_local bool t_loss_only = false;

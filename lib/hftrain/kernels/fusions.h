@@ -31,9 +31,12 @@ struct Fusions {
   // RMSNorm (the Llama family's, Gemma 2's) in one pass each way on every core
   // (kernels/rms_norm.h; training forwards).
   bool norm = true;
+  // SwiGLU's silu(gate) * up (the Llama family's MLP) in one pass each way on every core,
+  // silu(gate) made again in backward instead of kept (kernels/swiglu.h; training forwards).
+  bool swiglu = true;
   bool operator==(const Fusions& o) const {
     return lm_head_loss == o.lm_head_loss && attention == o.attention && adamw == o.adamw && gelu == o.gelu &&
-           linear == o.linear && norm == o.norm;
+           linear == o.linear && norm == o.norm && swiglu == o.swiglu;
   }
 };
 

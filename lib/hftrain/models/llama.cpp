@@ -8,6 +8,7 @@
 #include "hftrain/kernels/attention.h"
 #include "hftrain/kernels/linear_cross_entropy.h"
 #include "hftrain/kernels/rms_norm.h"
+#include "hftrain/kernels/swiglu.h"
 #include "hftrain/models/layers.h"
 
 #include <ATen/core/grad_mode.h>
@@ -204,9 +205,9 @@ class LlamaMlp : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) {
     if (gate_up_proj_) {
       const at::Tensor gu = gate_up_proj_->forward(x);
-      return down_proj_->forward(gu.slice(-1, intermediate_).mul(at::silu(gu.slice(-1, 0, intermediate_))));
+      return down_proj_->forward(swiglu(gu.slice(-1, 0, intermediate_), gu.slice(-1, intermediate_)));
     }
-    return down_proj_->forward(at::silu(gate_proj_->forward(x)).mul(up_proj_->forward(x)));
+    return down_proj_->forward(swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
   }
 
  private:
