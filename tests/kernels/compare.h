@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -63,6 +64,21 @@ inline void check_same_training(const TrainingPass& fused, const TrainingPass& u
     INFO(key);
     REQUIRE(fused.grads.count(key));
     CHECK(grad_close(fused.grads.at(key), g));
+  }
+}
+
+// Each golden model's training pass on a batch of random tokens (labels the ids) with every
+// fusion on equals the pass with the one fusion `off` switched off.
+inline void check_fusion_in_training(std::initializer_list<const char*> names, bool Fusions::*off) {
+  at::manual_seed(5);
+  const at::Tensor ids = at::randint(64, {2, 12}, at::kLong);
+  const Batch batch = {{"input_ids", ids}, {"labels", ids.clone()}};
+  for (const char* name : names) {
+    INFO(name);
+    Fusions fused, unfused;
+    unfused.*off = false;
+    check_same_training(training_pass(name, batch, std::nullopt, fused),
+                        training_pass(name, batch, std::nullopt, unfused));
   }
 }
 

@@ -11,9 +11,8 @@
 #include <ATen/Functions.h>
 #include <catch2/catch.hpp>
 
-using hftrain::test::check_same_training;
+using hftrain::test::check_fusion_in_training;
 using hftrain::test::grad_close;
-using hftrain::test::training_pass;
 
 TEST_CASE("the side-by-side linear layer gives ATen's output and gradients, stored either way, with or without bias",
           "[unit][kernels]") {
@@ -60,15 +59,7 @@ TEST_CASE("the side-by-side linear layer makes only the gradients asked for (a f
 TEST_CASE("in training, the side-by-side linear layers give GPT-2 and Llama the plain loss and parameter gradients",
           "[unit][kernels][models]") {
   hftrain::register_builtins();
-  at::manual_seed(5);
-  const at::Tensor ids = at::randint(64, {2, 12}, at::kLong);
-  const hftrain::Batch batch = {{"input_ids", ids}, {"labels", ids.clone()}};
-  for (const char* name : {"gpt2-clm", "llama-clm"}) {
-    INFO(name);
-    hftrain::Fusions fused, plain;
-    plain.linear = false;
-    check_same_training(training_pass(name, batch, std::nullopt, fused), training_pass(name, batch, std::nullopt, plain));
-  }
+  check_fusion_in_training({"gpt2-clm", "llama-clm"}, &hftrain::Fusions::linear);
 }
 
 TEST_CASE("under bf16 autocast a linear layer is autocast's, fused or not", "[unit][kernels]") {

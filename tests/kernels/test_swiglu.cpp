@@ -10,10 +10,9 @@
 #include <ATen/Functions.h>
 #include <catch2/catch.hpp>
 
-using hftrain::test::check_same_training;
+using hftrain::test::check_fusion_in_training;
 using hftrain::test::grad_close;
 using hftrain::test::rel_diff;
-using hftrain::test::training_pass;
 
 TEST_CASE("the fused SwiGLU gate gives ATen's silu(a) * b and its gradients, separate or packed", "[unit][kernels]") {
   at::manual_seed(31);
@@ -42,14 +41,5 @@ TEST_CASE("the fused SwiGLU gate gives ATen's silu(a) * b and its gradients, sep
 TEST_CASE("in training, the fused SwiGLU gate gives the Llama family the unfused loss and parameter gradients",
           "[unit][kernels][models]") {
   hftrain::register_builtins();
-  at::manual_seed(5);
-  const at::Tensor ids = at::randint(64, {2, 12}, at::kLong);
-  const hftrain::Batch batch = {{"input_ids", ids}, {"labels", ids.clone()}};
-  for (const char* name : {"llama-clm", "phi3-clm", "qwen2-clm"}) {
-    INFO(name);
-    hftrain::Fusions fused, unfused;
-    unfused.swiglu = false;
-    check_same_training(training_pass(name, batch, std::nullopt, fused),
-                        training_pass(name, batch, std::nullopt, unfused));
-  }
+  check_fusion_in_training({"llama-clm", "phi3-clm", "qwen2-clm"}, &hftrain::Fusions::swiglu);
 }
